@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "ConnectXpert",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "connectxpert", targets: ["connectxpert"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+    ],
+    targets: [
+        // C shims: one small target per C library.
+        .systemLibrary(name: "CInotifyTools", providers: [.apt(["libinotifytools0-dev"])]),
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "CSystemShims"),
+
+        // Syscalls with EINTR retry and typed errno errors.
+        .target(name: "ConnectXpertSystem", dependencies: ["CSystemShims"]),
+        // policies.yaml: model, decoding, validation, messages.
+        .target(name: "ConnectXpertPolicy", dependencies: [
+            "ConnectXpertSystem",
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        // The durable transfer journal (SQLite, WAL).
+        .target(name: "ConnectXpertJournal", dependencies: ["CSQLite", "ConnectXpertSystem"]),
+        // Spool layout, names, the inotify watcher.
+        .target(name: "ConnectXpertSpool", dependencies: [
+            "CInotifyTools", "ConnectXpertSystem", "ConnectXpertPolicy",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The transport protocol and the local-directory drop.
+        .target(name: "ConnectXpertTransport", dependencies: ["ConnectXpertSystem", "ConnectXpertPolicy"]),
+        // Outbox sender, inbox poller, retry, the daemon's services.
+        .target(name: "ConnectXpertEngine", dependencies: [
+            "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
+            "ConnectXpertSpool", "ConnectXpertTransport",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        ]),
+        .executableTarget(name: "connectxpert", dependencies: [
+            "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
+            "ConnectXpertSpool", "ConnectXpertEngine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        .testTarget(name: "ConnectXpertPolicyTests", dependencies: ["ConnectXpertPolicy"]),
+        .testTarget(name: "ConnectXpertSpoolTests", dependencies: ["ConnectXpertSpool", "ConnectXpertSystem"]),
+        .testTarget(name: "ConnectXpertJournalTests", dependencies: ["ConnectXpertJournal"]),
+        .testTarget(name: "ConnectXpertTransportTests", dependencies: ["ConnectXpertTransport", "ConnectXpertSystem"]),
+        .testTarget(name: "ConnectXpertCLITests", dependencies: ["ConnectXpertSystem"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,169 @@
+import ConnectXpertJournal
+import ConnectXpertPolicy
+import ConnectXpertSpool
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+import Logging
+import Synchronization
+
+/// How the agent runs: in the daemon a transient failure is retried in-process after a backoff;
+/// in a batch pass (`run --once`) it is left for the next pass.
+public enum RunMode: Sendable { case daemon, batch }
+
+/// What one run did, for the batch summary.
+public struct Tally: Sendable, Equatable {
+    public var sent = 0
+    public var received = 0
+    /// Moved to `failed/` (or, for incoming files, left on the remote) because they need a person.
+    public var failed = 0
+    /// Transient failures left for a later attempt.
+    public var deferred = 0
+}
+
+/// The transfer engine: owns the policy in force, the spool, the journal, the connections and the
+/// scheduler, and runs the send and receive pipelines (see `Sending.swift`, `Receiving.swift`).
+public final class Agent: Sendable {
+    public let spool: Spool
+    public let journal: Journal
+    let logger: Logger
+    let mode: RunMode
+    let pool = ConnectionPool()
+    let scheduler: Scheduler
+    private let current: PolicyBox
+    let tallies = Mutex(Tally())
+    /// Remote names already warned about, so each poll does not repeat the warning.
+    let warned = Mutex(Set<String>())
+
+    public init(policy: Policy, mode: RunMode, logger: Logger) throws {
+        spool = Spool(root: policy.spool)
+        try spool.createLayout()
+        journal = try Journal(path: spool.journal)
+        let current = PolicyBox(policy)
+        self.current = current
+        self.logger = logger
+        self.mode = mode
+        scheduler = Scheduler(threads: 16) { remote in
+            current.value.withLock { $0.remotes[remote]?.maxConnections ?? 1 }
+        }
+    }
+
+    public var policy: Policy { current.value.withLock { $0 } }
+
+    public var tally: Tally { tallies.withLock { $0 } }
+
+    /// Puts a new policy in force. The spool cannot move while running.
+    public func replacePolicy(_ policy: Policy) {
+        let old = self.policy
+        if policy.spool != old.spool {
+            logger.warning("the spool folder changed; it takes effect when the agent restarts",
+                           metadata: ["policy.spool": "\(policy.spool)"])
+        }
+        var adjusted = policy
+        adjusted.spool = old.spool
+        current.value.withLock { $0 = adjusted }
+        pool.retain(only: adjusted.remotes)
+    }
+
+    // MARK: Work intake
+
+    /// Picks up transfers a previous run left unfinished (after a crash or a stop).
+    public func recover() throws {
+        for record in try journal.unfinished() {
+            switch record.direction {
+            case .outgoing: enqueueSend(recipient: record.peer, path: record.source)
+            case .incoming: enqueueResume(record)
+            }
+        }
+    }
+
+    /// Queues every file waiting in the outbox (or in one recipient's folder).
+    public func scanOutbox(recipient: String? = nil) {
+        do {
+            for entry in try spool.scanOutbox(recipient: recipient) {
+                enqueueSend(recipient: entry.recipient, path: entry.path)
+            }
+        } catch {
+            logger.error("cannot scan the outbox", metadata: ["spool.error": "\(error)"])
+        }
+    }
+
+    /// Queues one outbox file; `closed: false` when only its creation was seen.
+    public func enqueueSend(recipient: String, path: String, closed: Bool = true) {
+        let remote = policy.outboxRule(for: recipient)?.remote ?? ""
+        scheduler.enqueue(JobKey("out", recipient, path), remote: remote) { [self] in
+            send(recipient: recipient, path: path, closed: closed)
+        }
+    }
+
+    /// Queues one listing pass of every inbox rule.
+    public func pollInboxes() {
+        for index in policy.inbox.indices { pollInbox(ruleIndex: index) }
+    }
+
+    public func pollInbox(ruleIndex: Int) {
+        guard let rule = policy.inbox[safe: ruleIndex] else { return }
+        scheduler.enqueue(JobKey("poll", "\(ruleIndex)"), remote: rule.remote) { [self] in
+            listInbox(ruleIndex: ruleIndex)
+        }
+    }
+
+    /// Blocks until all queued work is done (batch mode).
+    public func waitUntilIdle() { scheduler.waitUntilIdle() }
+
+    /// Stops taking work, aborts transfers in progress (they clean up their temporary files) and
+    /// waits for the workers to end.
+    public func shutdown() {
+        scheduler.stop()
+        pool.closeAll()
+    }
+
+    // MARK: Failures
+
+    /// What a failure calls for.
+    enum FailureKind { case transient, permanent, cancelled }
+
+    func classify(_ error: Error) -> FailureKind {
+        switch error {
+        case is TransferCancelled: return .cancelled
+        case let error as TransportError: return error.kind == .transient ? .transient : .permanent
+        case let error as PermanentFailure: _ = error; return .permanent
+        case let error as SystemError:
+            return [EACCES, EPERM, ENAMETOOLONG, ELOOP].contains(error.errno) ? .permanent : .transient
+        default: return .transient
+        }
+    }
+
+    /// Records a transient failure and decides when to try again; `nil` once the rule's
+    /// `give_up_after` has passed, which makes the failure permanent.
+    func scheduleRetry(_ record: inout TransferRecord, error: Error, retry: RetryPolicy) -> Double? {
+        let now = Date().timeIntervalSince1970
+        record.attempts += 1
+        record.firstFailure = record.firstFailure ?? now
+        record.lastError = "\(error)"
+        if now - (record.firstFailure ?? now) >= retry.giveUpAfter.seconds { return nil }
+        let delay = retry.delay(afterAttempt: record.attempts)
+        record.nextAttempt = now + delay
+        record.state = .queued
+        return delay
+    }
+
+    func count(_ change: (inout Tally) -> Void) { tallies.withLock { change(&$0) } }
+}
+
+/// The policy in force, shared with the scheduler's per-remote limit.
+final class PolicyBox: Sendable {
+    let value: Mutex<Policy>
+    init(_ policy: Policy) { value = Mutex(policy) }
+}
+
+/// A failure that no retry can fix, with what the person should do.
+struct PermanentFailure: Error, CustomStringConvertible {
+    let reason: String
+    let advice: String
+    var description: String { reason }
+}
+
+extension Array {
+    subscript(safe index: Int) -> Element? { indices.contains(index) ? self[index] : nil }
+}

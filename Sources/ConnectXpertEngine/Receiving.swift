@@ -1,0 +1,271 @@
+import ConnectXpertJournal
+import ConnectXpertPolicy
+import ConnectXpertSpool
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+import Logging
+
+/// The receive pipeline, journaled like the send pipeline:
+///
+///     queued → transferring (to a local temp name) → staged (complete, fsynced) → delivered
+///     (renamed into the destination, directory fsynced) → done (remote copy deleted)
+///
+/// The remote copy is deleted only once the local one is durable.
+extension Agent {
+    /// Lists the drops one inbox rule reads and queues a download for each file found.
+    func listInbox(ruleIndex: Int) -> JobOutcome {
+        let policy = self.policy
+        guard let rule = policy.inbox[safe: ruleIndex], let remote = policy.remotes[rule.remote],
+              let pattern = SenderFolderPattern(template: rule.remoteFolder, recipient: policy.identity.id) else {
+            return .finished
+        }
+        var log = logger
+        log[metadataKey: "transfer.remote"] = "\(remote.name)"
+        do {
+            try pool.withConnection(to: remote) { transport in
+                for folder in try transport.list(pattern.parent) where folder.kind == .directory {
+                    guard let sender = pattern.sender(inFolderNamed: folder.name), rule.senders.anyMatches(sender) else {
+                        continue
+                    }
+                    try collect(transport, folder: pattern.folder(for: sender), below: "", depth: 0) { path, entry in
+                        enqueueReceive(ruleIndex: ruleIndex, remote: remote.name, sender: sender,
+                                       folder: pattern.folder(for: sender), path: path)
+                    }
+                }
+            }
+        } catch {
+            log.warning("cannot list the inbox drops", metadata: ["transfer.error": "\(error)"])
+            if mode == .batch { count { $0.deferred += 1 } }
+        }
+        return .finished
+    }
+
+    /// Walks a sender's folder; hands over regular files with safe names, skips temp names,
+    /// and leaves unsafe names, links and special files on the remote with a log line.
+    private func collect(_ transport: any Transport, folder: String, below: String, depth: Int,
+                         _ found: (String, RemoteEntry) -> Void) throws {
+        for entry in try transport.list(joinPath(folder, below)) {
+            let path = below.isEmpty ? entry.name : below + "/" + entry.name
+            if let problem = Names.problem(withComponent: entry.name) {
+                if !Names.isTemporary(entry.name) || entry.name.hasPrefix("..") {
+                    warnOnce("unsafe remote name left on the remote: \(problem)", key: folder + "/" + path,
+                             metadata: ["transfer.source": "\(Names.printable(joinPath(folder, path)))"])
+                }
+                continue
+            }
+            switch entry.kind {
+            case .file where !Names.isTemporary(entry.name):
+                found(path, entry)
+            case .directory where depth < 32:
+                try collect(transport, folder: folder, below: path, depth: depth + 1, found)
+            case .symlink, .other:
+                warnOnce("remote entry is not a regular file; left on the remote", key: folder + "/" + path,
+                         metadata: ["transfer.source": "\(Names.printable(joinPath(folder, path)))"])
+            default:
+                break
+            }
+        }
+    }
+
+    private func warnOnce(_ message: Logger.Message, key: String, metadata: Logger.Metadata) {
+        guard warned.withLock({ $0.insert(key).inserted }) else { return }
+        logger.warning(message, metadata: metadata)
+    }
+
+    func enqueueReceive(ruleIndex: Int, remote: String, sender: String, folder: String, path: String) {
+        let source = joinPath(folder, path)
+        scheduler.enqueue(JobKey("in", remote, source), remote: remote) { [self] in
+            receive(ruleIndex: ruleIndex, sender: sender, source: source, relative: path)
+        }
+    }
+
+    /// Resumes an incoming transfer found unfinished in the journal.
+    func enqueueResume(_ record: TransferRecord) {
+        guard let index = policy.inbox.firstIndex(where: { $0.remote == record.remote && $0.senders.anyMatches(record.peer) }) else {
+            logger.warning("an unfinished download has no inbox rule any more; left as it is",
+                           metadata: ["transfer.source": "\(record.source)", "transfer.remote": "\(record.remote)"])
+            return
+        }
+        scheduler.enqueue(JobKey("in", record.remote, record.source), remote: record.remote) { [self] in
+            receive(ruleIndex: index, sender: record.peer, source: record.source, relative: nil)
+        }
+    }
+
+    /// One remote file. `relative` is its path below the sender's folder (nil when resuming, where
+    /// the journal already holds the destination).
+    func receive(ruleIndex: Int, sender: String, source: String, relative: String?) -> JobOutcome {
+        let policy = self.policy
+        guard let rule = policy.inbox[safe: ruleIndex], let remote = policy.remotes[rule.remote] else { return .finished }
+        var log = logger
+        log[metadataKey: "transfer.remote"] = "\(remote.name)"
+        log[metadataKey: "transfer.sender"] = "\(sender)"
+        log[metadataKey: "transfer.source"] = "\(source)"
+        var record: TransferRecord?
+        do {
+            let started = Date()
+            let received = try pool.withConnection(to: remote) { transport -> Bool in
+                record = try journal.active(.incoming, remote: remote.name, peer: sender, source: source)
+                if record == nil {
+                    guard let relative, let entry = try transport.entry(at: source), entry.kind == .file else { return false }
+                    if !rule.deleteRemote,
+                       let done = try journal.lastDone(.incoming, remote: remote.name, peer: sender, source: source),
+                       done.size == entry.size, done.modificationNanoseconds == entry.modificationNanoseconds {
+                        return false  // kept on the remote and received already
+                    }
+                    if let limit = rule.maxSize, entry.size > limit.bytes {
+                        warnOnce("remote file is over the inbox max_size of \(limit); left on the remote", key: source,
+                                 metadata: ["transfer.bytes": "\(entry.size)"])
+                        return false
+                    }
+                    var fresh = try journal.begin(.incoming, peer: sender, remote: remote.name, source: source,
+                                                  size: entry.size, modificationNanoseconds: entry.modificationNanoseconds, inode: 0)
+                    fresh.destination = joinPath(destinationFolder(rule, sender: sender), relative)
+                    try journal.save(fresh)
+                    record = fresh
+                }
+                try advance(&record!, through: transport, rule: rule, log: log)
+                return true
+            }
+            guard received else {
+                if let record { try? journal.forget(id: record.id) }
+                return .finished
+            }
+            log.info("received", metadata: [
+                "transfer.destination": "\(record?.destination ?? "")", "transfer.bytes": "\(record?.size ?? 0)",
+                "transfer.duration": "\(String(format: "%.3f", Date().timeIntervalSince(started)))s",
+            ])
+            count { $0.received += 1 }
+            return .finished
+        } catch {
+            var log = log
+            log[metadataKey: "transfer.error"] = "\(error)"
+            switch classify(error) {
+            case .cancelled:
+                if var record, record.state == .transferring, let temporary = record.temporary {
+                    try? FileSystem.removeIfPresent(temporary)
+                    record.temporary = nil
+                    record.state = .queued
+                    try? journal.save(record)
+                }
+                return .finished
+            case .transient:
+                if var record {
+                    record.attempts += 1
+                    record.lastError = "\(error)"
+                    try? journal.save(record)
+                }
+                log.warning("download failed; will retry")
+                if mode == .batch {
+                    count { $0.deferred += 1 }
+                    return .finished
+                }
+                return .retry(after: RetryPolicy.default.delay(afterAttempt: record?.attempts ?? 1))
+            case .permanent:
+                // The remote copy stays where it is; a person has to look.
+                if var record {
+                    if let temporary = record.temporary { try? FileSystem.removeIfPresent(temporary) }
+                    record.state = .failed
+                    record.lastError = "\(error)"
+                    try? journal.save(record)
+                }
+                log.error("cannot receive; the file is left on the remote")
+                count { $0.failed += 1 }
+                return .finished
+            }
+        }
+    }
+
+    private func destinationFolder(_ rule: InboxRule, sender: String) -> String {
+        let rendered = rule.destination.render(["sender": sender, "spool": spool.root, "date": PathTemplate.today()])
+        return absolutePath(rendered, relativeTo: parentDirectory(of: policy.sourceFile))
+    }
+
+    private func advance(_ record: inout TransferRecord, through transport: any Transport, rule: InboxRule,
+                         log: Logger) throws {
+        switch record.state {
+        case .queued, .transferring:
+            try download(&record, through: transport, log: log)
+            fallthrough
+        case .staged:
+            try place(&record, conflict: rule.conflict)
+            fallthrough
+        case .delivered:
+            if rule.deleteRemote { try transport.delete(record.source) }
+            record.state = .done
+            try journal.save(record)
+        case .done, .failed:
+            break
+        }
+    }
+
+    /// Copies the remote file to a local temporary name and makes it durable.
+    private func download(_ record: inout TransferRecord, through transport: any Transport, log: Logger) throws {
+        if let leftover = record.temporary { try FileSystem.removeIfPresent(leftover) }
+        guard let destination = record.destination else { throw TransportError(.transient, "journal record without a destination") }
+        guard let entry = try transport.entry(at: record.source), entry.kind == .file else {
+            throw SourceGone()
+        }
+        let folder = parentDirectory(of: destination)
+        let temporary = joinPath(folder, ".\(lastComponent(of: destination)).cx\(record.id).part")
+        try FileSystem.createDirectories(folder)
+        record.temporary = temporary
+        record.size = entry.size
+        record.modificationNanoseconds = entry.modificationNanoseconds
+        record.state = .transferring
+        try journal.save(record)
+
+        let file = try FileDescriptor.create(temporary)
+        let id = record.id
+        var lastSaved = Date()
+        let bytes = try transport.download(record.source, to: file) { bytes in
+            if Date().timeIntervalSince(lastSaved) > 0.5 {
+                try? journal.saveProgress(id: id, bytes: bytes)
+                lastSaved = Date()
+            }
+            return !scheduler.isStopping
+        }
+        guard bytes == entry.size else {
+            try FileSystem.removeIfPresent(temporary)
+            throw TransportError(.transient, "\(transport.endpoint)/\(record.source) was listed with \(entry.size) bytes but \(bytes) arrived")
+        }
+        try file.sync()
+        try FileSystem.setModificationTime(temporary, nanoseconds: entry.modificationNanoseconds)
+        record.bytesDone = bytes
+        record.state = .staged
+        try journal.save(record)
+    }
+
+    /// Renames the local temporary file to its final name and makes the rename durable.
+    private func place(_ record: inout TransferRecord, conflict: ConflictHandling) throws {
+        guard let temporary = record.temporary, let wanted = record.destination else {
+            throw TransportError(.transient, "journal record without names")
+        }
+        if try FileSystem.status(temporary) != nil {
+            var candidate = wanted
+            var number = 0
+            while true {
+                do {
+                    if conflict == .overwrite {
+                        try FileSystem.rename(temporary, to: candidate)
+                    } else {
+                        try FileSystem.renameNoReplace(temporary, to: candidate)
+                    }
+                    break
+                } catch let error as SystemError where error.isAlreadyExists {
+                    if conflict == .fail {
+                        throw PermanentFailure(reason: "\(candidate) exists already and the inbox rule says conflict: fail",
+                                               advice: "move the local file away; the remote copy is kept until then")
+                    }
+                    number += 1
+                    candidate = Names.alternative(to: wanted, number: number)
+                    record.destination = candidate
+                    try journal.save(record)
+                }
+            }
+            try FileSystem.syncDirectory(parentDirectory(of: candidate))
+        }
+        record.state = .delivered
+        try journal.save(record)
+    }
+}

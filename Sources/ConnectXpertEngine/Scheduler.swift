@@ -1,0 +1,143 @@
+import Foundation
+
+/// What a job asks for when it ends.
+public enum JobOutcome: Sendable {
+    case finished
+    /// Run the job again after this many seconds (a transient failure).
+    case retry(after: Double)
+}
+
+/// Identifies a job so one file is never worked on twice at once. Compared byte by byte: two names
+/// that differ only in Unicode normalisation (NFC and NFD) are different files on Linux.
+public struct JobKey: Hashable, Sendable, CustomStringConvertible {
+    private let bytes: [UInt8]
+    public let description: String
+
+    public init(_ parts: String...) {
+        description = parts.joined(separator: ":")
+        bytes = Array(parts.joined(separator: "\0").utf8)
+    }
+}
+
+/// A pool of worker threads that runs jobs: transports block, so jobs run on threads of their own
+/// rather than on Swift's cooperative pool. A job enqueued while it runs runs once more afterwards;
+/// each remote gets at most its `max_connections` jobs at once.
+public final class Scheduler: @unchecked Sendable {
+    public typealias Work = @Sendable () -> JobOutcome
+
+    private struct Job {
+        let key: JobKey
+        let remote: String
+        let work: Work
+    }
+
+    private struct State {
+        var queue: [Job] = []
+        var queued: Set<JobKey> = []
+        var running: Set<JobKey> = []
+        var again: [JobKey: Job] = [:]
+        var runningPerRemote: [String: Int] = [:]
+        var waitingRetries = 0
+        var stopping = false
+        var liveThreads = 0
+    }
+
+    /// Guards `state`; workers and waiters sleep on it.
+    private let condition = NSCondition()
+    private var state = State()
+    private let limit: @Sendable (String) -> Int
+
+    /// - Parameter limit: how many jobs of a remote may run at once.
+    public init(threads: Int, limit: @escaping @Sendable (String) -> Int) {
+        self.limit = limit
+        state.liveThreads = threads
+        for index in 0..<threads {
+            let thread = Thread { [self] in workerLoop() }
+            thread.name = "transfer-\(index)"
+            thread.start()
+        }
+    }
+
+    /// Adds a job. A job already waiting under the same key is replaced (the newer call knows more);
+    /// a running one is run again afterwards.
+    public func enqueue(_ key: JobKey, remote: String, work: @escaping Work) {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !state.stopping else { return }
+        let job = Job(key: key, remote: remote, work: work)
+        if state.running.contains(key) {
+            state.again[key] = job
+        } else if state.queued.insert(key).inserted {
+            state.queue.append(job)
+            condition.broadcast()
+        } else if let index = state.queue.firstIndex(where: { $0.key == key }) {
+            state.queue[index] = job
+        }
+    }
+
+    /// Blocks until nothing is queued, running or waiting to retry.
+    public func waitUntilIdle() {
+        condition.lock()
+        defer { condition.unlock() }
+        while !(state.queue.isEmpty && state.running.isEmpty && state.waitingRetries == 0) || (state.stopping && state.liveThreads > 0) {
+            if state.stopping && state.running.isEmpty { break }
+            condition.wait()
+        }
+    }
+
+    /// Drops what is queued, lets running jobs end (they see `isStopping`), and ends the threads.
+    public func stop() {
+        condition.lock()
+        state.stopping = true
+        state.queue.removeAll()
+        state.queued.removeAll()
+        state.again.removeAll()
+        condition.broadcast()
+        while state.liveThreads > 0 { condition.wait() }
+        condition.unlock()
+    }
+
+    public var isStopping: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return state.stopping
+    }
+
+    private func workerLoop() {
+        condition.lock()
+        while true {
+            if state.stopping { break }
+            guard let index = state.queue.firstIndex(where: { state.runningPerRemote[$0.remote, default: 0] < limit($0.remote) }) else {
+                condition.wait()
+                continue
+            }
+            let job = state.queue.remove(at: index)
+            state.queued.remove(job.key)
+            state.running.insert(job.key)
+            state.runningPerRemote[job.remote, default: 0] += 1
+            condition.unlock()
+
+            let outcome = job.work()
+
+            condition.lock()
+            state.running.remove(job.key)
+            state.runningPerRemote[job.remote, default: 1] -= 1
+            if let again = state.again.removeValue(forKey: job.key), !state.stopping {
+                state.queued.insert(again.key)
+                state.queue.append(again)
+            } else if case .retry(let delay) = outcome, !state.stopping {
+                state.waitingRetries += 1
+                DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
+                    condition.lock()
+                    state.waitingRetries -= 1
+                    condition.unlock()
+                    enqueue(job.key, remote: job.remote, work: job.work)
+                }
+            }
+            condition.broadcast()
+        }
+        state.liveThreads -= 1
+        condition.broadcast()
+        condition.unlock()
+    }
+}

@@ -1,0 +1,303 @@
+import ConnectXpertJournal
+import ConnectXpertPolicy
+import ConnectXpertSpool
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+import Logging
+
+/// The send pipeline. Each step is recorded in the journal before it is taken, so a run that
+/// stops anywhere (crash, `kill -9`, power loss) resumes at the right step and delivers once:
+///
+///     queued → transferring (to a remote temp name) → staged (complete) → delivered (renamed
+///     to the final name) → done (the rule's after-step: delete, archive or keep)
+extension Agent {
+    /// One outbox file, from wherever its journal record stands. `closed` is false when the watcher
+    /// saw only a creation: the file is then taken only if no one has it open for writing.
+    func send(recipient: String, path: String, closed: Bool = true) -> JobOutcome {
+        let policy = self.policy
+        var log = logger
+        log[metadataKey: "transfer.recipient"] = "\(recipient)"
+        log[metadataKey: "transfer.file"] = "\(path)"
+        guard let rule = policy.outboxRule(for: recipient) else {
+            log.warning("no outbox rule covers this recipient; the file waits in the outbox")
+            return .finished
+        }
+        guard rule.selects(path), let remote = policy.remotes[rule.remote] else { return .finished }
+        log[metadataKey: "transfer.remote"] = "\(remote.name)"
+        let source = joinPath(spool.outbox(for: recipient), path)
+
+        var record: TransferRecord?
+        do {
+            record = try journal.active(.outgoing, remote: remote.name, peer: recipient, source: path)
+            if record == nil {
+                guard let version = try admit(source, rule: rule, remote: remote, recipient: recipient, path: path,
+                                              closed: closed, log: log) else { return .finished }
+                record = try journal.begin(.outgoing, peer: recipient, remote: remote.name, source: path,
+                                           size: version.size, modificationNanoseconds: version.modificationNanoseconds,
+                                           inode: Int64(bitPattern: version.inode))
+            }
+            let started = Date()
+            try pool.withConnection(to: remote) { transport in
+                try advance(&record!, through: transport, rule: rule, source: source, log: log)
+            }
+            log.info("sent", metadata: [
+                "transfer.destination": "\(record!.destination ?? "")", "transfer.bytes": "\(record!.size)",
+                "transfer.duration": "\(String(format: "%.3f", Date().timeIntervalSince(started)))s",
+            ])
+            count { $0.sent += 1 }
+            return .finished
+        } catch is SourceGone {
+            if let record { try? journal.forget(id: record.id) }
+            return .finished
+        } catch {
+            return handleSendFailure(error, record: record, rule: rule, remote: remote, recipient: recipient,
+                                     path: path, log: log)
+        }
+    }
+
+    /// Decides whether a file with no transfer under way should start one; returns its version.
+    private func admit(_ source: String, rule: OutboxRule, remote: Remote, recipient: String, path: String,
+                       closed: Bool, log: Logger) throws -> FileStatus? {
+        guard let status = try FileSystem.status(source) else { return nil }
+        switch status.kind {
+        case .regular: break
+        case .symlink:
+            throw PermanentFailure(
+                reason: "\(path) is a symbolic link; links in the outbox are not followed",
+                advice: "copy the file itself (cp -L) into outbox/\(recipient)/")
+        case .directory: return nil
+        case .fifo, .socket, .device, .other:
+            log.notice("ignored: not a regular file", metadata: ["file.kind": "\(status.kind.rawValue)"])
+            return nil
+        }
+        let file = try FileDescriptor.openForReading(source)
+        switch FileSystem.isOpenForWriting(file) {
+        case true?:
+            log.debug("still open for writing; waiting for it to be closed")
+            return nil
+        case nil where !closed:
+            return nil
+        default: break
+        }
+        if let done = try journal.lastDone(.outgoing, remote: remote.name, peer: recipient, source: path),
+           done.matches(status) {
+            // This very version was delivered already; only the after-step may be missing.
+            if rule.after != .keep {
+                var record = done
+                try finish(&record, rule: rule, source: source)
+            }
+            return nil
+        }
+        if let limit = rule.maxSize, status.size > limit.bytes {
+            throw PermanentFailure(
+                reason: "\(path) is \(ByteSize(bytes: status.size)), over the rule's max_size of \(limit)",
+                advice: "raise max_size for \(recipient) in policies.yaml or send a smaller file, then move it back into outbox/\(recipient)/")
+        }
+        return status
+    }
+
+    /// Takes the record through its remaining steps.
+    private func advance(_ record: inout TransferRecord, through transport: any Transport, rule: OutboxRule,
+                         source: String, log: Logger) throws {
+        switch record.state {
+        case .queued, .transferring:
+            try upload(&record, through: transport, rule: rule, source: source, log: log)
+            fallthrough
+        case .staged:
+            try place(&record, through: transport, rule: rule)
+            fallthrough
+        case .delivered:
+            try finish(&record, rule: rule, source: source)
+        case .done, .failed:
+            break
+        }
+    }
+
+    /// Copies the file to a temporary remote name; on return the copy is complete and checked.
+    private func upload(_ record: inout TransferRecord, through transport: any Transport, rule: OutboxRule,
+                        source: String, log: Logger) throws {
+        if let leftover = record.temporary { try transport.delete(leftover) }
+        let file: FileDescriptor
+        do { file = try FileDescriptor.openForReading(source) } catch let error as SystemError where error.isNotFound {
+            throw SourceGone()
+        }
+        let before = try file.status()
+        guard before.kind == .regular else { throw SourceGone() }
+
+        let target = remotePath(for: record, rule: rule)
+        let folder = target.contains("/") ? parentDirectory(of: target) : ""
+        let temporary = joinPath(folder, ".\(lastComponent(of: target)).cx\(record.id).part")
+        record.destination = target
+        record.temporary = temporary
+        record.state = .transferring
+        record.size = before.size
+        record.modificationNanoseconds = before.modificationNanoseconds
+        record.inode = Int64(bitPattern: before.inode)
+        record.nextAttempt = nil
+        try journal.save(record)
+        log.debug("upload started", metadata: ["transfer.temporary": "\(temporary)"])
+
+        try transport.makeDirectories(folder)
+        var lastSaved = Date()
+        let id = record.id
+        try transport.upload(from: file, size: before.size, to: temporary) { bytes in
+            if Date().timeIntervalSince(lastSaved) > 0.5 {
+                try? journal.saveProgress(id: id, bytes: bytes)
+                lastSaved = Date()
+            }
+            return !scheduler.isStopping
+        }
+        guard let after = try FileSystem.status(source), after.isSameVersion(as: before),
+              try file.status().isSameVersion(as: before) else {
+            try transport.delete(temporary)
+            throw TransportError(.transient, "the file changed while it was being sent; sending it again")
+        }
+        guard let uploaded = try transport.entry(at: temporary), uploaded.size == before.size else {
+            throw TransportError(.transient, "\(transport.endpoint)/\(temporary) does not have the \(before.size) bytes sent")
+        }
+        try transport.setModificationTime(temporary, nanoseconds: before.modificationNanoseconds)
+        record.state = .staged
+        record.bytesDone = before.size
+        try journal.save(record)
+    }
+
+    /// Renames the complete temporary file to its final name, following the rule on conflicts.
+    private func place(_ record: inout TransferRecord, through transport: any Transport, rule: OutboxRule) throws {
+        guard let temporary = record.temporary else { throw TransportError(.transient, "journal record without a temporary name") }
+        if try transport.entry(at: temporary) == nil {
+            // Renamed before the run stopped: the temporary name is ours alone.
+            record.state = .delivered
+            try journal.save(record)
+            return
+        }
+        let wanted = remotePath(for: record, rule: rule)
+        switch rule.conflict {
+        case .overwrite:
+            try transport.rename(temporary, to: wanted, replacing: true)
+            record.destination = wanted
+        case .fail:
+            do {
+                try transport.rename(temporary, to: wanted, replacing: false)
+            } catch let error as TransportError where error.kind == .alreadyExists {
+                try transport.delete(temporary)
+                throw PermanentFailure(
+                    reason: "\(transport.endpoint)/\(wanted) exists already and the rule says conflict: fail",
+                    advice: "remove or rename the remote file, or set conflict: rename or overwrite; then move this file back into the outbox")
+            }
+            record.destination = wanted
+        case .rename:
+            var candidate = record.destination ?? wanted
+            var number = 0
+            while true {
+                if record.destination != candidate {
+                    record.destination = candidate
+                    try journal.save(record)
+                }
+                do {
+                    try transport.rename(temporary, to: candidate, replacing: false)
+                    break
+                } catch let error as TransportError where error.kind == .alreadyExists {
+                    number += 1
+                    candidate = Names.alternative(to: wanted, number: number)
+                }
+            }
+        }
+        record.state = .delivered
+        try journal.save(record)
+    }
+
+    /// The rule's after-step on the local file, done only if the file is still the version sent.
+    func finish(_ record: inout TransferRecord, rule: OutboxRule, source: String) throws {
+        if let status = try FileSystem.status(source), record.matches(status) {
+            switch rule.after {
+            case .delete:
+                try FileSystem.remove(source)
+                try FileSystem.syncDirectory(parentDirectory(of: source))
+            case .archive:
+                try spool.archive(recipient: record.peer, path: record.source)
+            case .keep:
+                break
+            }
+        }
+        record.state = .done
+        try journal.save(record)
+    }
+
+    private func remotePath(for record: TransferRecord, rule: OutboxRule) -> String {
+        rule.remotePath.render([
+            "sender": policy.identity.id, "recipient": record.peer, "path": record.source,
+            "name": lastComponent(of: record.source), "date": PathTemplate.today(),
+        ])
+    }
+
+    private func handleSendFailure(_ error: Error, record: TransferRecord?, rule: OutboxRule, remote: Remote,
+                                   recipient: String, path: String, log: Logger) -> JobOutcome {
+        var log = log
+        log[metadataKey: "transfer.error"] = "\(error)"
+        switch classify(error) {
+        case .cancelled:
+            if var record, record.state == .transferring, let temporary = record.temporary {
+                try? pool.withConnection(to: remote) { try $0.delete(temporary) }
+                record.temporary = nil
+                record.state = .queued
+                try? journal.save(record)
+            }
+            return .finished
+        case .transient:
+            guard var record else {
+                log.warning("cannot start the transfer; will retry")
+                return deferOrRetry(after: rule.retry.initial.seconds)
+            }
+            if let delay = scheduleRetry(&record, error: error, retry: rule.retry) {
+                try? journal.save(record)
+                log.warning("transfer failed; will retry", metadata: [
+                    "transfer.attempt": "\(record.attempts)", "transfer.retry_in": "\(TimeSpan(seconds: delay))",
+                ])
+                return deferOrRetry(after: delay)
+            }
+            let reason = "gave up after \(rule.retry.giveUpAfter) of failed attempts; the last error: \(error)"
+            moveToFailed(record: record, reason: reason, advice: "check the remote '\(remote.name)', then move the file back into outbox/\(recipient)/", recipient: recipient, path: path, log: log)
+        case .permanent:
+            let advice = (error as? PermanentFailure)?.advice
+                ?? "fix the cause above, then move the file back into outbox/\(recipient)/ to send it again"
+            moveToFailed(record: record, reason: "\(error)", advice: advice, recipient: recipient, path: path, log: log)
+        }
+        return .finished
+    }
+
+    private func deferOrRetry(after delay: Double) -> JobOutcome {
+        if mode == .batch {
+            count { $0.deferred += 1 }
+            return .finished
+        }
+        return .retry(after: delay)
+    }
+
+    private func moveToFailed(record: TransferRecord?, reason: String, advice: String, recipient: String, path: String,
+                              log: Logger) {
+        do {
+            let destination = try spool.moveToFailed(recipient: recipient, path: path, reason: reason, advice: advice)
+            log.error("moved to failed", metadata: ["transfer.reason": "\(reason)", "failed.path": "\(destination)"])
+        } catch {
+            log.error("cannot move the file to failed/", metadata: ["transfer.reason": "\(reason)", "spool.error": "\(error)"])
+        }
+        if var record {
+            record.state = .failed
+            record.lastError = reason
+            try? journal.save(record)
+        }
+        count { $0.failed += 1 }
+    }
+}
+
+/// The outbox file went away before it was sent (the user took it back).
+struct SourceGone: Error {}
+
+extension TransferRecord {
+    /// Whether `status` is the version of the file this record transferred.
+    func matches(_ status: FileStatus) -> Bool {
+        status.kind == .regular && status.size == size && status.modificationNanoseconds == modificationNanoseconds
+            && Int64(bitPattern: status.inode) == inode
+    }
+}

@@ -1,0 +1,109 @@
+import ConnectXpertPolicy
+import ConnectXpertSpool
+import Foundation
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// Watches the outbox and the policy file and feeds the agent; on graceful shutdown stops the
+/// watcher, aborts transfers in progress (removing their temporary files) and waits for them.
+public struct TransferService: Service {
+    let agent: Agent
+    let reloader: PolicyReloader
+    let logger: Logger
+
+    public init(agent: Agent, reloader: PolicyReloader, logger: Logger) {
+        self.agent = agent
+        self.reloader = reloader
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let agent = self.agent
+        let reloader = self.reloader
+        let watcher = Watcher(spool: agent.spool, policyFile: agent.policy.sourceFile, logger: logger) { event in
+            switch event {
+            case let .file(recipient, path, closed): agent.enqueueSend(recipient: recipient, path: path, closed: closed)
+            case let .folder(recipient): agent.scanOutbox(recipient: recipient)
+            case .rescan: agent.scanOutbox()
+            case .policyChanged: reloader.reload()
+            }
+        }
+        try watcher.start()
+        try agent.recover()
+        agent.scanOutbox()
+        logger.info("watching the outbox", metadata: ["spool.root": "\(agent.spool.root)"])
+        try? await gracefulShutdown()
+        logger.info("stopping: finishing transfers in progress")
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread {
+                watcher.stop()
+                agent.shutdown()
+                done.resume()
+            }.start()
+        }
+        logger.info("stopped")
+    }
+}
+
+/// Lists every inbox rule's drops at the rule's `every:` interval; follows policy reloads.
+public struct InboxPollingService: Service {
+    let agent: Agent
+
+    public init(agent: Agent) { self.agent = agent }
+
+    public func run() async throws {
+        var due: [Int: Date] = [:]
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let now = Date()
+            let rules = agent.policy.inbox
+            for (index, rule) in rules.enumerated() where due[index, default: .distantPast] <= now {
+                agent.pollInbox(ruleIndex: index)
+                due[index] = now.addingTimeInterval(rule.every.seconds)
+            }
+            let next = rules.indices.compactMap { due[$0] }.min() ?? now.addingTimeInterval(1)
+            let pause = min(1, max(0.05, next.timeIntervalSinceNow))
+            try? await Task.sleep(for: .milliseconds(Int(pause * 1000)))
+        }
+    }
+}
+
+/// Reloads the policy on SIGHUP (and, through the watcher, when the file is saved).
+public struct PolicyReloadService: Service {
+    let reloader: PolicyReloader
+
+    public init(reloader: PolicyReloader) { self.reloader = reloader }
+
+    public func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            reloader.reload()
+        }
+    }
+}
+
+/// Reads the policy file again and puts it in force; an invalid edit is logged with the `check`
+/// message and the policy in force stays.
+public final class PolicyReloader: Sendable {
+    let agent: Agent
+    let path: String
+    let logger: Logger
+
+    public init(agent: Agent, path: String, logger: Logger) {
+        self.agent = agent
+        self.path = path
+        self.logger = logger
+    }
+
+    public func reload() {
+        do {
+            let policy = try PolicyLoader.load(path: path)
+            guard policy != agent.policy else { return }
+            agent.replacePolicy(policy)
+            logger.notice("policy reloaded", metadata: ["policy.file": "\(path)"])
+            agent.scanOutbox()
+        } catch {
+            logger.error("policy edit rejected; the previous policy stays in force",
+                         metadata: ["policy.file": "\(path)", "policy.error": "\(error)"])
+        }
+    }
+}

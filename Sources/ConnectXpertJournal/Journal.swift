@@ -1,0 +1,168 @@
+import ConnectXpertSystem
+import Foundation
+import Synchronization
+
+/// Where a file stands in its transfer. The order of the states is the order of the steps, and
+/// recovery after a crash reads the state to know which steps are done.
+public enum TransferState: String, Sendable, CaseIterable {
+    /// Waiting for its first or next attempt.
+    case queued
+    /// Being copied to a temporary name (remote temp when sending, local temp when receiving).
+    case transferring
+    /// Complete under the temporary name; the rename to the final name comes next.
+    case staged
+    /// Present under its final name at the destination; the after-step (delete, archive, remote delete) is next.
+    case delivered
+    case done
+    case failed
+}
+
+public enum TransferDirection: String, Sendable { case outgoing = "out", incoming = "in" }
+
+/// One row of the journal.
+public struct TransferRecord: Equatable, Sendable {
+    public var id: Int64
+    public var direction: TransferDirection
+    /// The recipient of an outgoing file, the sender of an incoming one.
+    public var peer: String
+    public var remote: String
+    /// Outgoing: the path below `outbox/<peer>/`. Incoming: the path on the remote.
+    public var source: String
+    /// Outgoing: the remote path; incoming: the local path. Set once chosen (at `staged`).
+    public var destination: String?
+    /// The temporary name the data is written under.
+    public var temporary: String?
+    public var size: Int64
+    /// The source's identity when the transfer began, to notice a changed file.
+    public var modificationNanoseconds: Int64
+    public var inode: Int64
+    public var state: TransferState
+    public var attempts: Int
+    public var firstFailure: Double?
+    public var nextAttempt: Double?
+    public var lastError: String?
+    public var bytesDone: Int64
+    public var started: Double
+    public var updated: Double
+}
+
+/// The durable record of every transfer: SQLite in WAL mode with `synchronous=FULL`, so a state
+/// written before a step is on disk before the step begins. Safe to share between threads.
+public final class Journal: Sendable {
+    private let database: Mutex<SQLiteDatabase>
+    public let path: String
+
+    public init(path: String) throws {
+        let db = try SQLiteDatabase(path: path)
+        try db.execute("PRAGMA journal_mode=WAL")
+        try db.execute("PRAGMA synchronous=FULL")
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS transfers (
+                id INTEGER PRIMARY KEY,
+                direction TEXT NOT NULL, peer TEXT NOT NULL, remote TEXT NOT NULL,
+                source TEXT NOT NULL, destination TEXT, temporary TEXT,
+                size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,
+                state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                first_failure REAL, next_attempt REAL, last_error TEXT,
+                bytes_done INTEGER NOT NULL DEFAULT 0, started REAL NOT NULL, updated REAL NOT NULL)
+            """)
+        try db.execute("CREATE INDEX IF NOT EXISTS transfers_by_source ON transfers(direction, peer, source, remote, state)")
+        try db.execute("CREATE INDEX IF NOT EXISTS transfers_by_state ON transfers(state)")
+        database = Mutex(db)
+        self.path = path
+    }
+
+    private static let columns = """
+        id, direction, peer, remote, source, destination, temporary, size, mtime_ns, inode, state, attempts,
+        first_failure, next_attempt, last_error, bytes_done, started, updated
+        """
+
+    /// The unfinished transfer of a source, if any.
+    public func active(_ direction: TransferDirection, remote: String, peer: String, source: String) throws -> TransferRecord? {
+        try select("WHERE direction = ? AND peer = ? AND source = ? AND remote = ? AND state NOT IN ('done', 'failed') ORDER BY id DESC LIMIT 1",
+                   [.text(direction.rawValue), .text(peer), .text(source), .text(remote)]).first
+    }
+
+    /// The last finished transfer of a source, to tell whether a kept file was already sent.
+    public func lastDone(_ direction: TransferDirection, remote: String, peer: String, source: String) throws -> TransferRecord? {
+        try select("WHERE direction = ? AND peer = ? AND source = ? AND remote = ? AND state = 'done' ORDER BY id DESC LIMIT 1",
+                   [.text(direction.rawValue), .text(peer), .text(source), .text(remote)]).first
+    }
+
+    /// Every transfer that is not done or failed.
+    public func unfinished() throws -> [TransferRecord] {
+        try select("WHERE state NOT IN ('done', 'failed') ORDER BY id", [])
+    }
+
+    /// The newest transfers first.
+    public func history(limit: Int) throws -> [TransferRecord] {
+        try select("WHERE state IN ('done', 'failed') ORDER BY updated DESC, id DESC LIMIT ?", [.integer(Int64(limit))])
+    }
+
+    /// Starts a record in `queued` and returns it.
+    public func begin(_ direction: TransferDirection, peer: String, remote: String, source: String,
+                      size: Int64, modificationNanoseconds: Int64, inode: Int64) throws -> TransferRecord {
+        let now = Date().timeIntervalSince1970
+        return try database.withLock { db in
+            try db.execute("""
+                INSERT INTO transfers (direction, peer, remote, source, size, mtime_ns, inode, state, started, updated)
+                VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)
+                """, [.text(direction.rawValue), .text(peer), .text(remote), .text(source), .integer(size),
+                      .integer(modificationNanoseconds), .integer(inode), .real(now), .real(now)])
+            return TransferRecord(
+                id: db.lastInsertedRow, direction: direction, peer: peer, remote: remote, source: source,
+                destination: nil, temporary: nil, size: size, modificationNanoseconds: modificationNanoseconds,
+                inode: inode, state: .queued, attempts: 0, firstFailure: nil, nextAttempt: nil, lastError: nil,
+                bytesDone: 0, started: now, updated: now)
+        }
+    }
+
+    /// Writes a record's state and names durably.
+    public func save(_ record: TransferRecord) throws {
+        let now = Date().timeIntervalSince1970
+        try database.withLock { db in
+            try db.execute("""
+                UPDATE transfers SET destination = ?, temporary = ?, size = ?, mtime_ns = ?, inode = ?, state = ?,
+                    attempts = ?, first_failure = ?, next_attempt = ?, last_error = ?, bytes_done = ?, updated = ?
+                WHERE id = ?
+                """, [record.destination.map { .text($0) } ?? .null, record.temporary.map { .text($0) } ?? .null,
+                      .integer(record.size), .integer(record.modificationNanoseconds), .integer(record.inode),
+                      .text(record.state.rawValue), .integer(Int64(record.attempts)),
+                      record.firstFailure.map { .real($0) } ?? .null, record.nextAttempt.map { .real($0) } ?? .null,
+                      record.lastError.map { .text($0) } ?? .null, .integer(record.bytesDone), .real(now),
+                      .integer(record.id)])
+        }
+    }
+
+    /// Records bytes moved so far, for `status`; not a durability point.
+    public func saveProgress(id: Int64, bytes: Int64) throws {
+        try database.withLock { db in
+            try db.execute("UPDATE transfers SET bytes_done = ?, updated = ? WHERE id = ?",
+                           [.integer(bytes), .real(Date().timeIntervalSince1970), .integer(id)])
+        }
+    }
+
+    /// Drops records of sources that no longer need them: done records of deleted or replaced files.
+    public func forget(id: Int64) throws {
+        try database.withLock { db in try db.execute("DELETE FROM transfers WHERE id = ?", [.integer(id)]) }
+    }
+
+    private func select(_ clause: String, _ bindings: [SQLiteValue]) throws -> [TransferRecord] {
+        try database.withLock { db in
+            try db.query("SELECT \(Self.columns) FROM transfers \(clause)", bindings).compactMap(Self.record)
+        }
+    }
+
+    private static func record(_ row: [SQLiteValue]) -> TransferRecord? {
+        guard row.count == 18, let id = row[0].int,
+              let direction = row[1].string.flatMap(TransferDirection.init(rawValue:)),
+              let state = row[10].string.flatMap(TransferState.init(rawValue:)) else { return nil }
+        return TransferRecord(
+            id: id, direction: direction, peer: row[2].string ?? "", remote: row[3].string ?? "",
+            source: row[4].string ?? "", destination: row[5].string, temporary: row[6].string,
+            size: row[7].int ?? 0, modificationNanoseconds: row[8].int ?? 0, inode: row[9].int ?? 0, state: state,
+            attempts: Int(row[11].int ?? 0), firstFailure: row[12].double, nextAttempt: row[13].double,
+            lastError: row[14].string, bytesDone: row[15].int ?? 0, started: row[16].double ?? 0,
+            updated: row[17].double ?? 0)
+    }
+}

@@ -1,0 +1,107 @@
+/// The whole of `policies.yaml`, decoded and validated. Paths in it are absolute.
+public struct Policy: Equatable, Sendable {
+    public var identity: Identity
+    /// The spool folder, absolute.
+    public var spool: String
+    public var remotes: [String: Remote]
+    public var outbox: [OutboxRule]
+    public var inbox: [InboxRule]
+    /// The file this policy was read from, absolute.
+    public var sourceFile: String
+
+    /// The first outbox rule whose `recipients` match, or `nil` when no rule covers the recipient.
+    public func outboxRule(for recipient: String) -> OutboxRule? {
+        outbox.first { $0.recipients.anyMatches(recipient) }
+    }
+}
+
+public struct Identity: Equatable, Sendable {
+    /// Our user ID: the sender in remote paths we write, the recipient in those we read.
+    public var id: String
+}
+
+/// A named endpoint files are sent to and received from.
+public struct Remote: Equatable, Sendable {
+    public enum Kind: String, Sendable { case localDirectory = "file", sftp, ftp, ftps }
+
+    public var name: String
+    public var url: String
+    public var kind: Kind
+    /// For `file:` remotes: the drop folder, absolute.
+    public var path: String
+    public var credentials: [Credential]
+    public var maxConnections: Int
+    public var timeout: TimeSpan
+}
+
+/// A secret, by reference only: policies never hold secrets themselves.
+public enum Credential: Equatable, Sendable {
+    case passwordFile(String)
+    case passwordEnvironment(String)
+    case keyFile(String)
+}
+
+public enum AfterUpload: String, CaseIterable, Sendable, Decodable {
+    case delete, archive, keep
+}
+
+public enum ConflictHandling: String, CaseIterable, Sendable, Decodable {
+    /// Keep both: the new file becomes `name (1).ext`.
+    case rename
+    case overwrite
+    /// Treat an existing file as a permanent failure.
+    case fail
+}
+
+public struct RetryPolicy: Equatable, Sendable {
+    /// The first pause after a transient failure; it doubles (with jitter) up to `maximum`.
+    public var initial: TimeSpan
+    public var maximum: TimeSpan
+    /// Transient failures for this long since the first one make the failure permanent.
+    public var giveUpAfter: TimeSpan
+
+    public static let `default` = RetryPolicy(
+        initial: TimeSpan(seconds: 5), maximum: TimeSpan(seconds: 600), giveUpAfter: TimeSpan(seconds: 3 * 86400))
+
+    /// The pause before attempt `attempt + 1` (attempt counts from 1), with ±20 % jitter.
+    public func delay(afterAttempt attempt: Int) -> Double {
+        let exponent = Double(min(attempt - 1, 30))
+        let base = min(maximum.seconds, initial.seconds * pow2(exponent))
+        return base * Double.random(in: 0.8...1.2)
+    }
+
+    private func pow2(_ exponent: Double) -> Double {
+        var value = 1.0
+        for _ in 0..<Int(exponent) { value *= 2 }
+        return value
+    }
+}
+
+public struct OutboxRule: Equatable, Sendable {
+    public var recipients: [Glob]
+    public var remote: String
+    public var remotePath: PathTemplate
+    public var include: [Glob]
+    public var exclude: [Glob]
+    public var after: AfterUpload
+    public var maxSize: ByteSize?
+    public var conflict: ConflictHandling
+    public var retry: RetryPolicy
+
+    /// Whether a file at `path` (relative to the recipient's folder) is for this rule.
+    public func selects(_ path: String) -> Bool {
+        include.anyMatches(path) && !exclude.anyMatches(path)
+    }
+}
+
+public struct InboxRule: Equatable, Sendable {
+    public var remote: String
+    public var senders: [Glob]
+    public var remoteFolder: PathTemplate
+    public var every: TimeSpan
+    /// Where received files go; may use `{sender}`, `{spool}`, `{date}`.
+    public var destination: PathTemplate
+    public var deleteRemote: Bool
+    public var conflict: ConflictHandling
+    public var maxSize: ByteSize?
+}

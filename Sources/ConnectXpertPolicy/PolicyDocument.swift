@@ -1,0 +1,198 @@
+/// The shapes of `policies.yaml` as written, decoded with Codable from a Yams node. Each type rejects
+/// keys it does not know, so a typo is reported with a suggestion instead of being ignored.
+struct PolicyDocument: Decodable {
+    var identity: IdentityDocument
+    var spool: String?
+    var remotes: [String: RemoteDocument]
+    var outbox: [OutboxRuleDocument]?
+    var inbox: [InboxRuleDocument]?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case identity, spool, remotes, outbox, inbox }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
+        identity = try c.decode(IdentityDocument.self, forKey: .identity)
+        spool = try c.decodeIfPresent(String.self, forKey: .spool)
+        remotes = try c.decode([String: RemoteDocument].self, forKey: .remotes)
+        outbox = try c.decodeIfPresent([OutboxRuleDocument].self, forKey: .outbox)
+        inbox = try c.decodeIfPresent([InboxRuleDocument].self, forKey: .inbox)
+    }
+}
+
+struct IdentityDocument: Decodable {
+    var id: String
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case id }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
+        id = try c.decode(String.self, forKey: .id)
+    }
+}
+
+struct RemoteDocument: Decodable {
+    var url: String
+    var passwordFile: String?
+    var passwordEnv: String?
+    var keyFile: String?
+    var maxConnections: Int?
+    var timeout: TimeSpan?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case url, passwordFile = "password_file", passwordEnv = "password_env", keyFile = "key_file"
+        case maxConnections = "max_connections", timeout
+    }
+
+    /// Keys that would put a secret into the policy itself.
+    static let inlineSecretKeys = ["password", "passphrase", "secret", "token", "private_key", "key"]
+
+    init(from decoder: Decoder) throws {
+        let any = try decoder.container(keyedBy: AnyCodingKey.self)
+        if let key = any.allKeys.first(where: { Self.inlineSecretKeys.contains($0.stringValue) }) {
+            throw PolicyIssue(
+                codingPath: decoder.codingPath + [key], atKey: true,
+                message: "secrets are never written in policies.yaml: put it in a file only its owner can read "
+                    + "(chmod 600) and name it with password_file: (or key_file:), or name an environment variable "
+                    + "with password_env:")
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
+        url = try c.decode(String.self, forKey: .url)
+        passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
+        passwordEnv = try c.decodeIfPresent(String.self, forKey: .passwordEnv)
+        keyFile = try c.decodeIfPresent(String.self, forKey: .keyFile)
+        maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections)
+        timeout = try c.decodeIfPresent(TimeSpan.self, forKey: .timeout)
+    }
+}
+
+struct RetryDocument: Decodable {
+    var initial: TimeSpan?
+    var max: TimeSpan?
+    var giveUpAfter: TimeSpan?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case initial, max, giveUpAfter = "give_up_after" }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
+        initial = try c.decodeIfPresent(TimeSpan.self, forKey: .initial)
+        max = try c.decodeIfPresent(TimeSpan.self, forKey: .max)
+        giveUpAfter = try c.decodeIfPresent(TimeSpan.self, forKey: .giveUpAfter)
+    }
+}
+
+struct OutboxRuleDocument: Decodable {
+    var recipients: [Glob]?
+    var remote: String
+    var remotePath: String?
+    var include: [Glob]?
+    var exclude: [Glob]?
+    var after: AfterUpload?
+    var maxSize: ByteSize?
+    var conflict: ConflictHandling?
+    var retry: RetryDocument?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case recipients, remote, remotePath = "remote_path", include, exclude, after
+        case maxSize = "max_size", conflict, retry
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
+        recipients = try c.decodeListIfPresent(Glob.self, forKey: .recipients)
+        remote = try c.decode(String.self, forKey: .remote)
+        remotePath = try c.decodeIfPresent(String.self, forKey: .remotePath)
+        include = try c.decodeListIfPresent(Glob.self, forKey: .include)
+        exclude = try c.decodeListIfPresent(Glob.self, forKey: .exclude)
+        after = try c.decodeChoiceIfPresent(AfterUpload.self, forKey: .after)
+        maxSize = try c.decodeIfPresent(ByteSize.self, forKey: .maxSize)
+        conflict = try c.decodeChoiceIfPresent(ConflictHandling.self, forKey: .conflict)
+        retry = try c.decodeIfPresent(RetryDocument.self, forKey: .retry)
+    }
+}
+
+struct InboxRuleDocument: Decodable {
+    var remote: String
+    var senders: [Glob]?
+    var remoteFolder: String?
+    var every: TimeSpan?
+    var destination: String?
+    var deleteRemote: Bool?
+    var conflict: ConflictHandling?
+    var maxSize: ByteSize?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case remote, senders, remoteFolder = "remote_folder", every, destination
+        case deleteRemote = "delete_remote", conflict, maxSize = "max_size"
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
+        remote = try c.decode(String.self, forKey: .remote)
+        senders = try c.decodeListIfPresent(Glob.self, forKey: .senders)
+        remoteFolder = try c.decodeIfPresent(String.self, forKey: .remoteFolder)
+        every = try c.decodeIfPresent(TimeSpan.self, forKey: .every)
+        destination = try c.decodeIfPresent(String.self, forKey: .destination)
+        deleteRemote = try c.decodeIfPresent(Bool.self, forKey: .deleteRemote)
+        conflict = try c.decodeChoiceIfPresent(ConflictHandling.self, forKey: .conflict)
+        maxSize = try c.decodeIfPresent(ByteSize.self, forKey: .maxSize)
+    }
+}
+
+// MARK: - Decoding helpers
+
+/// A problem found while decoding, located by its coding path; turned into a `PolicyError` with a
+/// line and column by the loader.
+struct PolicyIssue: Error {
+    var codingPath: [CodingKey]
+    /// Point at the key itself rather than its value.
+    var atKey: Bool
+    var message: String
+}
+
+struct AnyCodingKey: CodingKey {
+    var stringValue: String
+    var intValue: Int?
+    init(stringValue: String) { self.stringValue = stringValue }
+    init(intValue: Int) {
+        self.stringValue = "\(intValue)"
+        self.intValue = intValue
+    }
+}
+
+extension Decoder {
+    func container<Key: CodingKey & CaseIterable>(
+        keyedBy type: Key.Type, rejectingUnknownKeys: Bool
+    ) throws -> KeyedDecodingContainer<Key> {
+        let any = try container(keyedBy: AnyCodingKey.self)
+        let known = Key.allCases.map(\.stringValue)
+        for key in any.allKeys where !known.contains(key.stringValue) {
+            var message = "unknown key '\(key.stringValue)'"
+            if let suggestion = closestMatch(to: key.stringValue, in: known) {
+                message += "; did you mean '\(suggestion)'?"
+            } else {
+                message += "; known keys here: " + known.joined(separator: ", ")
+            }
+            throw PolicyIssue(codingPath: codingPath + [key], atKey: true, message: message)
+        }
+        return try container(keyedBy: type)
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A list that may also be written as a single value (`recipients: "*"`).
+    func decodeListIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> [T]? {
+        if let single = try? decodeIfPresent(T.self, forKey: key) { return [single] }
+        return try decodeIfPresent([T].self, forKey: key)
+    }
+
+    /// One of a fixed set of words, with a suggestion when it is misspelled.
+    func decodeChoiceIfPresent<T: RawRepresentable & CaseIterable>(_ type: T.Type, forKey key: Key) throws -> T?
+    where T.RawValue == String {
+        guard let text = try decodeIfPresent(String.self, forKey: key) else { return nil }
+        if let value = T(rawValue: text) { return value }
+        let choices = T.allCases.map(\.rawValue)
+        var message = "'\(text)' is not one of " + choices.joined(separator: ", ")
+        if let suggestion = closestMatch(to: text, in: choices) { message += "; did you mean '\(suggestion)'?" }
+        throw PolicyIssue(codingPath: codingPath + [key], atKey: false, message: message)
+    }
+}

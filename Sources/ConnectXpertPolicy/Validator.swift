@@ -1,0 +1,199 @@
+import ConnectXpertSystem
+import Yams
+
+/// Turns a decoded document into a `Policy`: fills in defaults, resolves paths and checks what
+/// Codable cannot (references between sections, templates, credential files).
+struct Validator {
+    let context: Context
+    let root: Node
+    private(set) var errors: [PolicyError] = []
+
+    init(context: Context, root: Node) {
+        self.context = context
+        self.root = root
+    }
+
+    /// The policy, or `nil` when `errors` is not empty.
+    mutating func build(_ document: PolicyDocument) -> Policy? {
+        let id = document.identity.id
+        if let problem = Names.problem(withComponent: id) {
+            report(["identity", "id"], "'\(Names.printable(id))' cannot be used as an ID: \(problem)")
+        }
+        let spool = absolutePath(document.spool ?? "spool", relativeTo: context.directory)
+
+        var remotes: [String: Remote] = [:]
+        for (name, remoteDocument) in document.remotes.sorted(by: { $0.key < $1.key }) {
+            if let remote = buildRemote(name: name, remoteDocument) { remotes[name] = remote }
+        }
+        if document.remotes.isEmpty { report(["remotes"], "at least one remote is needed") }
+
+        let outbox = (document.outbox ?? []).enumerated().compactMap { index, rule in
+            buildOutboxRule(index: index, rule, remotes: document.remotes)
+        }
+        let inbox = (document.inbox ?? []).enumerated().compactMap { index, rule in
+            buildInboxRule(index: index, rule, remotes: document.remotes, me: id)
+        }
+        guard errors.isEmpty else { return nil }
+        return Policy(identity: Identity(id: id), spool: spool, remotes: remotes, outbox: outbox, inbox: inbox,
+                      sourceFile: context.file)
+    }
+
+    // MARK: Sections
+
+    private mutating func buildRemote(name: String, _ document: RemoteDocument) -> Remote? {
+        let path: [Any] = ["remotes", name]
+        if Names.problem(withComponent: name) != nil || name.contains(" ") {
+            report(path, "a remote's name must be one word, such as 'drop' or 'partner-sftp'", atKey: true)
+        }
+        guard let (kind, location) = parseURL(document.url, path: path + ["url"]) else { return nil }
+        var credentials: [Credential] = []
+        if let file = document.passwordFile {
+            let resolved = absolutePath(file, relativeTo: context.directory)
+            if checkSecretFile(resolved, path: path + ["password_file"]) { credentials.append(.passwordFile(resolved)) }
+        }
+        if let variable = document.passwordEnv {
+            if variable.isEmpty || !variable.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+                report(path + ["password_env"], "'\(variable)' is not an environment variable name")
+            } else {
+                credentials.append(.passwordEnvironment(variable))
+            }
+        }
+        if let file = document.keyFile {
+            let resolved = absolutePath(file, relativeTo: context.directory)
+            if checkSecretFile(resolved, path: path + ["key_file"]) { credentials.append(.keyFile(resolved)) }
+        }
+        let maxConnections = document.maxConnections ?? 4
+        if !(1...16).contains(maxConnections) {
+            report(path + ["max_connections"], "must be between 1 and 16, not \(maxConnections)")
+        }
+        return Remote(name: name, url: document.url, kind: kind, path: location, credentials: credentials,
+                      maxConnections: maxConnections, timeout: document.timeout ?? TimeSpan(seconds: 30))
+    }
+
+    private mutating func parseURL(_ url: String, path: [Any]) -> (Remote.Kind, String)? {
+        guard let colon = url.firstIndex(of: ":") else {
+            report(path, "'\(url)' is not a URL: write file:///absolute/folder, file:relative/folder, "
+                + "sftp://user@host/folder, ftp://… or ftps://…")
+            return nil
+        }
+        let scheme = String(url[..<colon]).lowercased()
+        let rest = String(url[url.index(after: colon)...])
+        guard let kind = Remote.Kind(rawValue: scheme) else {
+            report(path, "unknown URL scheme '\(scheme)'; use file, sftp, ftp or ftps")
+            return nil
+        }
+        guard kind == .localDirectory else {
+            report(path, "\(scheme):// remotes are not available in this version yet; use a file: drop folder")
+            return nil
+        }
+        let folder: String
+        if rest.hasPrefix("//") {
+            let afterSlashes = rest.dropFirst(2)
+            guard afterSlashes.hasPrefix("/") || afterSlashes.hasPrefix("localhost/") else {
+                report(path, "file:// URLs name a local folder: write file:///absolute/folder or file:relative/folder")
+                return nil
+            }
+            folder = String(afterSlashes.hasPrefix("/") ? afterSlashes : afterSlashes.dropFirst("localhost".count))
+        } else {
+            folder = rest
+        }
+        let decoded = folder.removingPercentEncoding ?? folder
+        guard !decoded.isEmpty else {
+            report(path, "'\(url)' names no folder")
+            return nil
+        }
+        return (kind, absolutePath(decoded, relativeTo: context.directory))
+    }
+
+    /// A credential file must exist and be readable by its owner only, as OpenSSH demands of keys.
+    private mutating func checkSecretFile(_ file: String, path: [Any]) -> Bool {
+        let status: FileStatus?
+        do { status = try FileSystem.status(file) } catch {
+            report(path, "cannot read \(file): \(error)")
+            return false
+        }
+        guard let status else {
+            report(path, "\(file) does not exist; create it with the secret and 'chmod 600 \(file)'")
+            return false
+        }
+        guard status.kind == .regular else {
+            report(path, "\(file) is not a regular file")
+            return false
+        }
+        if status.mode & 0o077 != 0 {
+            report(path, "\(file) can be read by others (mode \(String(status.mode, radix: 8))); run 'chmod 600 \(file)'")
+            return false
+        }
+        return true
+    }
+
+    private mutating func buildOutboxRule(index: Int, _ document: OutboxRuleDocument, remotes: [String: RemoteDocument]) -> OutboxRule? {
+        let path: [Any] = ["outbox", index]
+        checkRemoteReference(document.remote, path: path + ["remote"], remotes: remotes)
+        let template = PathTemplate(document.remotePath ?? "{sender}->{recipient}/{path}")
+        if let problem = template.problem(allowed: ["sender", "recipient", "path", "name", "date"]) {
+            report(path + ["remote_path"], problem)
+        } else if !template.placeholders.contains("path") && !template.placeholders.contains("name") {
+            report(path + ["remote_path"], "'\(template)' must contain {path} or {name}, or every file would get the same name")
+        } else if let problem = Names.problem(withRelativePath: template.render(
+            ["sender": "s", "recipient": "r", "path": "p", "name": "n", "date": "d"])) {
+            report(path + ["remote_path"], "'\(template)' is not a safe relative path: \(problem)")
+        }
+        var retry = RetryPolicy.default
+        if let document = document.retry {
+            retry.initial = document.initial ?? retry.initial
+            retry.maximum = document.max ?? max(retry.maximum, retry.initial)
+            retry.giveUpAfter = document.giveUpAfter ?? retry.giveUpAfter
+            if retry.initial.seconds <= 0 { report(path + ["retry", "initial"], "must be more than 0s") }
+            if retry.maximum < retry.initial { report(path + ["retry", "max"], "must not be less than retry.initial") }
+        }
+        return OutboxRule(
+            recipients: document.recipients ?? [Glob("*")], remote: document.remote, remotePath: template,
+            include: document.include ?? [Glob("*")], exclude: document.exclude ?? [],
+            after: document.after ?? .delete, maxSize: document.maxSize, conflict: document.conflict ?? .rename,
+            retry: retry)
+    }
+
+    private mutating func buildInboxRule(index: Int, _ document: InboxRuleDocument, remotes: [String: RemoteDocument], me: String) -> InboxRule? {
+        let path: [Any] = ["inbox", index]
+        checkRemoteReference(document.remote, path: path + ["remote"], remotes: remotes)
+        let folder = PathTemplate(document.remoteFolder ?? "{sender}->{recipient}")
+        if let problem = folder.problem(allowed: ["sender", "recipient"], required: ["sender"]) {
+            report(path + ["remote_folder"], problem)
+        } else if folder.placeholders.filter({ $0 == "sender" }).count != 1
+                    || SenderFolderPattern(template: folder, recipient: me) == nil {
+            report(path + ["remote_folder"], "'\(folder)' must contain {sender} exactly once")
+        }
+        let destination = PathTemplate(document.destination ?? "{spool}/inbox/{sender}")
+        if let problem = destination.problem(allowed: ["sender", "spool", "date"]) {
+            report(path + ["destination"], problem)
+        }
+        let every = document.every ?? TimeSpan(seconds: 30)
+        if every.seconds < 0.1 { report(path + ["every"], "must be at least 100ms") }
+        return InboxRule(
+            remote: document.remote, senders: document.senders ?? [Glob("*")], remoteFolder: folder, every: every,
+            destination: destination, deleteRemote: document.deleteRemote ?? true,
+            conflict: document.conflict ?? .rename, maxSize: document.maxSize)
+    }
+
+    private mutating func checkRemoteReference(_ name: String, path: [Any], remotes: [String: RemoteDocument]) {
+        guard remotes[name] == nil else { return }
+        var message = "no remote named '\(name)' in remotes"
+        if let suggestion = closestMatch(to: name, in: Array(remotes.keys)) {
+            message += "; did you mean '\(suggestion)'?"
+        } else if !remotes.isEmpty {
+            message += " (defined: " + remotes.keys.sorted().joined(separator: ", ") + ")"
+        }
+        report(path, message)
+    }
+
+    // MARK: Reporting
+
+    private mutating func report(_ path: [Any], _ message: String, atKey: Bool = false) {
+        let keys: [CodingKey] = path.map { part in
+            if let index = part as? Int { return AnyCodingKey(intValue: index) }
+            return AnyCodingKey(stringValue: "\(part)")
+        }
+        errors.append(context.error(at: root.mark(at: keys, atKey: atKey), keyPath: keyPath(keys), message))
+    }
+}

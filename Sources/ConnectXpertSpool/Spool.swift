@@ -1,0 +1,124 @@
+import ConnectXpertPolicy
+import ConnectXpertSystem
+import Foundation
+
+/// The spool tree:
+///
+///     outbox/<recipient>/…   files users drop to send (sub-folders kept)
+///     inbox/<sender>/…       files received (default destination)
+///     sent/<recipient>/…     sent files, when a rule archives
+///     failed/<recipient>/…   files that cannot be sent, each with a `.reason`
+///     .state/                the journal and the agent's lock
+public struct Spool: Sendable {
+    public let root: String
+
+    public init(root: String) { self.root = root }
+
+    public var outbox: String { joinPath(root, "outbox") }
+    public var inbox: String { joinPath(root, "inbox") }
+    public var sent: String { joinPath(root, "sent") }
+    public var failed: String { joinPath(root, "failed") }
+    public var state: String { joinPath(root, ".state") }
+    public var journal: String { joinPath(state, "journal.sqlite") }
+    public var lock: String { joinPath(state, "agent.lock") }
+
+    public func outbox(for recipient: String) -> String { joinPath(outbox, recipient) }
+
+    /// The recipient whose outbox folder holds `path` (or is `path`).
+    public func recipient(containing path: String) -> String? {
+        let prefix = outbox + "/"
+        guard path.hasPrefix(prefix) else { return nil }
+        return path.dropFirst(prefix.count).split(separator: "/").first.map(String.init)
+    }
+
+    /// Creates the folders that are missing.
+    public func createLayout() throws {
+        for folder in [outbox, inbox, sent, failed, state] { try FileSystem.createDirectories(folder) }
+    }
+
+    /// Splits an absolute path below `outbox/` into recipient and path below the recipient's folder.
+    public func outboxItem(at path: String) -> (recipient: String, path: String)? {
+        let prefix = outbox + "/"
+        guard path.hasPrefix(prefix) else { return nil }
+        let parts = path.dropFirst(prefix.count).split(separator: "/", maxSplits: 1).map(String.init)
+        guard parts.count == 2 else { return nil }
+        return (parts[0], parts[1])
+    }
+
+    /// Moves a file that cannot be sent to `failed/<recipient>/<path>` (never over another file)
+    /// and writes `<name>.reason` beside it. Returns where the file went.
+    @discardableResult
+    public func moveToFailed(recipient: String, path: String, reason: String, advice: String) throws -> String {
+        let source = joinPath(outbox(for: recipient), path)
+        let destination = try moveAside(source, into: joinPath(failed, recipient), path: path)
+        let text = """
+            file: \(Names.printable(path))
+            recipient: \(recipient)
+            failed at: \(ISO8601DateFormatter().string(from: Date()))
+            reason: \(reason)
+            what to do: \(advice)
+
+            """
+        try FileSystem.writeFileAtomically(destination + ".reason", contents: Array(text.utf8))
+        return destination
+    }
+
+    /// Moves a sent file to `sent/<recipient>/<path>`; returns where it went.
+    @discardableResult
+    public func archive(recipient: String, path: String) throws -> String {
+        try moveAside(joinPath(outbox(for: recipient), path), into: joinPath(sent, recipient), path: path)
+    }
+
+    private func moveAside(_ source: String, into folder: String, path: String) throws -> String {
+        var destination = joinPath(folder, path)
+        try FileSystem.createDirectories(parentDirectory(of: destination))
+        var number = 0
+        while true {
+            do {
+                try FileSystem.renameNoReplace(source, to: destination)
+                try FileSystem.syncDirectory(parentDirectory(of: destination))
+                return destination
+            } catch let error as SystemError where error.isAlreadyExists {
+                number += 1
+                destination = Names.alternative(to: joinPath(folder, path), number: number)
+            }
+        }
+    }
+}
+
+/// One thing found in the outbox.
+public struct OutboxEntry: Equatable, Sendable {
+    public var recipient: String
+    /// Below `outbox/<recipient>/`, `/`-separated.
+    public var path: String
+    public var kind: FileStatus.Kind
+}
+
+extension Spool {
+    /// Everything below `outbox/<recipient>/` folders, except temporary names; sub-folders are
+    /// entered, symlinks are reported, not followed.
+    public func scanOutbox(recipient: String? = nil) throws -> [OutboxEntry] {
+        let recipients = try recipient.map { [$0] } ?? FileSystem.contents(of: outbox)
+        var found: [OutboxEntry] = []
+        for recipient in recipients where !Names.isTemporary(recipient) {
+            let folder = self.outbox(for: recipient)
+            guard (try? FileSystem.status(folder))??.kind == .directory else { continue }
+            try scan(folder: folder, relative: "", recipient: recipient, into: &found)
+        }
+        return found
+    }
+
+    private func scan(folder: String, relative: String, recipient: String, into found: inout [OutboxEntry]) throws {
+        let names: [String]
+        do { names = try FileSystem.contents(of: folder) } catch let error as SystemError where error.isNotFound { return }
+        for name in names where !Names.isTemporary(name) {
+            let path = relative.isEmpty ? name : relative + "/" + name
+            guard let status = try FileSystem.status(joinPath(folder, name)) else { continue }
+            if status.kind == .directory {
+                try scan(folder: joinPath(folder, name), relative: path, recipient: recipient, into: &found)
+            } else {
+                found.append(OutboxEntry(recipient: recipient, path: path, kind: status.kind))
+            }
+        }
+    }
+}

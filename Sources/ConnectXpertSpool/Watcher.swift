@@ -1,0 +1,141 @@
+import CInotifyTools
+import ConnectXpertSystem
+import Foundation
+import Synchronization
+import Logging
+
+/// What the watcher saw.
+public enum WatchEvent: Sendable, Equatable {
+    /// A file in the outbox was closed after writing or moved in (`closed`), or just created
+    /// (a link, or a file still being written).
+    case file(recipient: String, path: String, closed: Bool)
+    /// A folder appeared in the outbox (a new recipient or sub-folder): scan it.
+    case folder(recipient: String?)
+    /// Events were lost (queue overflow) or a watch failed: scan everything.
+    case rescan
+    /// The policy file was written or replaced.
+    case policyChanged
+}
+
+/// Watches `outbox/` recursively and the policy file with libinotifytools, on a thread of its own.
+/// libinotifytools keeps global state, so this is the only code that calls it and there is one
+/// watcher per process.
+public final class Watcher: Sendable {
+    private let spool: Spool
+    private let policyFile: String
+    private let logger: Logger
+    private let handler: @Sendable (WatchEvent) -> Void
+    private let stopRequested = Mutex(false)
+    private let finished = DispatchSemaphore(value: 0)
+
+    private static let outboxEvents = Int32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
+
+    public init(spool: Spool, policyFile: String, logger: Logger, handler: @escaping @Sendable (WatchEvent) -> Void) {
+        self.spool = spool
+        self.policyFile = policyFile
+        self.logger = logger
+        self.handler = handler
+    }
+
+    /// Sets up the watches (so nothing written after this returns is missed) and starts the thread.
+    public func start() throws {
+        let ready = DispatchSemaphore(value: 0)
+        let setupError = Mutex<Error?>(nil)
+        let thread = Thread { [self] in
+            do {
+                try setUp()
+            } catch {
+                setupError.withLock { $0 = error }
+                ready.signal()
+                finished.signal()
+                return
+            }
+            ready.signal()
+            loop()
+            inotifytools_cleanup()
+            finished.signal()
+        }
+        thread.name = "inotify"
+        thread.start()
+        ready.wait()
+        if let error = setupError.withLock({ $0 }) { throw error }
+    }
+
+    /// Stops the thread; returns once it has ended (within about a second).
+    public func stop() {
+        stopRequested.withLock { $0 = true }
+        finished.wait()
+    }
+
+    private func setUp() throws {
+        guard inotifytools_initialize() != 0 else {
+            throw WatcherError(message: "cannot start inotify: \(String(cString: strerror(inotifytools_error())))")
+        }
+        try watch(spool.outbox, recursively: true)
+        try watch(parentDirectory(of: policyFile), recursively: false,
+                  events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO))
+    }
+
+    private func watch(_ path: String, recursively: Bool, events: Int32 = outboxEvents) throws {
+        let ok = recursively ? inotifytools_watch_recursively(path, events) : inotifytools_watch_file(path, events)
+        guard ok == 0 else { return }
+        let code = inotifytools_error()
+        if code == ENOSPC {
+            throw WatcherError(message: "cannot watch \(path): the inotify watch limit is reached "
+                + "(fs.inotify.max_user_watches = \(inotifytools_get_max_user_watches())); raise it with "
+                + "'sysctl fs.inotify.max_user_watches=524288'")
+        }
+        if code == ENOENT { return }  // removed meanwhile; a rescan covers it
+        throw WatcherError(message: "cannot watch \(path): \(String(cString: strerror(code)))")
+    }
+
+    private func loop() {
+        let policyName = lastComponent(of: policyFile)
+        let policyFolder = parentDirectory(of: policyFile)
+        while !stopRequested.withLock({ $0 }) {
+            guard let event = inotifytools_next_event(1) else { continue }
+            let mask = Int32(bitPattern: event.pointee.mask)
+            if mask & Int32(IN_Q_OVERFLOW) != 0 {
+                logger.warning("inotify queue overflowed; rescanning the outbox")
+                handler(.rescan)
+                continue
+            }
+            guard let folderPointer = inotifytools_filename_from_wd(event.pointee.wd) else { continue }
+            let folder = String(cString: folderPointer).trimmingSuffix("/")
+            let name = event.pointee.len > 0 ? String(cString: inotifytools_event_name(event)) : ""
+            if folder == policyFolder && name == policyName {
+                handler(.policyChanged)
+                continue
+            }
+            let path = joinPath(folder, name)
+            guard path.hasPrefix(spool.outbox + "/") else { continue }
+            if mask & Int32(IN_ISDIR) != 0 {
+                if mask & Int32(IN_CREATE | IN_MOVED_TO) != 0 {
+                    do { try watch(path, recursively: true) } catch {
+                        logger.error("\(error)")
+                    }
+                    handler(.folder(recipient: spool.recipient(containing: path)))
+                }
+                continue
+            }
+            if let item = spool.outboxItem(at: path) {
+                handler(.file(recipient: item.recipient, path: item.path,
+                              closed: mask & Int32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0))
+            } else if mask & Int32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0 {
+                logger.warning("file is not in a recipient folder; move it into outbox/<recipient>/",
+                               metadata: ["file.path": "\(path)"])
+            }
+        }
+    }
+}
+
+public struct WatcherError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+extension String {
+    func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) && count > 1 ? String(dropLast(suffix.count)) : self
+    }
+}

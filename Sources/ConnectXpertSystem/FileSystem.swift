@@ -1,0 +1,232 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `lstat`/`fstat` report, in the terms the agent cares about.
+public struct FileStatus: Equatable, Sendable {
+    public enum Kind: String, Sendable { case regular, directory, symlink, fifo, socket, device, other }
+
+    public let kind: Kind
+    public let size: Int64
+    public let modificationNanoseconds: Int64
+    public let device: UInt64
+    public let inode: UInt64
+    public let mode: UInt32
+    public let owner: UInt32
+
+    init(_ st: stat) {
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: kind = .regular
+        case S_IFDIR: kind = .directory
+        case S_IFLNK: kind = .symlink
+        case S_IFIFO: kind = .fifo
+        case S_IFSOCK: kind = .socket
+        case S_IFCHR, S_IFBLK: kind = .device
+        default: kind = .other
+        }
+        size = Int64(st.st_size)
+        modificationNanoseconds = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        device = UInt64(st.st_dev)
+        inode = UInt64(st.st_ino)
+        mode = UInt32(st.st_mode & 0o7777)
+        owner = UInt32(st.st_uid)
+    }
+
+    /// Same file, same content as far as metadata can tell: used to notice a file changed under us.
+    public func isSameVersion(as other: FileStatus) -> Bool {
+        device == other.device && inode == other.inode && size == other.size
+            && modificationNanoseconds == other.modificationNanoseconds
+    }
+}
+
+/// Thin, typed wrappers over the file system calls the agent uses; every one goes through `syscall`.
+public enum FileSystem {
+    /// `lstat`: does not follow a final symlink. `nil` if the path does not exist.
+    public static func status(_ path: String) throws -> FileStatus? {
+        var st = stat()
+        do {
+            try syscall("lstat", path: path) { lstat(path, &st) }
+        } catch let error as SystemError where error.errno == ENOENT || error.errno == ENOTDIR {
+            return nil
+        }
+        return FileStatus(st)
+    }
+
+    public static func exists(_ path: String) -> Bool {
+        (try? status(path)) != nil
+    }
+
+    /// `mkdir -p`, then fsyncs nothing: callers that need the directory entry durable call `syncDirectory`.
+    public static func createDirectories(_ path: String, mode: mode_t = 0o755) throws {
+        if let st = try status(path) {
+            if st.kind == .directory { return }
+            throw SystemError(call: "mkdir", path: path, errno: ENOTDIR)
+        }
+        let parent = parentDirectory(of: path)
+        if parent != path && !parent.isEmpty { try createDirectories(parent, mode: mode) }
+        do {
+            try syscall("mkdir", path: path) { mkdir(path, mode) }
+        } catch let error as SystemError where error.errno == EEXIST {
+            return
+        }
+    }
+
+    /// Names in a directory, without `.` and `..`, sorted.
+    public static func contents(of path: String) throws -> [String] {
+        guard let dir = opendir(path) else {
+            throw SystemError(call: "opendir", path: path, errno: errno)
+        }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    public static func rename(_ from: String, to: String) throws {
+        try syscall("rename", path: "\(from) -> \(to)") { Glibc.rename(from, to) }
+    }
+
+    /// Renames only if `to` does not exist; throws EEXIST otherwise. Atomic where the file system
+    /// supports RENAME_NOREPLACE; elsewhere link + unlink, which is atomic for the no-replace check.
+    public static func renameNoReplace(_ from: String, to: String) throws {
+        do {
+            try syscall("rename", path: "\(from) -> \(to)") { cx_rename_noreplace(from, to) }
+        } catch let error as SystemError where error.errno == EINVAL || error.errno == ENOSYS {
+            try syscall("link", path: "\(from) -> \(to)") { link(from, to) }
+            try remove(from)
+        }
+    }
+
+    public static func remove(_ path: String) throws {
+        try syscall("unlink", path: path) { unlink(path) }
+    }
+
+    /// Removes a file; a missing file is not an error.
+    public static func removeIfPresent(_ path: String) throws {
+        do { try remove(path) } catch let error as SystemError where error.errno == ENOENT {}
+    }
+
+    public static func removeDirectory(_ path: String) throws {
+        try syscall("rmdir", path: path) { rmdir(path) }
+    }
+
+    /// Makes a directory's entries (creations, renames) durable.
+    public static func syncDirectory(_ path: String) throws {
+        try FileDescriptor.openDirectory(path).sync()
+    }
+
+    public static func setModificationTime(_ path: String, nanoseconds: Int64) throws {
+        let time = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+        var times = [time, time]
+        try syscall("utimensat", path: path) { utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) }
+    }
+
+    public static func setPermissions(_ path: String, mode: mode_t) throws {
+        try syscall("chmod", path: path) { chmod(path, mode) }
+    }
+
+    /// True when some process has `fd`'s file open for writing. Probed with a read lease, which the
+    /// kernel refuses (EAGAIN) while a writer exists; `nil` when leases are not available to us.
+    public static func isOpenForWriting(_ fd: FileDescriptor) -> Bool? {
+        if cx_set_lease(fd.rawValue, Int32(F_RDLCK)) == 0 {
+            _ = cx_set_lease(fd.rawValue, Int32(F_UNLCK))
+            return false
+        }
+        return errno == EAGAIN ? true : nil
+    }
+
+    /// Copies `source` into a new file at `destination` (which must not exist), then fsyncs it.
+    public static func copyFile(_ source: String, to destination: String, mode: mode_t = 0o644) throws {
+        let input = try FileDescriptor.openForReading(source)
+        let output = try FileDescriptor.create(destination, mode: mode)
+        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+        while true {
+            let n = try buffer.withUnsafeMutableBytes { try input.read(into: $0) }
+            if n == 0 { break }
+            try buffer.withUnsafeBytes { try output.write(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        try output.sync()
+    }
+
+    public static func readFile(_ path: String) throws -> [UInt8] {
+        try FileDescriptor.openForReading(path).readAll()
+    }
+
+    /// Writes a file atomically: temp name in the same directory, fsync, rename, fsync the directory.
+    public static func writeFileAtomically(_ path: String, contents: [UInt8], mode: mode_t = 0o644) throws {
+        let directory = parentDirectory(of: path)
+        let temp = joinPath(directory, ".\(lastComponent(of: path)).\(getpid()).tmp")
+        try removeIfPresent(temp)
+        do {
+            let fd = try FileDescriptor.create(temp, mode: mode)
+            try fd.write(contents)
+            try fd.sync()
+            try rename(temp, to: path)
+        } catch {
+            try? removeIfPresent(temp)
+            throw error
+        }
+        try syncDirectory(directory)
+    }
+
+    public static var currentDirectory: String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX))
+        guard getcwd(&buffer, buffer.count) != nil else { return "." }
+        return String(cString: buffer)
+    }
+}
+
+// MARK: - Path strings
+
+/// Joins path parts with single slashes.
+public func joinPath(_ parts: String...) -> String {
+    joinPath(parts)
+}
+
+public func joinPath(_ parts: [String]) -> String {
+    var result = ""
+    for part in parts where !part.isEmpty {
+        if result.isEmpty {
+            result = part
+        } else if result.hasSuffix("/") {
+            result += part.hasPrefix("/") ? String(part.dropFirst()) : part
+        } else {
+            result += part.hasPrefix("/") ? part : "/" + part
+        }
+    }
+    return result
+}
+
+public func parentDirectory(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return "." }
+    if slash == path.startIndex { return "/" }
+    return String(path[..<slash])
+}
+
+public func lastComponent(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return path }
+    return String(path[path.index(after: slash)...])
+}
+
+/// Makes `path` absolute against `base`, expanding a leading `~`.
+public func absolutePath(_ path: String, relativeTo base: String) -> String {
+    if path == "~" || path.hasPrefix("~/") {
+        let home = getenv("HOME").map { String(cString: $0) } ?? "/"
+        return joinPath(home, String(path.dropFirst(path == "~" ? 1 : 2)))
+    }
+    if path.hasPrefix("/") { return normalizedPath(path) }
+    return normalizedPath(joinPath(base, path))
+}
+
+/// Removes `.` components and doubled slashes; leaves `..` to the caller's checks.
+public func normalizedPath(_ path: String) -> String {
+    let parts = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
+    let joined = parts.joined(separator: "/")
+    return path.hasPrefix("/") ? "/" + joined : (joined.isEmpty ? "." : joined)
+}

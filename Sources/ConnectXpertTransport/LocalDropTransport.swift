@@ -1,0 +1,135 @@
+import ConnectXpertSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A drop that is a local folder (`file:///srv/drop`): a shared disk, or two agents on one machine.
+/// Files are fsynced before they are renamed into place, and directories after, so a drop is as
+/// durable as a remote server's.
+public final class LocalDropTransport: Transport {
+    public let base: String
+    public var endpoint: String { "file:\(base)" }
+
+    private let bufferSize = 1 << 20
+
+    public init(base: String) throws {
+        self.base = base
+        guard let status = try? FileSystem.status(base), status.kind == .directory else {
+            throw TransportError(.transient, "drop folder \(base) does not exist (not mounted, or not created yet)")
+        }
+    }
+
+    private func full(_ path: String) -> String { joinPath(base, path) }
+
+    public func list(_ folder: String) throws -> [RemoteEntry] {
+        let directory = full(folder)
+        let names: [String]
+        do {
+            names = try FileSystem.contents(of: directory)
+        } catch let error as SystemError where error.errno == ENOENT {
+            return []
+        } catch {
+            throw classify(error)
+        }
+        return names.compactMap { name in
+            guard let status = try? FileSystem.status(joinPath(directory, name)) else { return nil }
+            return Self.entry(name: name, status)
+        }
+    }
+
+    public func entry(at path: String) throws -> RemoteEntry? {
+        do {
+            return try FileSystem.status(full(path)).map { Self.entry(name: lastComponent(of: path), $0) }
+        } catch {
+            throw classify(error)
+        }
+    }
+
+    public func makeDirectories(_ folder: String) throws {
+        do { try FileSystem.createDirectories(full(folder)) } catch { throw classify(error) }
+    }
+
+    public func upload(from source: FileDescriptor, size: Int64, to path: String, progress: TransferProgress) throws {
+        let target = full(path)
+        do {
+            try FileSystem.removeIfPresent(target)
+            let output = try FileDescriptor.create(target)
+            try copy(from: source, to: output, progress: progress)
+            try output.sync()
+        } catch {
+            throw classify(error)
+        }
+    }
+
+    public func rename(_ from: String, to: String, replacing: Bool) throws {
+        do {
+            if replacing {
+                try FileSystem.rename(full(from), to: full(to))
+            } else {
+                try FileSystem.renameNoReplace(full(from), to: full(to))
+            }
+            try FileSystem.syncDirectory(parentDirectory(of: full(to)))
+        } catch let error as SystemError where error.errno == EEXIST {
+            throw TransportError(.alreadyExists, "\(full(to)) exists already")
+        } catch {
+            throw classify(error)
+        }
+    }
+
+    public func download(_ path: String, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64 {
+        do {
+            let input = try FileDescriptor.openForReading(full(path))
+            return try copy(from: input, to: destination, progress: progress)
+        } catch {
+            throw classify(error)
+        }
+    }
+
+    public func delete(_ path: String) throws {
+        do {
+            try FileSystem.removeIfPresent(full(path))
+            try FileSystem.syncDirectory(parentDirectory(of: full(path)))
+        } catch {
+            throw classify(error)
+        }
+    }
+
+    public func setModificationTime(_ path: String, nanoseconds: Int64) throws {
+        do { try FileSystem.setModificationTime(full(path), nanoseconds: nanoseconds) } catch { throw classify(error) }
+    }
+
+    @discardableResult
+    private func copy(from input: FileDescriptor, to output: FileDescriptor, progress: TransferProgress) throws -> Int64 {
+        var buffer = [UInt8](repeating: 0, count: bufferSize)
+        var total: Int64 = 0
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try input.read(into: $0) }
+            if count == 0 { return total }
+            try buffer.withUnsafeBytes { try output.write(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            total += Int64(count)
+            guard progress(total) else { throw TransferCancelled() }
+        }
+    }
+
+    private static func entry(name: String, _ status: FileStatus) -> RemoteEntry {
+        let kind: RemoteEntry.Kind
+        switch status.kind {
+        case .regular: kind = .file
+        case .directory: kind = .directory
+        case .symlink: kind = .symlink
+        default: kind = .other
+        }
+        return RemoteEntry(name: name, kind: kind, size: status.size, modificationNanoseconds: status.modificationNanoseconds)
+    }
+
+    /// Permission and naming problems need a person; everything else may pass.
+    private func classify(_ error: Error) -> Error {
+        guard let error = error as? SystemError else { return error }
+        switch error.errno {
+        case EACCES, EPERM, EROFS, ENAMETOOLONG, EINVAL, EISDIR, ENOTDIR, ELOOP:
+            return TransportError(.permanent, "drop \(base): \(error)")
+        default:
+            return TransportError(.transient, "drop \(base): \(error)")
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import ConnectXpertPolicy
+import ConnectXpertSystem
+
+/// One entry of a remote listing.
+public struct RemoteEntry: Equatable, Sendable {
+    public enum Kind: Sendable { case file, directory, symlink, other }
+
+    public var name: String
+    public var kind: Kind
+    public var size: Int64
+    public var modificationNanoseconds: Int64
+
+    public init(name: String, kind: Kind, size: Int64, modificationNanoseconds: Int64) {
+        self.name = name
+        self.kind = kind
+        self.size = size
+        self.modificationNanoseconds = modificationNanoseconds
+    }
+}
+
+/// A failed remote operation, classified so the engine knows whether to retry.
+public struct TransportError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable {
+        /// Worth retrying later: the network, a full disk, a server busy or restarting.
+        case transient
+        /// Needs a person: permissions, a bad name, a refused credential.
+        case permanent
+        /// The target of a no-replace rename exists.
+        case alreadyExists
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// Reports bytes moved so far; returns `false` to abort the transfer (shutdown).
+public typealias TransferProgress = (Int64) -> Bool
+
+/// A connection to one remote. Paths are relative to the remote's base folder and use `/`.
+/// Methods block; each connection is used by one transfer at a time.
+public protocol Transport: AnyObject {
+    /// Where this connection goes, for messages (`file:/srv/drop`, `sftp://user@host:22/base`).
+    var endpoint: String { get }
+
+    /// The entries of a folder; an absent folder is empty.
+    func list(_ folder: String) throws -> [RemoteEntry]
+    /// What is at a path, without following a final symlink; `nil` when nothing is.
+    func entry(at path: String) throws -> RemoteEntry?
+    func makeDirectories(_ folder: String) throws
+    /// Writes `size` bytes from `source` to a new file at `path`, replacing a leftover there.
+    func upload(from source: FileDescriptor, size: Int64, to path: String, progress: TransferProgress) throws
+    /// Renames; with `replacing: false` an existing target throws `.alreadyExists`.
+    func rename(_ from: String, to: String, replacing: Bool) throws
+    /// Copies the file at `path` into `destination`; returns the number of bytes.
+    func download(_ path: String, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64
+    /// Deletes a file; a missing file is not an error.
+    func delete(_ path: String) throws
+    func setModificationTime(_ path: String, nanoseconds: Int64) throws
+}
+
+/// Raised through `TransferProgress` returning `false`.
+public struct TransferCancelled: Error, CustomStringConvertible {
+    public init() {}
+    public var description: String { "cancelled by shutdown" }
+}
+
+/// Opens connections for a remote.
+public enum TransportFactory {
+    public static func connect(to remote: Remote) throws -> any Transport {
+        switch remote.kind {
+        case .localDirectory:
+            return try LocalDropTransport(base: remote.path)
+        case .sftp, .ftp, .ftps:
+            throw TransportError(.permanent, "\(remote.kind.rawValue):// remotes are not available in this version")
+        }
+    }
+}
