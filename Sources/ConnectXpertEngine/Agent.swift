@@ -148,6 +148,12 @@ public final class Agent: Sendable {
         return delay
     }
 
+    /// Logs a warning once per key (a name seen on every poll or rescan is reported once per run).
+    func warnOnce(_ message: Logger.Message, key: String, metadata: Logger.Metadata) {
+        guard warned.withLock({ $0.insert(key).inserted }) else { return }
+        logger.warning(message, metadata: metadata)
+    }
+
     func count(_ change: (inout Tally) -> Void) { tallies.withLock { change(&$0) } }
 }
 

@@ -68,11 +68,6 @@ extension Agent {
         }
     }
 
-    private func warnOnce(_ message: Logger.Message, key: String, metadata: Logger.Metadata) {
-        guard warned.withLock({ $0.insert(key).inserted }) else { return }
-        logger.warning(message, metadata: metadata)
-    }
-
     func enqueueReceive(ruleIndex: Int, remote: String, sender: String, folder: String, path: String) {
         let source = joinPath(folder, path)
         scheduler.enqueue(JobKey("in", remote, source), remote: remote) { [self] in

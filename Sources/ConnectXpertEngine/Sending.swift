@@ -68,7 +68,9 @@ extension Agent {
                 advice: "copy the file itself (cp -L) into outbox/\(recipient)/")
         case .directory: return nil
         case .fifo, .socket, .device, .other:
-            log.notice("ignored: not a regular file", metadata: ["file.kind": "\(status.kind.rawValue)"])
+            warnOnce("ignored: not a regular file", key: source, metadata: [
+                "transfer.file": "\(path)", "transfer.recipient": "\(recipient)", "file.kind": "\(status.kind.rawValue)",
+            ])
             return nil
         }
         let file = try FileDescriptor.openForReading(source)

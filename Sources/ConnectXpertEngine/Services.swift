@@ -34,7 +34,7 @@ public struct TransferService: Service {
         agent.scanOutbox()
         logger.info("watching the outbox", metadata: ["spool.root": "\(agent.spool.root)"])
         try? await gracefulShutdown()
-        logger.info("stopping: finishing transfers in progress")
+        logger.info("stopping: cancelling transfers in progress and removing their temporary files")
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             Thread {
                 watcher.stop()

@@ -89,6 +89,12 @@ public final class Journal: Sendable {
                    [.text(direction.rawValue), .text(peer), .text(source), .text(remote)]).first
     }
 
+    /// The newest record of a source, in any state.
+    public func latest(_ direction: TransferDirection, remote: String, peer: String, source: String) throws -> TransferRecord? {
+        try select("WHERE direction = ? AND peer = ? AND source = ? AND remote = ? ORDER BY id DESC LIMIT 1",
+                   [.text(direction.rawValue), .text(peer), .text(source), .text(remote)]).first
+    }
+
     /// Every transfer that is not done or failed.
     public func unfinished() throws -> [TransferRecord] {
         try select("WHERE state NOT IN ('done', 'failed') ORDER BY id", [])

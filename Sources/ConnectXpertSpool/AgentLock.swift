@@ -22,6 +22,15 @@ public final class AgentLock {
         try descriptor.write(Array("\(getpid())\n".utf8))
     }
 
+    /// The process ID of the agent holding the lock, or `nil` when no agent runs on the spool.
+    public static func holder(path: String) -> String? {
+        guard let descriptor = try? FileDescriptor.open(path, flags: O_RDONLY) else { return nil }
+        if flock(descriptor.rawValue, LOCK_SH | LOCK_NB) == 0 { return nil }
+        let pid = String(decoding: (try? descriptor.readAll()) ?? [], as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        return pid.isEmpty ? "unknown" : pid
+    }
+
     public struct Busy: Error, CustomStringConvertible {
         public let path: String
         public let holder: String

@@ -1,0 +1,55 @@
+# ConnectXpert. `make run` and `make test` install what they need (Debian packages, PyPI tools).
+SWIFT      ?= swift
+BINARY     := .build/debug/connectxpert
+RELEASE    := .build/release/connectxpert
+PREFIX     ?= /usr/local
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Build: the C libraries. Tests: inotifywait for the watcher tests, systemd-analyze for the units.
+APT_BUILD  := libssh2-1-dev libcurl4-openssl-dev libinotifytools0-dev libsqlite3-dev
+APT_TEST   := inotify-tools systemd
+
+.PHONY: all deps test-deps build run test bench demo install clean
+
+all: build
+
+deps:
+	@scripts/apt-install $(APT_BUILD)
+
+test-deps: deps
+	@scripts/apt-install $(APT_TEST)
+
+build: deps
+	$(SWIFT) build
+
+run: build
+	$(BINARY) run --policy policies.yaml
+
+test: test-deps
+	$(SWIFT) build --build-tests
+	CONNECTXPERT_BINARY=$(CURDIR)/$(BINARY) $(SWIFT) test --skip-build
+
+bench: test-deps
+	$(SWIFT) build -c release
+	python3 scripts/bench.py $(CURDIR)/$(RELEASE)
+
+demo: build
+	scripts/demo $(CURDIR)/$(BINARY)
+
+install:
+	$(SWIFT) build -c release
+	$(SUDO) install -D -m 0755 $(RELEASE) $(DESTDIR)$(PREFIX)/bin/connectxpert
+	$(SUDO) install -d -m 0755 $(DESTDIR)/etc/connectxpert
+	@if [ -e $(DESTDIR)/etc/connectxpert/policies.yaml ]; then \
+		echo "keeping the existing /etc/connectxpert/policies.yaml"; \
+	else \
+		sed -e 's#^spool: spool .*#spool: /var/spool/connectxpert#' \
+		    -e 's#url: file:drop .*#url: file:///var/spool/connectxpert-drop#' policies.yaml \
+		| $(SUDO) install -m 0644 /dev/stdin $(DESTDIR)/etc/connectxpert/policies.yaml; \
+	fi
+	$(SUDO) install -d -m 0755 $(DESTDIR)/var/spool/connectxpert $(DESTDIR)/var/spool/connectxpert-drop
+	$(SUDO) install -m 0644 systemd/connectxpert.service systemd/connectxpert-batch.service \
+		systemd/connectxpert-batch.path $(DESTDIR)/etc/systemd/system/
+
+clean:
+	rm -rf .build

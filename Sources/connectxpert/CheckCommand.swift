@@ -1,0 +1,57 @@
+import ArgumentParser
+import ConnectXpertPolicy
+import ConnectXpertSystem
+
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate the policy and explain what it does.",
+        discussion: "Exits 0 for a valid policy, 78 (EX_CONFIG) for an invalid one, with file:line:column for each problem.")
+
+    @OptionGroup var policyOptions: PolicyOptions
+
+    func run() throws {
+        let policy = try policyOptions.load()
+        print(PolicyExplanation(policy: policy).text)
+    }
+}
+
+/// The policy in words, for `check`.
+struct PolicyExplanation {
+    let policy: Policy
+
+    var text: String {
+        var lines = ["\(policy.sourceFile): OK", ""]
+        lines.append("We are '\(policy.identity.id)'. Spool: \(policy.spool)")
+        lines.append("")
+        lines.append("Remotes:")
+        for remote in policy.remotes.values.sorted(by: { $0.name < $1.name }) {
+            var line = "  \(remote.name): \(remote.url)"
+            if remote.kind == .localDirectory { line += " (local folder \(remote.path))" }
+            line += ", up to \(remote.maxConnections) connections, timeout \(remote.timeout)"
+            lines.append(line)
+        }
+        lines.append("")
+        lines.append("Sending (first matching rule wins):")
+        if policy.outbox.isEmpty { lines.append("  nothing: there are no outbox rules") }
+        for rule in policy.outbox {
+            let recipients = rule.recipients.map(\.pattern).joined(separator: ", ")
+            lines.append("  outbox/<\(recipients)>/ -> \(rule.remote):\(rule.remotePath)")
+            var details = "    files \(rule.include.map(\.pattern).joined(separator: ", "))"
+            if !rule.exclude.isEmpty { details += " except \(rule.exclude.map(\.pattern).joined(separator: ", "))" }
+            details += "; then \(rule.after.rawValue); on a name conflict: \(rule.conflict.rawValue)"
+            details += "; max size: \(rule.maxSize.map(\.description) ?? "none")"
+            lines.append(details)
+            lines.append("    retry after \(rule.retry.initial), doubling up to \(rule.retry.maximum); give up after \(rule.retry.giveUpAfter)")
+        }
+        lines.append("")
+        lines.append("Receiving:")
+        if policy.inbox.isEmpty { lines.append("  nothing: there are no inbox rules") }
+        for rule in policy.inbox {
+            let senders = rule.senders.map(\.pattern).joined(separator: ", ")
+            lines.append("  \(rule.remote):\(rule.remoteFolder.render(["recipient": policy.identity.id])) from senders \(senders), every \(rule.every)")
+            lines.append("    into \(rule.destination); remote copies are \(rule.deleteRemote ? "deleted once stored" : "kept"); on a name conflict: \(rule.conflict.rawValue)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

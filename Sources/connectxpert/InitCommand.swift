@@ -1,0 +1,88 @@
+import ArgumentParser
+import ConnectXpertPolicy
+import ConnectXpertSystem
+
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Write a starter policy (never over an existing file).",
+        discussion: "The starter policy sends through, and receives from, a local drop folder named 'drop' beside it.")
+
+    @Option(name: .long, help: "Our user ID.")
+    var id: String
+
+    @Option(name: .long, help: ArgumentHelp("Where received files go (a folder per sender is made below it).", valueName: "dir"))
+    var inbox: String?
+
+    @Option(name: .long, help: ArgumentHelp("The file to write.", valueName: "file"))
+    var policy = "policies.yaml"
+
+    func validate() throws {
+        if let problem = Names.problem(withComponent: id) {
+            throw ValidationError("'\(Names.printable(id))' cannot be an ID: \(problem)")
+        }
+    }
+
+    func run() throws {
+        if FileSystem.exists(policy) {
+            throw fail("\(policy) exists already; it was not changed", .cantCreate)
+        }
+        let destination = inbox.map { joinPath($0, "{sender}") } ?? "{spool}/inbox/{sender}"
+        do {
+            try FileSystem.writeFileAtomically(policy, contents: Array(StarterPolicy.text(id: id, destination: destination).utf8))
+        } catch {
+            throw fail("cannot write \(policy): \(error)", .cantCreate)
+        }
+        print("wrote \(policy); check it with: connectxpert check --policy \(policy)")
+    }
+}
+
+/// The policy `init` writes; the shipped policies.yaml is this text for the ID 'alice'.
+enum StarterPolicy {
+    static func text(id: String, destination: String) -> String {
+        """
+        # ConnectXpert policy. Check it with: connectxpert check --policy <this file>
+        # Durations: 500ms, 30s, 5m, 2h, 1d. Sizes: 512KiB, 10MB, 2GiB.
+        # Relative paths are relative to this file's folder.
+
+        identity:
+          id: \(id)                  # our user ID: the sender in the remote paths we write
+
+        spool: spool                 # outbox/, inbox/, sent/, failed/ and .state/ live here
+
+        remotes:
+          drop:                      # the name the rules below use
+            url: file:drop           # a local folder: file:///absolute/path or file:relative/path
+            max_connections: 4
+            timeout: 30s
+            # Secrets are never written here; name a file (mode 0600) or an environment variable:
+            # password_file: /etc/connectxpert/drop.password
+            # password_env: DROP_PASSWORD
+            # key_file: ~/.ssh/id_ed25519
+
+        outbox:                      # files in spool/outbox/<recipient>/; the first rule that matches is used
+          - recipients: ["*"]        # globs on the recipient's ID
+            remote: drop
+            remote_path: "{sender}->{recipient}/{path}"   # also {name} and {date}
+            include: ["*"]           # globs; without a '/' they match the file name in any sub-folder
+            exclude: []
+            after: delete            # delete | archive (to spool/sent/) | keep (each version sent once)
+            conflict: rename         # rename ("name (1).ext") | overwrite | fail
+            # max_size: 2GiB         # larger files go to spool/failed/ with a .reason
+            retry:
+              initial: 5s            # the first pause after a transient failure; doubles, with jitter
+              max: 10m
+              give_up_after: 3d      # then the file goes to spool/failed/
+
+        inbox:                       # remote drops addressed to us
+          - remote: drop
+            senders: ["*"]
+            remote_folder: "{sender}->{recipient}"
+            every: 30s
+            destination: "\(destination)"
+            delete_remote: true      # delete the remote copy once ours is stored
+            conflict: rename
+
+        """
+    }
+}

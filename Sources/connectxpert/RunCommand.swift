@@ -1,0 +1,83 @@
+import ArgumentParser
+import ConnectXpertEngine
+import ConnectXpertPolicy
+import ConnectXpertSpool
+import ConnectXpertSystem
+import Logging
+import ServiceLifecycle
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the agent: as a daemon, or one batch pass with --once.",
+        discussion: """
+            The daemon sends files as soon as they are closed in the outbox, polls the inboxes, reloads \
+            the policy on SIGHUP or when the file is saved, and stops cleanly on SIGTERM or SIGINT.
+            With --once it sends what is waiting, polls every inbox once and exits: 0 when all \
+            succeeded, 65 when files went to failed/, 75 when some must be retried later, 78 for an \
+            invalid policy.
+            """)
+
+    @OptionGroup var policyOptions: PolicyOptions
+    @OptionGroup var loggingOptions: LoggingOptions
+
+    @Flag(name: .long, help: "Send what is waiting, poll every inbox once, then exit.")
+    var once = false
+
+    func run() async throws {
+        let logger = loggingOptions.bootstrap()
+        let policy = try policyOptions.load()
+        let (agent, lock) = try startAgent(policy: policy, mode: once ? .batch : .daemon, logger: logger)
+        defer { withExtendedLifetime(lock) {} }
+        if once {
+            try runOnce(agent)
+            return
+        }
+        let reloader = PolicyReloader(agent: agent, path: policyOptions.path, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [
+                .init(service: TransferService(agent: agent, reloader: reloader, logger: logger)),
+                .init(service: InboxPollingService(agent: agent)),
+                .init(service: PolicyReloadService(reloader: reloader)),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+    }
+
+    private func runOnce(_ agent: Agent) throws {
+        try agent.recover()
+        agent.scanOutbox()
+        agent.pollInboxes()
+        try completeBatch(agent) { "sent \($0.sent), received \($0.received), failed \($0.failed), to retry \($0.deferred)" }
+    }
+}
+
+/// Waits for a batch pass to finish, stops the agent and ends with the code its tally calls for:
+/// 0, 65 (EX_DATAERR) when something failed for good, 75 (EX_TEMPFAIL) when something must be retried.
+func completeBatch(_ agent: Agent, summary: (Tally) -> String) throws {
+    agent.waitUntilIdle()
+    agent.shutdown()
+    let tally = agent.tally
+    if tally.failed > 0 {
+        throw fail("\(summary(tally)) (see \(agent.spool.failed) and the log)", .dataError)
+    }
+    if tally.deferred > 0 {
+        throw fail("\(summary(tally)) (transient failures; run again later)", .tempFail)
+    }
+    printError("connectxpert: \(summary(tally))")
+}
+
+/// Takes the spool's lock and opens the agent; a second agent on the same spool is refused.
+func startAgent(policy: Policy, mode: RunMode, logger: Logger) throws -> (Agent, AgentLock) {
+    let spool = Spool(root: policy.spool)
+    do {
+        try spool.createLayout()
+        let lock = try AgentLock(path: spool.lock)
+        return (try Agent(policy: policy, mode: mode, logger: logger), lock)
+    } catch let busy as AgentLock.Busy {
+        throw fail("\(busy)", .tempFail)
+    } catch {
+        throw fail("cannot open the spool \(spool.root): \(error)", .cantCreate)
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import ConnectXpertJournal
+import ConnectXpertPolicy
+import ConnectXpertSpool
+import ConnectXpertSystem
+import Foundation
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the queue per recipient, transfers in progress, and what waits for a retry.")
+
+    @OptionGroup var policyOptions: PolicyOptions
+
+    func run() throws {
+        let policy = try policyOptions.load()
+        let spool = Spool(root: policy.spool)
+        let agent = AgentLock.holder(path: spool.lock).map { "agent running (pid \($0))" } ?? "agent not running"
+        print("Spool \(spool.root): \(agent)")
+
+        print("\nOutbox:")
+        let waiting = (try? spool.scanOutbox()) ?? []
+        let byRecipient = Dictionary(grouping: waiting, by: \.recipient)
+        if byRecipient.isEmpty { print("  empty") }
+        for (recipient, entries) in byRecipient.sorted(by: { $0.key < $1.key }) {
+            let bytes = entries.reduce(Int64(0)) { total, entry in
+                total + ((try? FileSystem.status(joinPath(spool.outbox(for: recipient), entry.path)))??.size ?? 0)
+            }
+            let rule = policy.outboxRule(for: recipient).map { "to \($0.remote)" } ?? "no rule covers this recipient"
+            print("  \(recipient): \(entries.count) file\(entries.count == 1 ? "" : "s"), \(ByteSize(bytes: bytes)) (\(rule))")
+        }
+
+        let unfinished = FileSystem.exists(spool.journal) ? try Journal(path: spool.journal).unfinished() : []
+        let now = Date().timeIntervalSince1970
+        let retrying = unfinished.filter { $0.nextAttempt != nil || $0.lastError != nil }
+        let moving = unfinished.filter { $0.state == .transferring && $0.lastError == nil }
+        print("\nIn progress:")
+        if moving.isEmpty { print("  nothing") }
+        for record in moving {
+            let rate = Double(record.bytesDone) / max(0.001, record.updated - record.started)
+            let percent = record.size > 0 ? Int(Double(record.bytesDone) * 100 / Double(record.size)) : 100
+            print("  \(describe(record)): \(ByteSize(bytes: record.bytesDone)) of \(ByteSize(bytes: record.size)) (\(percent)%), \(ByteSize(bytes: Int64(rate)))/s")
+        }
+        print("\nWaiting to retry:")
+        if retrying.isEmpty { print("  nothing") }
+        for record in retrying {
+            let next = record.nextAttempt.map { $0 > now ? "next try in \(TimeSpan(seconds: $0 - now))" : "next try now" } ?? "next try on the next pass"
+            print("  \(describe(record)): attempt \(record.attempts), \(next); last error: \(record.lastError ?? "none")")
+        }
+        let failed = ((try? FileSystem.contents(of: spool.failed)) ?? []).count
+        if failed > 0 { print("\nFailed: see \(spool.failed) (each file has a .reason)") }
+    }
+
+    private func describe(_ record: TransferRecord) -> String {
+        switch record.direction {
+        case .outgoing: return "\(record.peer)/\(record.source) -> \(record.remote)"
+        case .incoming: return "\(record.remote):\(record.source) from \(record.peer)"
+        }
+    }
+}
+
+struct HistoryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "history",
+        abstract: "List finished transfers, newest first.")
+
+    @OptionGroup var policyOptions: PolicyOptions
+
+    @Option(name: .long, help: "How many transfers to list.")
+    var limit = 20
+
+    func validate() throws {
+        guard limit > 0 else { throw ValidationError("--limit must be at least 1") }
+    }
+
+    func run() throws {
+        let policy = try policyOptions.load()
+        let spool = Spool(root: policy.spool)
+        guard FileSystem.exists(spool.journal) else {
+            print("no transfers yet")
+            return
+        }
+        let records = try Journal(path: spool.journal).history(limit: limit)
+        if records.isEmpty { print("no transfers yet") }
+        let formatter = ISO8601DateFormatter()
+        for record in records {
+            let when = formatter.string(from: Date(timeIntervalSince1970: record.updated))
+            let size = ByteSize(bytes: record.size)
+            switch (record.direction, record.state) {
+            case (.outgoing, .done):
+                print("\(when)  sent      \(record.peer)/\(record.source) -> \(record.remote):\(record.destination ?? "?")  \(size)")
+            case (.incoming, .done):
+                print("\(when)  received  \(record.remote):\(record.source) -> \(record.destination ?? "?")  \(size)")
+            default:
+                print("\(when)  failed    \(record.direction == .outgoing ? "\(record.peer)/" : "\(record.remote):")\(record.source): \(record.lastError ?? "unknown error")")
+            }
+        }
+    }
+}
