@@ -1,0 +1,134 @@
+import ConnectXpertSystem
+import Foundation
+import Testing
+
+/// `check`, `send`, `init`, `history`, `systemd-units`: exact output and exit codes.
+@Suite struct CommandTests {
+    @Test func checkExplainsTheShippedPolicy() throws {
+        let outcome = try connectxpert("check", "--policy", "policies.yaml", in: packageRoot)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdout.hasPrefix("\(packageRoot)/policies.yaml: OK\n\nWe are 'alice'. Spool: \(packageRoot)/spool\n"))
+        #expect(outcome.stdout.contains("  drop: file:drop (local folder \(packageRoot)/drop), up to 4 connections, timeout 30s"))
+        #expect(outcome.stdout.contains("  outbox/<*>/ -> drop:{sender}->{recipient}/{path}"))
+    }
+
+    @Test func checkReportsAnInvalidPolicyWithEXConfig() throws {
+        let folder = try temporaryFolder()
+        try write(joinPath(folder, "policies.yaml"), "identity:\n  id: alice\nremotes:\n  drop:\n    url: file:drop\n    max_conections: 4\n")
+        let outcome = try connectxpert("check", "--policy", "policies.yaml", in: folder)
+        #expect(outcome.status == 78)
+        #expect(outcome.stdout.isEmpty)
+        #expect(outcome.stderr == """
+            policies.yaml:6:5: error: remotes.drop.max_conections: unknown key 'max_conections'; did you mean 'max_connections'?
+                    max_conections: 4
+                    ^
+
+            """)
+    }
+
+    @Test func missingPolicyIsExplained() throws {
+        let folder = try temporaryFolder()
+        let outcome = try connectxpert("check", "--policy", "nowhere.yaml", in: folder)
+        #expect(outcome.status == 78)
+        #expect(outcome.stderr.hasPrefix("nowhere.yaml: error: cannot read the policy (open \(folder)/nowhere.yaml: No such file or directory); create one with 'connectxpert init --id YOUR_ID'"))
+    }
+
+    @Test func initWritesAStarterPolicyEqualToTheShippedOneAndNeverOverwrites() throws {
+        let folder = try temporaryFolder()
+        let first = try connectxpert("init", "--id", "alice", in: folder)
+        #expect(first.status == 0)
+        #expect(first.stdout == "wrote policies.yaml; check it with: connectxpert check --policy policies.yaml\n")
+        #expect(read(joinPath(folder, "policies.yaml")) == read(joinPath(packageRoot, "policies.yaml")),
+                "the shipped policies.yaml is what 'init --id alice' writes")
+        let second = try connectxpert("init", "--id", "bob", in: folder)
+        #expect(second.status == 73)
+        #expect(second.stderr == "connectxpert: policies.yaml exists already; it was not changed\n")
+        let bad = try connectxpert("init", "--id", "../x", in: folder)
+        #expect(bad.status == 64)
+        #expect(bad.stderr.hasPrefix("Error: '../x' cannot be an ID: '..' would leave the folder") || bad.stderr.contains("cannot be an ID"))
+    }
+
+    @Test func sendPlacesFilesAtomicallyAndWaitsForDelivery() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let source = joinPath(agents.root, "report.txt")
+        try write(source, "report")
+        let policy = agents.policyPath("alice")
+        let first = try connectxpert("send", source, "--to", "bob", "--policy", policy, in: agents.alice)
+        #expect(first.status == 0)
+        #expect(first.stdout == "queued \(source) for bob as \(agents.outbox("alice", to: "bob"))/report.txt\n")
+        let second = try connectxpert("send", source, "--to", "bob", "--policy", policy, in: agents.alice)
+        #expect(second.stdout.hasSuffix("/report (1).txt\n"))
+        #expect(files(below: agents.outbox("alice", to: "bob")) == ["report (1).txt", "report.txt"])
+
+        let unavailable = try connectxpert("send", source, "--to", "bob", "--wait", "--policy", policy, in: agents.alice)
+        #expect(unavailable.status == 69)
+        #expect(unavailable.stderr.contains("no agent is running"))
+
+        let alice = try agents.daemon("alice")
+        defer { alice.signal(SIGTERM); alice.wait() }
+        try #require(eventually { alice.log.contains("watching the outbox") })
+        let waited = try connectxpert("send", source, "--to", "carol", "--wait", "--policy", policy, in: agents.alice)
+        #expect(waited.status == 0, "\(waited.stderr)")
+        #expect(waited.stdout.contains("delivered report.txt (6 B)"))
+
+        let invalid = try connectxpert("send", source, "--to", "../etc", "--policy", policy, in: agents.alice)
+        #expect(invalid.status == 64)
+        #expect(invalid.stderr.contains("'../etc' cannot be a recipient: '..' would leave the folder") || invalid.stderr.contains("cannot be a recipient"))
+    }
+
+    @Test func historyListsFinishedTransfers() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        try write(joinPath(agents.outbox("alice", to: "bob"), "h.txt"), "h")
+        #expect(try agents.once("alice").status == 0)
+        let history = try connectxpert("history", "--policy", agents.policyPath("alice"), in: agents.alice)
+        #expect(history.status == 0)
+        #expect(history.stdout.contains("  sent      bob/h.txt -> drop:alice->bob/h.txt  1 B\n"))
+    }
+
+    @Test func systemdUnitsVerify() throws {
+        guard let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"].first(where: FileSystem.exists) else {
+            Issue.record("systemd-analyze is not installed (make test installs the systemd package)")
+            return
+        }
+        let shipped = try temporaryFolder()
+        for unit in ["connectxpert.service", "connectxpert-batch.service", "connectxpert-batch.path"] {
+            let text = String(decoding: read(joinPath(packageRoot, "systemd", unit)) ?? [], as: UTF8.self)
+                .replacingOccurrences(of: "/usr/local/bin/connectxpert", with: binary)
+            try write(joinPath(shipped, unit), text)
+        }
+        #expect(try verify(analyze, folder: shipped, units: ["connectxpert.service", "connectxpert-batch.service", "connectxpert-batch.path"]) == "")
+
+        let agents = try TwoAgents { $0.replacingOccurrences(of: "recipients: [\"*\"]", with: "recipients: [\"bob\", \"team-*\"]") }
+        defer { agents.remove() }
+        try FileSystem.createDirectories(agents.outbox("alice", to: "team-a"))
+        let generated = try connectxpert("systemd-units", "--policy", agents.policyPath("alice"), in: agents.alice)
+        #expect(generated.status == 0)
+        let lines = generated.stdout.split(separator: "\n").filter { $0.hasPrefix("DirectoryNotEmpty=") }
+        #expect(lines == ["DirectoryNotEmpty=\(agents.outbox("alice", to: "bob"))", "DirectoryNotEmpty=\(agents.outbox("alice", to: "team-a"))"])
+        let custom = try temporaryFolder()
+        try write(joinPath(custom, "connectxpert-batch.path"), generated.stdout)
+        try write(joinPath(custom, "connectxpert-batch.service"), String(decoding: read(joinPath(shipped, "connectxpert-batch.service")) ?? [], as: UTF8.self))
+        #expect(try verify(analyze, folder: custom, units: ["connectxpert-batch.path"]) == "")
+    }
+
+    /// Runs `systemd-analyze verify`; returns what it complained about ("" when the units are valid).
+    private func verify(_ analyze: String, folder: String, units: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: analyze)
+        process.arguments = ["verify"] + units.map { joinPath(folder, $0) }
+        let errors = Pipe()
+        process.standardError = errors
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return process.terminationStatus == 0 ? "" : "exit \(process.terminationStatus): \(text)"
+    }
+}
+
+func temporaryFolder() throws -> String {
+    let path = NSTemporaryDirectory() + "cx-test-" + UUID().uuidString.prefix(8)
+    try FileSystem.createDirectories(path)
+    return path
+}

@@ -1,0 +1,105 @@
+import ConnectXpertSystem
+import Foundation
+import Testing
+
+/// The daemon's life: policy reloads, SIGTERM, and `kill -9` at any moment.
+@Suite struct DaemonTests {
+    @Test func policyEditsAreReloadedAndInvalidEditsRejected() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let alice = try agents.daemon("alice")
+        defer { alice.signal(SIGTERM); alice.wait() }
+        try #require(eventually { alice.log.contains("watching the outbox") })
+        let outbox = agents.outbox("alice", to: "bob")
+
+        let original = TwoAgents.policy(id: "alice", poll: "200ms")
+        try agents.writePolicy("alice", original.replacingOccurrences(
+            of: "    remote: drop\n    retry", with: "    remote: drop\n    remote_path: \"to-{recipient}/{path}\"\n    retry"))
+        #expect(eventually { alice.log.contains("policy reloaded") })
+        try write(joinPath(outbox, "new-layout.txt"), "n")
+        #expect(eventually { FileSystem.exists(joinPath(agents.drop, "to-bob/new-layout.txt")) })
+
+        try agents.writePolicy("alice", original + "bogus: true\n")
+        #expect(eventually { alice.log.contains("policy edit rejected; the previous policy stays in force") })
+        #expect(alice.log.contains("unknown key 'bogus'"))
+        try write(joinPath(outbox, "still-working.txt"), "s")
+        #expect(eventually { FileSystem.exists(joinPath(agents.drop, "to-bob/still-working.txt")) },
+                "the policy in force before the bad edit keeps working")
+
+        alice.signal(SIGHUP)
+        #expect(eventually { alice.log.components(separatedBy: "policy edit rejected").count == 3 }, "SIGHUP reloads too")
+    }
+
+    @Test func sigtermStopsCleanlyWithoutPartialFiles() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let alice = try agents.daemon("alice")
+        try #require(eventually { alice.log.contains("watching the outbox") })
+        let big = randomBytes(64 << 20)
+        let staging = joinPath(agents.root, "big.bin")
+        try write(staging, big)
+        try FileSystem.createDirectories(agents.outbox("alice", to: "bob"))
+        try FileSystem.rename(staging, to: joinPath(agents.outbox("alice", to: "bob"), "big.bin"))
+        _ = eventually(timeout: 5) { alice.log.contains("upload started") }
+        alice.signal(SIGTERM)
+        let outcome = alice.wait(timeout: 30)
+        #expect(outcome.status == 0)
+        #expect(outcome.stderr.contains("stopped"))
+        let left = files(below: agents.drop)
+        #expect(left.allSatisfy { !$0.contains(".part") }, "\(left)")
+        // Whatever the moment of the signal, the next pass delivers the file exactly once.
+        #expect(try agents.once("alice").status == 0)
+        #expect(files(below: agents.drop) == ["alice->bob/big.bin"])
+        #expect(read(joinPath(agents.drop, "alice->bob/big.bin")) == big)
+    }
+
+    @Test func killDashNineDuringFiveHundredFilesDeliversEachExactlyOnce() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let outbox = agents.outbox("alice", to: "bob")
+        let staging = joinPath(agents.root, "staging")
+        try FileSystem.createDirectories(outbox)
+        try FileSystem.createDirectories(staging)
+        let count = 500
+        var expected: [String: [UInt8]] = [:]
+        for index in 0..<count {
+            let name = "file-\(index).txt"
+            expected["alice->bob/" + name] = Array("content of file \(index)\n".utf8)
+            try write(joinPath(staging, name), expected["alice->bob/" + name]!)
+        }
+
+        // Kill the daemon twice while it works through the batch, then let a batch pass finish.
+        var alice = try agents.daemon("alice")
+        try #require(eventually { alice.log.contains("watching the outbox") })
+        for name in try FileSystem.contents(of: staging) {
+            try FileSystem.rename(joinPath(staging, name), to: joinPath(outbox, name))
+        }
+        for threshold in [60, 250] {
+            #expect(eventually(timeout: 60) { files(below: agents.drop).count >= threshold })
+            alice.signal(SIGKILL)
+            alice.wait()
+            if threshold == 60 {
+                alice = try agents.daemon("alice")
+            }
+        }
+        let finish = try agents.once("alice")
+        #expect(finish.status == 0, "\(finish.stderr.suffix(2000))")
+
+        let delivered = files(below: agents.drop)
+        #expect(delivered.count == count, "no file lost, none twice, no temporary left")
+        #expect(delivered.filter { $0.contains(" (") || $0.contains(".part") }.isEmpty, "\(delivered.filter { $0.contains(" (") || $0.contains(".part") })")
+        for path in delivered { #expect(read(joinPath(agents.drop, path)) == expected[path], "\(path)") }
+        #expect(files(below: outbox).isEmpty)
+    }
+
+    @Test func secondAgentOnTheSameSpoolIsRefused() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let alice = try agents.daemon("alice")
+        defer { alice.signal(SIGTERM); alice.wait() }
+        try #require(eventually { alice.log.contains("watching the outbox") })
+        let second = try agents.once("alice")
+        #expect(second.status == 75)
+        #expect(second.stderr.contains("connectxpert: another connectxpert agent (pid \(alice.process.processIdentifier)) is using this spool"))
+    }
+}

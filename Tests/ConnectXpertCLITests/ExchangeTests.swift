@@ -1,0 +1,138 @@
+import ConnectXpertSystem
+import Foundation
+import Testing
+
+/// Two agents exchanging files through one local drop, as separate processes.
+@Suite struct ExchangeTests {
+    @Test func batchPassesDeliverByteIdenticalFiles() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let outbox = agents.outbox("alice", to: "bob")
+        // A list, not a dictionary: Swift strings compare NFC and NFD as equal, the file system does not.
+        let contents: [(String, [UInt8])] = [
+            ("empty.bin", []),
+            ("one.bin", [42]),
+            ("big.bin", randomBytes(5 << 20)),
+            ("name with spaces.txt", Array("spaces\n".utf8)),
+            ("caf\u{E9}.txt", Array("NFC\n".utf8)),
+            ("cafe\u{301}.txt", Array("NFD\n".utf8)),
+            ("sub/folder/nested.txt", Array("nested\n".utf8)),
+        ]
+        for (name, bytes) in contents { try write(joinPath(outbox, name), bytes) }
+
+        let sent = try agents.once("alice")
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(sent.stderr.contains("connectxpert: sent 7, received 0, failed 0, to retry 0"))
+        #expect(files(below: outbox).isEmpty)
+        #expect(files(below: joinPath(agents.drop, "alice->bob")).count == 7)
+
+        let received = try agents.once("bob")
+        #expect(received.status == 0, "\(received.stderr)")
+        #expect(received.stderr.contains("connectxpert: sent 0, received 7, failed 0, to retry 0"))
+        let inbox = agents.inbox("bob", from: "alice")
+        for (name, bytes) in contents {
+            #expect(read(joinPath(inbox, name)) == bytes, "\(name)")
+        }
+        #expect(files(below: inbox).count == 7)
+        #expect(files(below: agents.drop).isEmpty, "remote copies are deleted once received")
+    }
+
+    @Test func daemonSendsCopiedMovedAndSlowlyWrittenFiles() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let alice = try agents.daemon("alice")
+        let bob = try agents.daemon("bob")
+        defer { alice.signal(SIGTERM); bob.signal(SIGTERM); alice.wait(); bob.wait() }
+        try #require(eventually { alice.log.contains("watching the outbox") && bob.log.contains("watching the outbox") })
+
+        let outbox = agents.outbox("alice", to: "bob")
+        try FileSystem.createDirectories(outbox)
+        try write(joinPath(outbox, "copied.txt"), "copied\n")
+
+        let staging = joinPath(agents.root, "staging.txt")
+        try write(staging, "moved\n")
+        try FileSystem.rename(staging, to: joinPath(outbox, "moved.txt"))
+
+        // A slow writer: four chunks over about a second, then close. Nothing may leave before the close.
+        var written: [UInt8] = []
+        do {
+            let slow = try FileDescriptor.open(joinPath(outbox, "slow.txt"), flags: O_WRONLY | O_CREAT | O_TRUNC)
+            try withExtendedLifetime(slow) {
+                for chunk in 0..<4 {
+                    let bytes = Array("chunk \(chunk)\n".utf8)
+                    try slow.write(bytes)
+                    written += bytes
+                    usleep(250_000)
+                    #expect(!FileSystem.exists(joinPath(agents.drop, "alice->bob/slow.txt")), "a file still being written was sent")
+                }
+            }
+        }  // closed here
+
+        let inbox = agents.inbox("bob", from: "alice")
+        #expect(eventually { read(joinPath(inbox, "slow.txt")) == written })
+        #expect(eventually { read(joinPath(inbox, "copied.txt")) == Array("copied\n".utf8) })
+        #expect(eventually { read(joinPath(inbox, "moved.txt")) == Array("moved\n".utf8) })
+        #expect(eventually { files(below: inbox) == ["copied.txt", "moved.txt", "slow.txt"] })
+    }
+
+    @Test func recipientFolderCreatedWhileRunningIsWatched() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let alice = try agents.daemon("alice")
+        defer { alice.signal(SIGTERM); alice.wait() }
+        try #require(eventually { alice.log.contains("watching the outbox") })
+        let carol = agents.outbox("alice", to: "carol")
+        try FileSystem.createDirectories(carol)
+        try write(joinPath(carol, "first.txt"), "1")
+        try FileSystem.createDirectories(joinPath(carol, "deeper/still"))
+        try write(joinPath(carol, "deeper/still/second.txt"), "2")
+        #expect(eventually { read(joinPath(agents.drop, "alice->carol/first.txt")) == Array("1".utf8) })
+        #expect(eventually { read(joinPath(agents.drop, "alice->carol/deeper/still/second.txt")) == Array("2".utf8) })
+    }
+
+    @Test func filesPresentBeforeStartAreSent() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        try write(joinPath(agents.outbox("alice", to: "bob"), "early.txt"), "early")
+        let alice = try agents.daemon("alice")
+        defer { alice.signal(SIGTERM); alice.wait() }
+        #expect(eventually { read(joinPath(agents.drop, "alice->bob/early.txt")) == Array("early".utf8) })
+    }
+
+    @Test func afterKeepSendsEachVersionOnce() throws {
+        let agents = try TwoAgents { $0.replacingOccurrences(of: "    remote: drop\n    retry", with: "    remote: drop\n    after: keep\n    retry") }
+        defer { agents.remove() }
+        let file = joinPath(agents.outbox("alice", to: "bob"), "kept.txt")
+        try write(file, "v1")
+        #expect(try agents.once("alice").stderr.contains("sent 1,"))
+        #expect(try agents.once("alice").stderr.contains("sent 0,"), "an unchanged kept file is not sent again")
+        #expect(read(file) == Array("v1".utf8))
+        try write(file, "version 2")
+        #expect(try agents.once("alice").stderr.contains("sent 1,"))
+        #expect(files(below: joinPath(agents.drop, "alice->bob")) == ["kept (1).txt", "kept.txt"])
+        #expect(read(joinPath(agents.drop, "alice->bob/kept (1).txt")) == Array("version 2".utf8))
+    }
+
+    @Test func afterArchiveMovesToSent() throws {
+        let agents = try TwoAgents { $0.replacingOccurrences(of: "    remote: drop\n    retry", with: "    remote: drop\n    after: archive\n    retry") }
+        defer { agents.remove() }
+        try write(joinPath(agents.outbox("alice", to: "bob"), "a/report.txt"), "r")
+        #expect(try agents.once("alice").status == 0)
+        #expect(read(joinPath(agents.root, "alice/spool/sent/bob/a/report.txt")) == Array("r".utf8))
+        #expect(files(below: agents.outbox("alice", to: "bob")).isEmpty)
+    }
+
+    @Test func conflictsFollowTheRule() throws {
+        let agents = try TwoAgents { $0.replacingOccurrences(of: "    remote: drop\n    retry", with: "    remote: drop\n    conflict: fail\n    retry") }
+        defer { agents.remove() }
+        try write(joinPath(agents.drop, "alice->bob/taken.txt"), "theirs")
+        try write(joinPath(agents.outbox("alice", to: "bob"), "taken.txt"), "ours")
+        let outcome = try agents.once("alice")
+        #expect(outcome.status == 65)
+        #expect(read(joinPath(agents.drop, "alice->bob/taken.txt")) == Array("theirs".utf8))
+        #expect(read(joinPath(agents.failed("alice", to: "bob"), "taken.txt")) == Array("ours".utf8))
+        let reason = String(decoding: read(joinPath(agents.failed("alice", to: "bob"), "taken.txt.reason")) ?? [], as: UTF8.self)
+        #expect(reason.contains("exists already and the rule says conflict: fail"))
+        #expect(files(below: agents.drop) == ["alice->bob/taken.txt"], "no temporary file is left behind")
+    }
+}

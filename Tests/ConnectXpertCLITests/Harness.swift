@@ -1,0 +1,169 @@
+import ConnectXpertSystem
+import Foundation
+import Testing
+
+/// The `connectxpert` binary under test: $CONNECTXPERT_BINARY (set by `make test`), else the debug build.
+let binary: String = {
+    if let path = ProcessInfo.processInfo.environment["CONNECTXPERT_BINARY"], !path.isEmpty { return path }
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    return root.appendingPathComponent(".build/debug/connectxpert").path
+}()
+
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+/// What a finished command printed and how it ended.
+struct Outcome {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// A running `connectxpert` process, its output going to files.
+final class AgentProcess {
+    let process = Process()
+    let stdoutPath: String
+    let stderrPath: String
+
+    init(_ arguments: [String], in folder: String, environment: [String: String] = [:]) throws {
+        let id = UUID().uuidString.prefix(8)
+        stdoutPath = joinPath(folder, "out-\(id).log")
+        stderrPath = joinPath(folder, "err-\(id).log")
+        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: folder)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
+        process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        try process.run()
+    }
+
+    var log: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    func signal(_ number: Int32) { kill(process.processIdentifier, number) }
+
+    /// Waits for the process to end; kills it after `timeout` seconds.
+    @discardableResult
+    func wait(timeout: Double = 60) -> Outcome {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            process.terminate()
+            signal(SIGKILL)
+        }
+        process.waitUntilExit()
+        return Outcome(status: process.terminationStatus,
+                       stdout: (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "",
+                       stderr: log)
+    }
+
+    deinit {
+        if process.isRunning { signal(SIGKILL) }
+    }
+}
+
+/// Runs `connectxpert` to completion.
+@discardableResult
+func connectxpert(_ arguments: String..., in folder: String, timeout: Double = 120) throws -> Outcome {
+    try AgentProcess(arguments, in: folder).wait(timeout: timeout)
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+func eventually(timeout: Double = 15, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    repeat {
+        if try condition() { return true }
+        usleep(20_000)
+    } while Date() < deadline
+    return try condition()
+}
+
+/// Two users, alice and bob, each with a policy and a spool, sharing one local drop folder.
+struct TwoAgents {
+    let root: String
+    var drop: String { joinPath(root, "drop") }
+    var alice: String { joinPath(root, "alice") }
+    var bob: String { joinPath(root, "bob") }
+
+    /// - Parameter edit: applied to each policy's text before it is written.
+    init(poll: String = "200ms", edit: (String) -> String = { $0 }) throws {
+        root = NSTemporaryDirectory() + "cx-" + UUID().uuidString.prefix(8)
+        try FileSystem.createDirectories(joinPath(root, "drop"))
+        for id in ["alice", "bob"] {
+            try FileSystem.createDirectories(joinPath(root, id))
+            try writePolicy(id, edit(Self.policy(id: id, poll: poll)))
+        }
+    }
+
+    static func policy(id: String, poll: String) -> String {
+        """
+        identity:
+          id: \(id)
+        remotes:
+          drop:
+            url: file:../drop
+        outbox:
+          - recipients: ["*"]
+            remote: drop
+            retry:
+              initial: 200ms
+              max: 1s
+        inbox:
+          - remote: drop
+            every: \(poll)
+
+        """
+    }
+
+    func policyPath(_ id: String) -> String { joinPath(root, id, "policies.yaml") }
+
+    func writePolicy(_ id: String, _ text: String) throws {
+        try FileSystem.writeFileAtomically(policyPath(id), contents: Array(text.utf8))
+    }
+
+    func outbox(_ id: String, to recipient: String) -> String { joinPath(root, id, "spool/outbox", recipient) }
+    func inbox(_ id: String, from sender: String) -> String { joinPath(root, id, "spool/inbox", sender) }
+    func failed(_ id: String, to recipient: String) -> String { joinPath(root, id, "spool/failed", recipient) }
+
+    /// `run --once` for one user.
+    func once(_ id: String) throws -> Outcome {
+        try connectxpert("run", "--once", "--policy", policyPath(id), in: joinPath(root, id))
+    }
+
+    func daemon(_ id: String) throws -> AgentProcess {
+        try AgentProcess(["run", "--policy", policyPath(id), "--log-level", "debug"], in: joinPath(root, id))
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: root) }
+}
+
+/// Writes a file in place (create, write, close): what `cp` does.
+func write(_ path: String, _ bytes: [UInt8]) throws {
+    try FileSystem.createDirectories(parentDirectory(of: path))
+    let file = try FileDescriptor.open(path, flags: O_WRONLY | O_CREAT | O_TRUNC)
+    try file.write(bytes)
+}
+
+func write(_ path: String, _ text: String) throws { try write(path, Array(text.utf8)) }
+
+func read(_ path: String) -> [UInt8]? { try? FileSystem.readFile(path) }
+
+func randomBytes(_ count: Int) -> [UInt8] {
+    var generator = SystemRandomNumberGenerator()
+    return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+}
+
+/// Every file below `folder`, as paths relative to it.
+func files(below folder: String) -> [String] {
+    guard let enumerator = FileManager.default.enumerator(atPath: folder) else { return [] }
+    var result: [String] = []
+    while let path = enumerator.nextObject() as? String {
+        var isDirectory: ObjCBool = false
+        FileManager.default.fileExists(atPath: joinPath(folder, path), isDirectory: &isDirectory)
+        if !isDirectory.boolValue { result.append(path) }
+    }
+    return result.sorted()
+}

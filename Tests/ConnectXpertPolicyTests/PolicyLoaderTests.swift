@@ -1,0 +1,209 @@
+import ConnectXpertSystem
+import Foundation
+import Testing
+
+@testable import ConnectXpertPolicy
+
+/// A policy that is valid as written; tests change one thing at a time.
+let validPolicy = """
+    identity:
+      id: alice
+    remotes:
+      drop:
+        url: file:///srv/drop
+    outbox:
+      - recipients: ["*"]
+        remote: drop
+    inbox:
+      - remote: drop
+
+    """
+
+func parse(_ text: String, environment: [String: String] = [:]) throws -> Policy {
+    try PolicyLoader.parse(text, file: "/etc/cx/policies.yaml", displayName: "policies.yaml", environment: environment)
+}
+
+/// The diagnostics for an invalid policy, one string per error.
+func problems(_ text: String) -> [String] {
+    do {
+        _ = try parse(text)
+        return []
+    } catch let errors as PolicyErrors {
+        return errors.errors.map(\.description)
+    } catch {
+        return ["unexpected \(error)"]
+    }
+}
+
+@Suite struct PolicyLoaderTests {
+    @Test func validPolicyGetsDefaults() throws {
+        let policy = try parse(validPolicy)
+        #expect(policy.identity.id == "alice")
+        #expect(policy.spool == "/etc/cx/spool")
+        #expect(policy.remotes["drop"]?.path == "/srv/drop")
+        #expect(policy.remotes["drop"]?.maxConnections == 4)
+        let rule = try #require(policy.outbox.first)
+        #expect(rule.remotePath.text == "{sender}->{recipient}/{path}")
+        #expect(rule.after == .delete)
+        #expect(rule.conflict == .rename)
+        #expect(rule.maxSize == nil)
+        let inbox = try #require(policy.inbox.first)
+        #expect(inbox.remoteFolder.text == "{sender}->{recipient}")
+        #expect(inbox.destination.text == "{spool}/inbox/{sender}")
+        #expect(inbox.deleteRemote)
+        #expect(inbox.every == TimeSpan(seconds: 30))
+    }
+
+    @Test func relativeDropIsResolvedAgainstThePolicyFolder() throws {
+        let policy = try parse(validPolicy.replacingOccurrences(of: "file:///srv/drop", with: "file:drop"))
+        #expect(policy.remotes["drop"]?.path == "/etc/cx/drop")
+    }
+
+    @Test func malformedYAMLShowsLineColumnAndCaret() {
+        let text = "identity:\n  id: alice\nremotes: [unclosed\n"
+        #expect(problems(text) == ["""
+            policies.yaml:4:1: error: malformed YAML: while parsing a flow sequence did not find expected ',' or ']'
+                
+                ^
+            """])
+    }
+
+    @Test func badIndentationPointsAtTheLine() {
+        let text = "identity:\n  id: alice\n   extra: 1\nremotes: {}\n"
+        let result = problems(text)
+        #expect(result.count == 1)
+        #expect(result.first?.hasPrefix("policies.yaml:3:") == true)
+        #expect(result.first?.contains("malformed YAML") == true)
+    }
+
+    @Test func unknownKeySuggestsTheClosestOne() {
+        let text = validPolicy.replacingOccurrences(of: "    remote: drop\ninbox", with: "    remote: drop\n    afer: delete\ninbox")
+        #expect(problems(text) == ["""
+            policies.yaml:9:5: error: outbox[0].afer: unknown key 'afer'; did you mean 'after'?
+                    afer: delete
+                    ^
+            """])
+    }
+
+    @Test func unknownTopLevelKey() {
+        #expect(problems(validPolicy + "inboxes: []\n") == ["""
+            policies.yaml:11:1: error: inboxes: unknown key 'inboxes'; did you mean 'inbox'?
+                inboxes: []
+                ^
+            """])
+    }
+
+    @Test func wrongTypeNamesWhatWasExpected() {
+        let text = validPolicy.replacingOccurrences(of: "url: file:///srv/drop", with: "url: file:///srv/drop\n    max_connections: many")
+        #expect(problems(text) == ["""
+            policies.yaml:6:22: error: remotes.drop.max_connections: expected a whole number, found 'many'
+                    max_connections: many
+                                     ^
+            """])
+    }
+
+    @Test func badDuration() {
+        let text = validPolicy.replacingOccurrences(of: "  - remote: drop\n", with: "  - remote: drop\n    every: 5 minutes\n")
+        #expect(problems(text) == ["""
+            policies.yaml:11:12: error: inbox[0].every: '5 minutes' is not a duration: write a number and a unit, such as 500ms, 30s, 5m, 2h or 1d
+                    every: 5 minutes
+                           ^
+            """])
+    }
+
+    @Test func badSize() {
+        let text = validPolicy.replacingOccurrences(of: "    remote: drop\ninbox", with: "    remote: drop\n    max_size: 10 parsecs\ninbox")
+        #expect(problems(text) == ["""
+            policies.yaml:9:15: error: outbox[0].max_size: '10 parsecs' is not a size: write bytes or a number with a unit, such as 512KiB, 10MB or 2GiB
+                    max_size: 10 parsecs
+                              ^
+            """])
+    }
+
+    @Test func misspelledChoice() {
+        let text = validPolicy.replacingOccurrences(of: "    remote: drop\ninbox", with: "    remote: drop\n    after: archiv\ninbox")
+        #expect(problems(text) == ["""
+            policies.yaml:9:12: error: outbox[0].after: 'archiv' is not one of delete, archive, keep; did you mean 'archive'?
+                    after: archiv
+                           ^
+            """])
+    }
+
+    @Test func inlineSecretIsRefused() {
+        let text = validPolicy.replacingOccurrences(of: "url: file:///srv/drop", with: "url: file:///srv/drop\n    password: hunter2")
+        #expect(problems(text) == ["""
+            policies.yaml:6:5: error: remotes.drop.password: secrets are never written in policies.yaml: put it in a file only its owner can read (chmod 600) and name it with password_file: (or key_file:), or name an environment variable with password_env:
+                    password: hunter2
+                    ^
+            """])
+    }
+
+    @Test func missingCredentialFile() {
+        let text = validPolicy.replacingOccurrences(of: "url: file:///srv/drop", with: "url: file:///srv/drop\n    password_file: /nonexistent/secret")
+        #expect(problems(text) == ["""
+            policies.yaml:6:20: error: remotes.drop.password_file: /nonexistent/secret does not exist; create it with the secret and 'chmod 600 /nonexistent/secret'
+                    password_file: /nonexistent/secret
+                                   ^
+            """])
+    }
+
+    @Test func credentialFileReadableByOthers() throws {
+        let folder = try temporaryFolder()
+        let secret = joinPath(folder, "secret")
+        try FileSystem.writeFileAtomically(secret, contents: Array("pw\n".utf8), mode: 0o644)
+        try FileSystem.setPermissions(secret, mode: 0o644)
+        let text = validPolicy.replacingOccurrences(of: "url: file:///srv/drop", with: "url: file:///srv/drop\n    password_file: \(secret)")
+        #expect(problems(text).first?.contains("\(secret) can be read by others (mode 644); run 'chmod 600 \(secret)'") == true)
+
+        try FileSystem.setPermissions(secret, mode: 0o600)
+        let policy = try parse(text)
+        #expect(policy.remotes["drop"]?.credentials == [.passwordFile(secret)])
+    }
+
+    @Test func unknownRemoteIsNamedWithASuggestion() {
+        let text = validPolicy.replacingOccurrences(of: "  - recipients: [\"*\"]\n    remote: drop", with: "  - recipients: [\"*\"]\n    remote: dorp")
+        #expect(problems(text) == ["""
+            policies.yaml:8:13: error: outbox[0].remote: no remote named 'dorp' in remotes; did you mean 'drop'?
+                    remote: dorp
+                            ^
+            """])
+    }
+
+    @Test func templatesAreChecked() {
+        let unknown = validPolicy.replacingOccurrences(of: "    remote: drop\ninbox", with: "    remote: drop\n    remote_path: \"{sendr}/{path}\"\ninbox")
+        #expect(problems(unknown).first?.contains("unknown variable {sendr} in '{sendr}/{path}'; did you mean {sender}?") == true)
+        let noName = validPolicy.replacingOccurrences(of: "    remote: drop\ninbox", with: "    remote: drop\n    remote_path: \"{recipient}/fixed\"\ninbox")
+        #expect(problems(noName).first?.contains("must contain {path} or {name}") == true)
+        let escaping = validPolicy.replacingOccurrences(of: "    remote: drop\ninbox", with: "    remote: drop\n    remote_path: \"../{path}\"\ninbox")
+        #expect(problems(escaping).first?.contains("is not a safe relative path") == true)
+        let noSender = validPolicy.replacingOccurrences(of: "  - remote: drop\n", with: "  - remote: drop\n    remote_folder: \"to-{recipient}\"\n")
+        #expect(problems(noSender).first?.contains("'to-{recipient}' must contain {sender}") == true)
+    }
+
+    @Test func unsupportedSchemeIsExplained() {
+        let text = validPolicy.replacingOccurrences(of: "file:///srv/drop", with: "gopher://x/")
+        #expect(problems(text).first?.contains("unknown URL scheme 'gopher'; use file, sftp, ftp or ftps") == true)
+    }
+
+    @Test func severalProblemsAreReportedTogether() {
+        let text = validPolicy
+            .replacingOccurrences(of: "  - recipients: [\"*\"]\n    remote: drop", with: "  - recipients: [\"*\"]\n    remote: nowhere")
+            .replacingOccurrences(of: "  - remote: drop\n", with: "  - remote: elsewhere\n")
+        #expect(problems(text).count == 2)
+    }
+
+    @Test func unsafeIdentity() {
+        let text = validPolicy.replacingOccurrences(of: "id: alice", with: "id: ../root")
+        #expect(problems(text).first?.contains("cannot be used as an ID") == true)
+    }
+
+    @Test func emptyPolicy() {
+        #expect(problems("") == ["policies.yaml: error: the policy is empty"])
+    }
+}
+
+func temporaryFolder() throws -> String {
+    let path = NSTemporaryDirectory() + "cx-test-" + UUID().uuidString
+    try FileSystem.createDirectories(path)
+    return path
+}
