@@ -1,0 +1,49 @@
+import Foundation
+import Testing
+
+@testable import ConnectXpertJournal
+
+@Suite struct JournalTests {
+    private func journal() throws -> Journal {
+        try Journal(path: NSTemporaryDirectory() + "cx-journal-\(UUID().uuidString).sqlite")
+    }
+
+    @Test func recordsSurviveReopening() throws {
+        let path = NSTemporaryDirectory() + "cx-journal-\(UUID().uuidString).sqlite"
+        var record = try Journal(path: path).begin(.outgoing, peer: "bob", remote: "drop", source: "a/b.txt",
+                                                   size: 10, modificationNanoseconds: 7, inode: 99)
+        record.state = .staged
+        record.temporary = "alice->bob/a/.b.txt.cx1.part"
+        record.destination = "alice->bob/a/b.txt"
+        try Journal(path: path).save(record)
+
+        let reopened = try Journal(path: path)
+        let active = try #require(try reopened.active(.outgoing, remote: "drop", peer: "bob", source: "a/b.txt"))
+        #expect(active.state == .staged)
+        #expect(active.temporary == record.temporary)
+        #expect(active.destination == record.destination)
+        #expect(try reopened.unfinished().map(\.id) == [record.id])
+    }
+
+    @Test func doneRecordsAreNotActiveButAreRemembered() throws {
+        let journal = try journal()
+        var record = try journal.begin(.incoming, peer: "alice", remote: "drop", source: "alice->bob/x", size: 1,
+                                       modificationNanoseconds: 5, inode: 0)
+        record.state = .done
+        try journal.save(record)
+        #expect(try journal.active(.incoming, remote: "drop", peer: "alice", source: "alice->bob/x") == nil)
+        #expect(try journal.lastDone(.incoming, remote: "drop", peer: "alice", source: "alice->bob/x")?.id == record.id)
+        #expect(try journal.lastDone(.incoming, remote: "other", peer: "alice", source: "alice->bob/x") == nil)
+        #expect(try journal.history(limit: 5).map(\.id) == [record.id])
+        #expect(try journal.unfinished().isEmpty)
+    }
+
+    @Test func namesDifferingOnlyInNormalisationAreDistinct() throws {
+        let journal = try journal()
+        let nfc = try journal.begin(.outgoing, peer: "bob", remote: "drop", source: "caf\u{E9}", size: 1,
+                                    modificationNanoseconds: 1, inode: 1)
+        _ = try journal.begin(.outgoing, peer: "bob", remote: "drop", source: "cafe\u{301}", size: 2,
+                              modificationNanoseconds: 1, inode: 2)
+        #expect(try journal.active(.outgoing, remote: "drop", peer: "bob", source: "caf\u{E9}")?.id == nfc.id)
+    }
+}
