@@ -148,6 +148,19 @@ public final class Agent: Sendable {
         return delay
     }
 
+    /// A progress callback for a transfer: saves the byte count for `status` at most twice a
+    /// second, and asks the transport to stop when the agent is shutting down.
+    func progressReporter(for id: Int64) -> TransferProgress {
+        var lastSaved = Date()
+        return { [self] bytes in
+            if Date().timeIntervalSince(lastSaved) > 0.5 {
+                try? journal.saveProgress(id: id, bytes: bytes)
+                lastSaved = Date()
+            }
+            return !scheduler.isStopping
+        }
+    }
+
     /// Logs a warning once per key (a name seen on every poll or rescan is reported once per run).
     func warnOnce(_ message: Logger.Message, key: String, metadata: Logger.Metadata) {
         guard warned.withLock({ $0.insert(key).inserted }) else { return }

@@ -211,15 +211,7 @@ extension Agent {
         try journal.save(record)
 
         let file = try FileDescriptor.create(temporary)
-        let id = record.id
-        var lastSaved = Date()
-        let bytes = try transport.download(record.source, to: file) { bytes in
-            if Date().timeIntervalSince(lastSaved) > 0.5 {
-                try? journal.saveProgress(id: id, bytes: bytes)
-                lastSaved = Date()
-            }
-            return !scheduler.isStopping
-        }
+        let bytes = try transport.download(record.source, to: file, progress: progressReporter(for: record.id))
         guard bytes == entry.size else {
             try FileSystem.removeIfPresent(temporary)
             throw TransportError(.transient, "\(transport.endpoint)/\(record.source) was listed with \(entry.size) bytes but \(bytes) arrived")

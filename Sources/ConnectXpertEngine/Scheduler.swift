@@ -75,12 +75,11 @@ public final class Scheduler: @unchecked Sendable {
         }
     }
 
-    /// Blocks until nothing is queued, running or waiting to retry.
+    /// Blocks until nothing is queued, running or waiting to retry, or the scheduler stops.
     public func waitUntilIdle() {
         condition.lock()
         defer { condition.unlock() }
-        while !(state.queue.isEmpty && state.running.isEmpty && state.waitingRetries == 0) || (state.stopping && state.liveThreads > 0) {
-            if state.stopping && state.running.isEmpty { break }
+        while !state.stopping && !(state.queue.isEmpty && state.running.isEmpty && state.waitingRetries == 0) {
             condition.wait()
         }
     }

@@ -20,7 +20,8 @@ extension Agent {
         log[metadataKey: "transfer.recipient"] = "\(recipient)"
         log[metadataKey: "transfer.file"] = "\(path)"
         guard let rule = policy.outboxRule(for: recipient) else {
-            log.warning("no outbox rule covers this recipient; the file waits in the outbox")
+            warnOnce("no outbox rule covers this recipient; its files wait in the outbox", key: "no rule for " + recipient,
+                     metadata: ["transfer.recipient": "\(recipient)"])
             return .finished
         }
         guard rule.selects(path), let remote = policy.remotes[rule.remote] else { return .finished }
@@ -141,15 +142,7 @@ extension Agent {
         log.debug("upload started", metadata: ["transfer.temporary": "\(temporary)"])
 
         try transport.makeDirectories(folder)
-        var lastSaved = Date()
-        let id = record.id
-        try transport.upload(from: file, size: before.size, to: temporary) { bytes in
-            if Date().timeIntervalSince(lastSaved) > 0.5 {
-                try? journal.saveProgress(id: id, bytes: bytes)
-                lastSaved = Date()
-            }
-            return !scheduler.isStopping
-        }
+        try transport.upload(from: file, size: before.size, to: temporary, progress: progressReporter(for: record.id))
         guard let after = try FileSystem.status(source), after.isSameVersion(as: before),
               try file.status().isSameVersion(as: before) else {
             try transport.delete(temporary)

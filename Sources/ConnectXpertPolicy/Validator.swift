@@ -78,6 +78,11 @@ struct Validator {
         }
         let scheme = String(url[..<colon]).lowercased()
         let rest = String(url[url.index(after: colon)...])
+        if rest.hasPrefix("//"), let at = rest.firstIndex(of: "@"), rest[..<at].dropFirst(2).contains(":") {
+            report(path, "the URL holds a password; secrets are never written in policies.yaml: "
+                + "use password_file: (mode 0600) or password_env: instead")
+            return nil
+        }
         guard let kind = Remote.Kind(rawValue: scheme) else {
             report(path, "unknown URL scheme '\(scheme)'; use file, sftp, ftp or ftps")
             return nil

@@ -42,7 +42,11 @@ struct RunCommand: AsyncParsableCommand {
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            throw fail("\(error)", .unavailable)
+        }
     }
 
     private func runOnce(_ agent: Agent) throws {

@@ -152,8 +152,15 @@ func write(_ path: String, _ text: String) throws { try write(path, Array(text.u
 func read(_ path: String) -> [UInt8]? { try? FileSystem.readFile(path) }
 
 func randomBytes(_ count: Int) -> [UInt8] {
-    var generator = SystemRandomNumberGenerator()
-    return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    var bytes = [UInt8](repeating: 0, count: count)
+    let source = try! FileDescriptor.openForReading("/dev/urandom")
+    var filled = 0
+    while filled < count {
+        filled += bytes.withUnsafeMutableBytes { raw in
+            try! source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
+        }
+    }
+    return bytes
 }
 
 /// Every file below `folder`, as paths relative to it.

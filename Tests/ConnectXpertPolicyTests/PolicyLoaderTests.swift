@@ -138,6 +138,11 @@ func problems(_ text: String) -> [String] {
             """])
     }
 
+    @Test func passwordInURLIsRefused() {
+        let text = validPolicy.replacingOccurrences(of: "file:///srv/drop", with: "sftp://alice:hunter2@example.org/drop")
+        #expect(problems(text).first?.contains("the URL holds a password; secrets are never written in policies.yaml") == true)
+    }
+
     @Test func missingCredentialFile() {
         let text = validPolicy.replacingOccurrences(of: "url: file:///srv/drop", with: "url: file:///srv/drop\n    password_file: /nonexistent/secret")
         #expect(problems(text) == ["""
