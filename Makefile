@@ -47,7 +47,8 @@ install:
 		    -e 's#url: file:drop .*#url: file:///var/spool/connectxpert-drop#' policies.yaml \
 		| $(SUDO) install -m 0644 /dev/stdin $(DESTDIR)/etc/connectxpert/policies.yaml; \
 	fi
-	$(SUDO) install -d -m 0755 $(DESTDIR)/var/spool/connectxpert $(DESTDIR)/var/spool/connectxpert-drop
+	$(SUDO) install -d -m 0755 $(DESTDIR)/var/spool/connectxpert $(DESTDIR)/var/spool/connectxpert-drop \
+		$(DESTDIR)/etc/systemd/system
 	$(SUDO) install -m 0644 systemd/connectxpert.service systemd/connectxpert-batch.service \
 		systemd/connectxpert-batch.path $(DESTDIR)/etc/systemd/system/
 
