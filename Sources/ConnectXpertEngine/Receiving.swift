@@ -208,7 +208,7 @@ extension Agent {
         record.size = entry.size
         record.modificationNanoseconds = entry.modificationNanoseconds
         record.state = .transferring
-        try journal.save(record)
+        try journal.save(record, durable: true)  // so a temporary file left by a crash is found and removed
 
         let file = try FileDescriptor.create(temporary)
         let bytes = try transport.download(record.source, to: file, progress: progressReporter(for: record.id))
@@ -220,7 +220,7 @@ extension Agent {
         try FileSystem.setModificationTime(temporary, nanoseconds: entry.modificationNanoseconds)
         record.bytesDone = bytes
         record.state = .staged
-        try journal.save(record)
+        try journal.save(record, durable: true)  // a rename without it would look undone, and be received twice
     }
 
     /// Renames the local temporary file to its final name and makes the rename durable.
@@ -247,7 +247,7 @@ extension Agent {
                     number += 1
                     candidate = Names.alternative(to: wanted, number: number)
                     record.destination = candidate
-                    try journal.save(record)
+                    try journal.save(record, durable: true)
                 }
             }
             try FileSystem.syncDirectory(parentDirectory(of: candidate))

@@ -138,7 +138,7 @@ extension Agent {
         record.modificationNanoseconds = before.modificationNanoseconds
         record.inode = Int64(bitPattern: before.inode)
         record.nextAttempt = nil
-        try journal.save(record)
+        try journal.save(record, durable: true)  // so a temporary file left by a crash is found and removed
         log.debug("upload started", metadata: ["transfer.temporary": "\(temporary)"])
 
         try transport.makeDirectories(folder)
@@ -154,7 +154,7 @@ extension Agent {
         try transport.setModificationTime(temporary, nanoseconds: before.modificationNanoseconds)
         record.state = .staged
         record.bytesDone = before.size
-        try journal.save(record)
+        try journal.save(record, durable: true)  // a rename without it would look undone, and be sent twice
     }
 
     /// Renames the complete temporary file to its final name, following the rule on conflicts.
@@ -187,7 +187,7 @@ extension Agent {
             while true {
                 if record.destination != candidate {
                     record.destination = candidate
-                    try journal.save(record)
+                    try journal.save(record, durable: true)
                 }
                 do {
                     try transport.rename(temporary, to: candidate, replacing: false)
@@ -207,8 +207,8 @@ extension Agent {
         if let status = try FileSystem.status(source), record.matches(status) {
             switch rule.after {
             case .delete:
+                // No directory fsync: should the deletion be lost, the journal knows this version was sent.
                 try FileSystem.remove(source)
-                try FileSystem.syncDirectory(parentDirectory(of: source))
             case .archive:
                 try spool.archive(recipient: record.peer, path: record.source)
             case .keep:

@@ -2,8 +2,9 @@
 import Glibc
 #endif
 
-/// An open file descriptor with one owner; closed in `deinit`.
-public final class FileDescriptor {
+/// An open file descriptor with one owner; closed in `deinit`. Immutable, so it may be shared:
+/// the kernel makes concurrent reads, writes and fsyncs on one descriptor safe.
+public final class FileDescriptor: Sendable {
     public let rawValue: Int32
     public let path: String
 

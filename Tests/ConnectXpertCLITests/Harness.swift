@@ -29,8 +29,8 @@ final class AgentProcess {
         let id = UUID().uuidString.prefix(8)
         stdoutPath = joinPath(folder, "out-\(id).log")
         stderrPath = joinPath(folder, "err-\(id).log")
-        FileManager.default.createFile(atPath: stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: folder)
@@ -169,7 +169,7 @@ func files(below folder: String) -> [String] {
     var result: [String] = []
     while let path = enumerator.nextObject() as? String {
         var isDirectory: ObjCBool = false
-        FileManager.default.fileExists(atPath: joinPath(folder, path), isDirectory: &isDirectory)
+        _ = FileManager.default.fileExists(atPath: joinPath(folder, path), isDirectory: &isDirectory)
         if !isDirectory.boolValue { result.append(path) }
     }
     return result.sorted()

@@ -52,7 +52,7 @@ import Testing
         let spool = try spool()
         #expect(AgentLock.holder(path: spool.lock) == nil)
         let lock = try AgentLock(path: spool.lock)
-        try withExtendedLifetime(lock) {
+        withExtendedLifetime(lock) {
             #expect(AgentLock.holder(path: spool.lock) == "\(getpid())")
             #expect(throws: AgentLock.Busy.self) { try AgentLock(path: spool.lock) }
         }
