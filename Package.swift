@@ -17,6 +17,7 @@ let package = Package(
         // C shims: one small target per C library.
         .systemLibrary(name: "CInotifyTools", providers: [.apt(["libinotifytools0-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CSSH2", providers: [.apt(["libssh2-1-dev"])]),
         .target(name: "CSystemShims"),
 
         // Syscalls with EINTR retry and typed errno errors.
@@ -35,10 +36,14 @@ let package = Package(
         ]),
         // The transport protocol and the local-directory drop.
         .target(name: "ConnectXpertTransport", dependencies: ["ConnectXpertSystem", "ConnectXpertPolicy"]),
+        // SFTP through libssh2.
+        .target(name: "ConnectXpertSFTP", dependencies: [
+            "CSSH2", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport",
+        ]),
         // Outbox sender, inbox poller, retry, the daemon's services.
         .target(name: "ConnectXpertEngine", dependencies: [
             "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
-            "ConnectXpertSpool", "ConnectXpertTransport",
+            "ConnectXpertSpool", "ConnectXpertTransport", "ConnectXpertSFTP",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),

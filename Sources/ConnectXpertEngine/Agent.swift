@@ -19,6 +19,8 @@ public struct Tally: Sendable, Equatable {
     public var failed = 0
     /// Transient failures left for a later attempt.
     public var deferred = 0
+    /// Transfers a remote refused (authentication, host key): the files wait for a person.
+    public var refused = 0
 }
 
 /// The transfer engine: owns the policy in force, the spool, the journal, the connections and the
@@ -34,6 +36,8 @@ public final class Agent: Sendable {
     let tallies = Mutex(Tally())
     /// Remote names already warned about, so each poll does not repeat the warning.
     let warned = Mutex(Set<String>())
+    /// Remotes that refused us (authentication, host key), with the reason.
+    let refusals = Mutex([String: String]())
 
     public init(policy: Policy, mode: RunMode, logger: Logger) throws {
         spool = Spool(root: policy.spool)
@@ -121,12 +125,17 @@ public final class Agent: Sendable {
     // MARK: Failures
 
     /// What a failure calls for.
-    enum FailureKind { case transient, permanent, cancelled }
+    enum FailureKind { case transient, permanent, refused, cancelled }
 
     func classify(_ error: Error) -> FailureKind {
         switch error {
         case is TransferCancelled: return .cancelled
-        case let error as TransportError: return error.kind == .transient ? .transient : .permanent
+        case let error as TransportError:
+            switch error.kind {
+            case .transient: return .transient
+            case .refused: return .refused
+            case .permanent, .alreadyExists: return .permanent
+            }
         case let error as PermanentFailure: _ = error; return .permanent
         case let error as SystemError:
             return [EACCES, EPERM, ENAMETOOLONG, ELOOP].contains(error.errno) ? .permanent : .transient
@@ -161,10 +170,31 @@ public final class Agent: Sendable {
         }
     }
 
+    /// A remote refused us: logged once per remote and reason; the work waits until a person acts
+    /// (a reload, SIGHUP or restart tries again).
+    func refused(_ error: Error, remote: String) {
+        refusals.withLock { $0[remote] = "\(error)" }
+        warnOnce("\(error)", key: "refused \(remote) \(error)", metadata: ["transfer.remote": "\(remote)"], level: .error)
+        count { $0.refused += 1 }
+    }
+
+    /// Whether a remote refused us since the last reload; work for it then waits without connecting.
+    func isRefused(_ remote: String) -> Bool {
+        guard refusals.withLock({ $0[remote] != nil }) else { return false }
+        count { $0.refused += 1 }
+        return true
+    }
+
     /// Logs a warning once per key (a name seen on every poll or rescan is reported once per run).
-    func warnOnce(_ message: Logger.Message, key: String, metadata: Logger.Metadata) {
+    func warnOnce(_ message: Logger.Message, key: String, metadata: Logger.Metadata, level: Logger.Level = .warning) {
         guard warned.withLock({ $0.insert(key).inserted }) else { return }
-        logger.warning(message, metadata: metadata)
+        logger.log(level: level, message, metadata: metadata)
+    }
+
+    /// Forgets refusals and warnings, so that a reload tries every remote again and reports what remains.
+    func forgetRefusals() {
+        refusals.withLock { $0.removeAll() }
+        warned.withLock { $0.removeAll() }
     }
 
     func count(_ change: (inout Tally) -> Void) { tallies.withLock { change(&$0) } }

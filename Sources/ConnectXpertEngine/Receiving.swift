@@ -20,6 +20,7 @@ extension Agent {
               let pattern = SenderFolderPattern(template: rule.remoteFolder, recipient: policy.identity.id) else {
             return .finished
         }
+        guard !isRefused(remote.name) else { return .finished }
         var log = logger
         log[metadataKey: "transfer.remote"] = "\(remote.name)"
         do {
@@ -34,6 +35,8 @@ extension Agent {
                     }
                 }
             }
+        } catch where classify(error) == .refused {
+            refused(error, remote: remote.name)
         } catch {
             log.warning("cannot list the inbox drops", metadata: ["transfer.error": "\(error)"])
             if mode == .batch { count { $0.deferred += 1 } }
@@ -91,7 +94,8 @@ extension Agent {
     /// the journal already holds the destination).
     func receive(ruleIndex: Int, sender: String, source: String, relative: String?) -> JobOutcome {
         let policy = self.policy
-        guard let rule = policy.inbox[safe: ruleIndex], let remote = policy.remotes[rule.remote] else { return .finished }
+        guard let rule = policy.inbox[safe: ruleIndex], let remote = policy.remotes[rule.remote],
+              !isRefused(remote.name) else { return .finished }
         var log = logger
         log[metadataKey: "transfer.remote"] = "\(remote.name)"
         log[metadataKey: "transfer.sender"] = "\(sender)"
@@ -156,6 +160,9 @@ extension Agent {
                     return .finished
                 }
                 return .retry(after: RetryPolicy.default.delay(afterAttempt: record?.attempts ?? 1))
+            case .refused:
+                refused(error, remote: remote.name)
+                return .finished
             case .permanent:
                 // The remote copy stays where it is; a person has to look.
                 if var record {

@@ -26,6 +26,7 @@ extension Agent {
         }
         guard rule.selects(path), let remote = policy.remotes[rule.remote] else { return .finished }
         log[metadataKey: "transfer.remote"] = "\(remote.name)"
+        guard !isRefused(remote.name) else { return .finished }
         let source = joinPath(spool.outbox(for: recipient), path)
 
         var record: TransferRecord?
@@ -142,16 +143,16 @@ extension Agent {
         log.debug("upload started", metadata: ["transfer.temporary": "\(temporary)"])
 
         try transport.makeDirectories(folder)
-        try transport.upload(from: file, size: before.size, to: temporary, progress: progressReporter(for: record.id))
+        let uploaded = try transport.upload(from: file, to: temporary, modificationNanoseconds: before.modificationNanoseconds,
+                                            progress: progressReporter(for: record.id))
         guard let after = try FileSystem.status(source), after.isSameVersion(as: before),
               try file.status().isSameVersion(as: before) else {
             try transport.delete(temporary)
             throw TransportError(.transient, "the file changed while it was being sent; sending it again")
         }
-        guard let uploaded = try transport.entry(at: temporary), uploaded.size == before.size else {
-            throw TransportError(.transient, "\(transport.endpoint)/\(temporary) does not have the \(before.size) bytes sent")
+        guard uploaded == before.size else {
+            throw TransportError(.transient, "\(transport.endpoint)/\(temporary) has \(uploaded) bytes, not the \(before.size) sent")
         }
-        try transport.setModificationTime(temporary, nanoseconds: before.modificationNanoseconds)
         record.state = .staged
         record.bytesDone = before.size
         try journal.save(record, durable: true)  // a rename without it would look undone, and be sent twice
@@ -253,6 +254,12 @@ extension Agent {
             }
             let reason = "gave up after \(rule.retry.giveUpAfter) of failed attempts; the last error: \(error)"
             moveToFailed(record: record, reason: reason, advice: "check the remote '\(remote.name)', then move the file back into outbox/\(recipient)/", recipient: recipient, path: path, log: log)
+        case .refused:
+            if var record {
+                record.lastError = "\(error)"
+                try? journal.save(record)
+            }
+            refused(error, remote: remote.name)
         case .permanent:
             let advice = (error as? PermanentFailure)?.advice
                 ?? "fix the cause above, then move the file back into outbox/\(recipient)/ to send it again"

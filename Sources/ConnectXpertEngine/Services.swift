@@ -94,12 +94,16 @@ public final class PolicyReloader: Sendable {
         self.logger = logger
     }
 
+    /// Also retries what waits in the outbox, so a fixed known_hosts file or credential takes
+    /// effect on SIGHUP even when the policy itself did not change.
     public func reload() {
         do {
             let policy = try PolicyLoader.load(path: path)
-            guard policy != agent.policy else { return }
-            agent.replacePolicy(policy)
-            logger.notice("policy reloaded", metadata: ["policy.file": "\(path)"])
+            if policy != agent.policy {
+                agent.replacePolicy(policy)
+                logger.notice("policy reloaded", metadata: ["policy.file": "\(path)"])
+            }
+            agent.forgetRefusals()
             agent.scanOutbox()
         } catch {
             logger.error("policy edit rejected; the previous policy stays in force",

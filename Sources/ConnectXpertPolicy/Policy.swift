@@ -27,11 +27,37 @@ public struct Remote: Equatable, Sendable {
     public var name: String
     public var url: String
     public var kind: Kind
-    /// For `file:` remotes: the drop folder, absolute.
+    /// The base folder: for `file:` remotes absolute; for `sftp:` on the server, where a relative
+    /// path (or "") is below the login's home.
     public var path: String
     public var credentials: [Credential]
     public var maxConnections: Int
     public var timeout: TimeSpan
+    /// For `sftp:` remotes.
+    public var ssh: SSHSettings?
+}
+
+/// How an SFTP remote is reached and how its host key is trusted.
+public struct SSHSettings: Equatable, Sendable {
+    public enum HostKeyPolicy: String, CaseIterable, Sendable, Decodable {
+        /// Only keys already in `known_hosts` (or equal to `host_key_fingerprint`).
+        case strict
+        /// Trust on first use: an unknown host's key is added to `known_hosts`, then pinned.
+        case acceptNew = "accept-new"
+    }
+
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var knownHosts: String
+    public var hostKey: HostKeyPolicy
+    /// `SHA256:…`: pins the key without a known_hosts file.
+    public var fingerprint: String?
+    public var useAgent: Bool
+    public var passphraseFile: String?
+
+    /// `host` or `[host]:port`, as known_hosts and ssh-keygen write it.
+    public var knownHostsName: String { port == 22 ? host : "[\(host)]:\(port)" }
 }
 
 /// A secret, by reference only: policies never hold secrets themselves.

@@ -35,12 +35,18 @@ struct RemoteDocument: Decodable {
     var passwordFile: String?
     var passwordEnv: String?
     var keyFile: String?
+    var passphraseFile: String?
+    var agent: Bool?
+    var knownHosts: String?
+    var hostKey: SSHSettings.HostKeyPolicy?
+    var hostKeyFingerprint: String?
     var maxConnections: Int?
     var timeout: TimeSpan?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case url, passwordFile = "password_file", passwordEnv = "password_env", keyFile = "key_file"
-        case maxConnections = "max_connections", timeout
+        case passphraseFile = "passphrase_file", agent, knownHosts = "known_hosts", hostKey = "host_key"
+        case hostKeyFingerprint = "host_key_fingerprint", maxConnections = "max_connections", timeout
     }
 
     /// Keys that would put a secret into the policy itself.
@@ -60,6 +66,11 @@ struct RemoteDocument: Decodable {
         passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
         passwordEnv = try c.decodeIfPresent(String.self, forKey: .passwordEnv)
         keyFile = try c.decodeIfPresent(String.self, forKey: .keyFile)
+        passphraseFile = try c.decodeIfPresent(String.self, forKey: .passphraseFile)
+        agent = try c.decodeIfPresent(Bool.self, forKey: .agent)
+        knownHosts = try c.decodeIfPresent(String.self, forKey: .knownHosts)
+        hostKey = try c.decodeChoiceIfPresent(SSHSettings.HostKeyPolicy.self, forKey: .hostKey)
+        hostKeyFingerprint = try c.decodeIfPresent(String.self, forKey: .hostKeyFingerprint)
         maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections)
         timeout = try c.decodeIfPresent(TimeSpan.self, forKey: .timeout)
     }

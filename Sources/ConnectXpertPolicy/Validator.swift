@@ -1,4 +1,5 @@
 import ConnectXpertSystem
+import Foundation
 import Yams
 
 /// Turns a decoded document into a `Policy`: fills in defaults, resolves paths and checks what
@@ -45,7 +46,7 @@ struct Validator {
         if Names.problem(withComponent: name) != nil || name.contains(" ") {
             report(path, "a remote's name must be one word, such as 'drop' or 'partner-sftp'", atKey: true)
         }
-        guard let (kind, location) = parseURL(document.url, path: path + ["url"]) else { return nil }
+        guard let (kind, location, ssh) = parseURL(document.url, path: path + ["url"]) else { return nil }
         var credentials: [Credential] = []
         if let file = document.passwordFile {
             let resolved = absolutePath(file, relativeTo: context.directory)
@@ -62,18 +63,48 @@ struct Validator {
             let resolved = absolutePath(file, relativeTo: context.directory)
             if checkSecretFile(resolved, path: path + ["key_file"]) { credentials.append(.keyFile(resolved)) }
         }
+        var settings = ssh
+        if var ssh {
+            if let file = document.passphraseFile {
+                let resolved = absolutePath(file, relativeTo: context.directory)
+                if checkSecretFile(resolved, path: path + ["passphrase_file"]) { ssh.passphraseFile = resolved }
+            }
+            ssh.useAgent = document.agent ?? false
+            ssh.hostKey = document.hostKey ?? .strict
+            ssh.knownHosts = absolutePath(document.knownHosts ?? "~/.ssh/known_hosts", relativeTo: context.directory)
+            if let fingerprint = document.hostKeyFingerprint {
+                let digest = fingerprint.dropFirst("SHA256:".count)
+                if fingerprint.hasPrefix("SHA256:") && digest.count == 43
+                    && digest.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "+" || $0 == "/" }) {
+                    ssh.fingerprint = fingerprint
+                } else {
+                    report(path + ["host_key_fingerprint"], "'\(fingerprint)' is not a SHA256 fingerprint; "
+                        + "copy it as ssh-keygen -lf prints it: SHA256: and 43 characters")
+                }
+            }
+            if credentials.isEmpty && !ssh.useAgent {
+                report(path, "an sftp remote needs key_file, agent: true, password_file or password_env", atKey: true)
+            }
+            settings = ssh
+        } else {
+            for (key, value) in [("agent", document.agent.map { "\($0)" }), ("known_hosts", document.knownHosts),
+                                 ("host_key", document.hostKey?.rawValue), ("host_key_fingerprint", document.hostKeyFingerprint),
+                                 ("passphrase_file", document.passphraseFile)] where value != nil {
+                report(path + [key], "\(key) applies to sftp:// remotes only", atKey: true)
+            }
+        }
         let maxConnections = document.maxConnections ?? 4
         if !(1...16).contains(maxConnections) {
             report(path + ["max_connections"], "must be between 1 and 16, not \(maxConnections)")
         }
         return Remote(name: name, url: document.url, kind: kind, path: location, credentials: credentials,
-                      maxConnections: maxConnections, timeout: document.timeout ?? TimeSpan(seconds: 30))
+                      maxConnections: maxConnections, timeout: document.timeout ?? TimeSpan(seconds: 30), ssh: settings)
     }
 
-    private mutating func parseURL(_ url: String, path: [Any]) -> (Remote.Kind, String)? {
+    private mutating func parseURL(_ url: String, path: [Any]) -> (Remote.Kind, String, SSHSettings?)? {
         guard let colon = url.firstIndex(of: ":") else {
             report(path, "'\(url)' is not a URL: write file:///absolute/folder, file:relative/folder, "
-                + "sftp://user@host/folder, ftp://… or ftps://…")
+                + "sftp://user@host:port/folder, ftp://… or ftps://…")
             return nil
         }
         let scheme = String(url[..<colon]).lowercased()
@@ -87,10 +118,18 @@ struct Validator {
             report(path, "unknown URL scheme '\(scheme)'; use file, sftp, ftp or ftps")
             return nil
         }
-        guard kind == .localDirectory else {
-            report(path, "\(scheme):// remotes are not available in this version yet; use a file: drop folder")
+        switch kind {
+        case .localDirectory:
+            return parseFileURL(url, rest: rest, path: path).map { (kind, $0, nil) }
+        case .sftp:
+            return parseSFTPURL(url, path: path).map { (kind, $0.base, $0.settings) }
+        case .ftp, .ftps:
+            report(path, "\(scheme):// remotes are not available in this version yet; use sftp:// or a file: drop folder")
             return nil
         }
+    }
+
+    private mutating func parseFileURL(_ url: String, rest: String, path: [Any]) -> String? {
         let folder: String
         if rest.hasPrefix("//") {
             let afterSlashes = rest.dropFirst(2)
@@ -107,7 +146,27 @@ struct Validator {
             report(path, "'\(url)' names no folder")
             return nil
         }
-        return (kind, absolutePath(decoded, relativeTo: context.directory))
+        return absolutePath(decoded, relativeTo: context.directory)
+    }
+
+    /// `sftp://user@host:port/path`: a path starting with `/~/` (or none) is below the login's home.
+    private mutating func parseSFTPURL(_ url: String, path: [Any]) -> (base: String, settings: SSHSettings)? {
+        guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
+            report(path, "'\(url)' is not a valid sftp URL: write sftp://user@host:port/folder")
+            return nil
+        }
+        let user = components.user ?? ProcessInfo.processInfo.environment["USER"] ?? "root"
+        let port = components.port ?? 22
+        guard (1...65535).contains(port) else {
+            report(path, "port \(port) is out of range")
+            return nil
+        }
+        var base = components.path
+        if base == "/~" || base.hasPrefix("/~/") { base = String(base.dropFirst(base == "/~" ? 2 : 3)) }
+        while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
+        let settings = SSHSettings(host: host, port: port, user: user, knownHosts: "", hostKey: .strict,
+                                   fingerprint: nil, useAgent: false, passphraseFile: nil)
+        return (base, settings)
     }
 
     /// A credential file must exist and be readable by its owner only, as OpenSSH demands of keys.

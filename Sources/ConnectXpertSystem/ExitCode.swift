@@ -9,5 +9,6 @@ public enum SysExit: Int32, Sendable {
     case cantCreate = 73
     case ioError = 74
     case tempFail = 75
+    case noPermission = 77
     case config = 78
 }

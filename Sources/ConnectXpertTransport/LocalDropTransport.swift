@@ -49,13 +49,16 @@ public final class LocalDropTransport: Transport {
         do { try FileSystem.createDirectories(full(folder)) } catch { throw classify(error) }
     }
 
-    public func upload(from source: FileDescriptor, size: Int64, to path: String, progress: TransferProgress) throws {
+    public func upload(from source: FileDescriptor, to path: String, modificationNanoseconds: Int64,
+                       progress: TransferProgress) throws -> Int64 {
         let target = full(path)
         do {
             try FileSystem.removeIfPresent(target)
             let output = try FileDescriptor.create(target)
             try copy(from: source, to: output, progress: progress)
             try output.sync()
+            try FileSystem.setModificationTime(target, nanoseconds: modificationNanoseconds)
+            return try output.status().size
         } catch {
             throw classify(error)
         }
@@ -92,10 +95,6 @@ public final class LocalDropTransport: Transport {
         } catch {
             throw classify(error)
         }
-    }
-
-    public func setModificationTime(_ path: String, nanoseconds: Int64) throws {
-        do { try FileSystem.setModificationTime(full(path), nanoseconds: nanoseconds) } catch { throw classify(error) }
     }
 
     @discardableResult

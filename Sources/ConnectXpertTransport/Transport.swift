@@ -23,8 +23,11 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
     public enum Kind: Sendable {
         /// Worth retrying later: the network, a full disk, a server busy or restarting.
         case transient
-        /// Needs a person: permissions, a bad name, a refused credential.
+        /// Needs a person, and concerns the file: permissions, a bad name.
         case permanent
+        /// The remote refused us, whatever the file: authentication, an unknown or changed host key.
+        /// Files wait where they are until a person acts; no retry loop.
+        case refused
         /// The target of a no-replace rename exists.
         case alreadyExists
     }
@@ -54,31 +57,20 @@ public protocol Transport: AnyObject {
     /// What is at a path, without following a final symlink; `nil` when nothing is.
     func entry(at path: String) throws -> RemoteEntry?
     func makeDirectories(_ folder: String) throws
-    /// Writes `size` bytes from `source` to a new file at `path`, replacing a leftover there.
-    func upload(from source: FileDescriptor, size: Int64, to path: String, progress: TransferProgress) throws
+    /// Writes `source` to a new file at `path` (replacing a leftover there), gives it the
+    /// modification time, and returns the size the destination reports for it.
+    func upload(from source: FileDescriptor, to path: String, modificationNanoseconds: Int64,
+                progress: TransferProgress) throws -> Int64
     /// Renames; with `replacing: false` an existing target throws `.alreadyExists`.
     func rename(_ from: String, to: String, replacing: Bool) throws
     /// Copies the file at `path` into `destination`; returns the number of bytes.
     func download(_ path: String, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64
     /// Deletes a file; a missing file is not an error.
     func delete(_ path: String) throws
-    func setModificationTime(_ path: String, nanoseconds: Int64) throws
 }
 
 /// Raised through `TransferProgress` returning `false`.
 public struct TransferCancelled: Error, CustomStringConvertible {
     public init() {}
     public var description: String { "cancelled by shutdown" }
-}
-
-/// Opens connections for a remote.
-public enum TransportFactory {
-    public static func connect(to remote: Remote) throws -> any Transport {
-        switch remote.kind {
-        case .localDirectory:
-            return try LocalDropTransport(base: remote.path)
-        case .sftp, .ftp, .ftps:
-            throw TransportError(.permanent, "\(remote.kind.rawValue):// remotes are not available in this version")
-        }
-    }
 }

@@ -17,6 +17,8 @@ struct ReceiveCommand: ParsableCommand {
         defer { withExtendedLifetime(lock) {} }
         try agent.recover()
         agent.pollInboxes()
-        try completeBatch(agent) { "received \($0.received), failed \($0.failed), to retry \($0.deferred)" }
+        try completeBatch(agent) {
+            "received \($0.received), failed \($0.failed), to retry \($0.deferred)" + ($0.refused > 0 ? ", refused \($0.refused)" : "")
+        }
     }
 }

@@ -53,7 +53,10 @@ struct RunCommand: AsyncParsableCommand {
         try agent.recover()
         agent.scanOutbox()
         agent.pollInboxes()
-        try completeBatch(agent) { "sent \($0.sent), received \($0.received), failed \($0.failed), to retry \($0.deferred)" }
+        try completeBatch(agent) {
+            "sent \($0.sent), received \($0.received), failed \($0.failed), to retry \($0.deferred)"
+                + ($0.refused > 0 ? ", refused \($0.refused)" : "")
+        }
     }
 }
 
@@ -63,6 +66,10 @@ func completeBatch(_ agent: Agent, summary: (Tally) -> String) throws {
     agent.waitUntilIdle()
     agent.shutdown()
     let tally = agent.tally
+    if tally.refused > 0 {
+        throw fail("\(summary(tally)); a remote refused us (authentication or host key; see the log), "
+            + "the files wait in the outbox", .noPermission)
+    }
     if tally.failed > 0 {
         throw fail("\(summary(tally)) (see \(agent.spool.failed) and the log)", .dataError)
     }

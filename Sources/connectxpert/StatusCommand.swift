@@ -47,8 +47,11 @@ struct StatusCommand: ParsableCommand {
             let next = record.nextAttempt.map { $0 > now ? "next try in \(TimeSpan(seconds: $0 - now))" : "next try now" } ?? "next try on the next pass"
             print("  \(describe(record)): attempt \(record.attempts), \(next); last error: \(record.lastError ?? "none")")
         }
-        let failed = ((try? FileSystem.contents(of: spool.failed)) ?? []).count
-        if failed > 0 { print("\nFailed: see \(spool.failed) (each file has a .reason)") }
+        let reasons = FileManager.default.enumerator(atPath: spool.failed)?.allObjects
+            .compactMap { $0 as? String }.filter { $0.hasSuffix(".reason") }.count ?? 0
+        if reasons > 0 {
+            print("\nFailed: \(reasons) file\(reasons == 1 ? "" : "s") in \(spool.failed) (each with a .reason)")
+        }
     }
 
     private func describe(_ record: TransferRecord) -> String {

@@ -22,10 +22,12 @@ import Testing
         let drop = try transport()
         let bytes = (0..<300_000).map { UInt8($0 % 251) }
         try drop.makeDirectories("a->b/sub")
-        try drop.upload(from: try source(bytes), size: Int64(bytes.count), to: "a->b/sub/.f.part") { _ in true }
+        #expect(try drop.upload(from: try source(bytes), to: "a->b/sub/.f.part", modificationNanoseconds: 1_000_000_000) { _ in true }
+                == Int64(bytes.count))
         try drop.rename("a->b/sub/.f.part", to: "a->b/sub/f", replacing: false)
         #expect(try drop.list("a->b/sub").map(\.name) == ["f"])
         #expect(try drop.entry(at: "a->b/sub/f")?.size == Int64(bytes.count))
+        #expect(try drop.entry(at: "a->b/sub/f")?.modificationNanoseconds == 1_000_000_000)
 
         let outputPath = base + ".out"
         let output = try FileDescriptor.create(outputPath)
@@ -41,7 +43,7 @@ import Testing
     @Test func renameWithoutReplaceRefusesAnExistingTarget() throws {
         let drop = try transport()
         for name in [".t1", "target"] {
-            try drop.upload(from: try source(Array(name.utf8)), size: Int64(name.utf8.count), to: name) { _ in true }
+            _ = try drop.upload(from: try source(Array(name.utf8)), to: name, modificationNanoseconds: 0) { _ in true }
         }
         #expect {
             try drop.rename(".t1", to: "target", replacing: false)
@@ -57,7 +59,7 @@ import Testing
         let drop = try transport()
         let bytes = [UInt8](repeating: 1, count: 4 << 20)
         #expect(throws: TransferCancelled.self) {
-            try drop.upload(from: try source(bytes), size: Int64(bytes.count), to: ".big.part") { _ in false }
+            _ = try drop.upload(from: try source(bytes), to: ".big.part", modificationNanoseconds: 0) { _ in false }
         }
     }
 

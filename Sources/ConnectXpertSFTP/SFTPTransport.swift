@@ -1,0 +1,215 @@
+import CSSH2
+import ConnectXpertPolicy
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+
+/// A connection to an SFTP server through libssh2. Large writes and reads are handed to libssh2 in
+/// big slices, which it splits into pipelined SFTP packets.
+public final class SFTPTransport: Transport {
+    public let endpoint: String
+    private let channel: SFTPChannel
+    private let base: String
+    /// Folders known to exist, so each upload does not re-create its folder.
+    private var knownFolders: Set<String> = []
+    /// One transfer buffer per connection: memory stays constant whatever the file size.
+    private var buffer = [UInt8](repeating: 0, count: 2 << 20)
+
+    public init(remote: Remote, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        guard let settings = remote.ssh else { throw TransportError(.permanent, "\(remote.name) is not an sftp remote") }
+        endpoint = "sftp://\(settings.user)@\(settings.host):\(settings.port)" + (remote.path.isEmpty ? "" : "/" + remote.path)
+        let socket = try TCPSocket(host: settings.host, port: settings.port, timeout: remote.timeout.seconds)
+        let session = try SSHSession(socket: socket, timeout: remote.timeout.seconds, endpoint: endpoint)
+        try HostKeyVerifier.verify(session, settings: settings, endpoint: endpoint)
+        try Authenticator.authenticate(session, user: settings.user, settings: settings, credentials: remote.credentials,
+                                       environment: environment, endpoint: endpoint)
+        channel = try SFTPChannel(session: session, endpoint: endpoint)
+        base = remote.path
+    }
+
+    private func full(_ path: String) -> String {
+        if base.isEmpty { return path.isEmpty ? "." : path }
+        return path.isEmpty ? base : joinPath(base, path)
+    }
+
+    // MARK: Transport
+
+    public func list(_ folder: String) throws -> [RemoteEntry] {
+        let path = full(folder)
+        guard let handle = try open(path, flags: 0, mode: 0, type: LIBSSH2_SFTP_OPENDIR, missingIsNil: true) else { return [] }
+        var entries: [RemoteEntry] = []
+        var name = [CChar](repeating: 0, count: 4096)
+        while true {
+            var attributes = LIBSSH2_SFTP_ATTRIBUTES()
+            let length = libssh2_sftp_readdir_ex(handle.raw, &name, name.count, nil, 0, &attributes)
+            if length == 0 { break }
+            guard length > 0 else { throw failure("list", path) }
+            let entryName = name.withUnsafeBufferPointer { buffer in
+                String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress, count: Int(length)), as: UTF8.self)
+            }
+            if entryName == "." || entryName == ".." { continue }
+            entries.append(Self.entry(name: entryName, attributes))
+        }
+        return entries.sorted { $0.name < $1.name }
+    }
+
+    public func entry(at path: String) throws -> RemoteEntry? {
+        try attributes(of: full(path)).map { Self.entry(name: lastComponent(of: path), $0) }
+    }
+
+    /// Creates the folder and any missing parent, the base folder included.
+    public func makeDirectories(_ folder: String) throws {
+        let target = full(folder)
+        var prefix = target.hasPrefix("/") ? "/" : ""
+        for component in target.split(separator: "/") where component != "." {
+            prefix += (prefix.isEmpty || prefix == "/" ? "" : "/") + component
+            guard !knownFolders.contains(prefix) else { continue }
+            if libssh2_sftp_mkdir_ex(channel.raw, prefix, UInt32(prefix.utf8.count), 0o755) != 0 {
+                // Usually it exists already; otherwise report why it could not be made.
+                let mkdirError = failure("create the folder", prefix)
+                guard let existing = try attributes(of: prefix), Self.entry(name: "", existing).kind == .directory else {
+                    throw mkdirError
+                }
+            }
+            knownFolders.insert(prefix)
+        }
+    }
+
+    /// `lstat` of a full path; `nil` when nothing is there.
+    private func attributes(of path: String) throws -> LIBSSH2_SFTP_ATTRIBUTES? {
+        var attributes = LIBSSH2_SFTP_ATTRIBUTES()
+        guard libssh2_sftp_stat_ex(channel.raw, path, UInt32(path.utf8.count), LIBSSH2_SFTP_LSTAT, &attributes) == 0 else {
+            if isMissing { return nil }
+            throw failure("stat", path)
+        }
+        return attributes
+    }
+
+    public func upload(from source: FileDescriptor, to path: String, modificationNanoseconds: Int64,
+                       progress: TransferProgress) throws -> Int64 {
+        let target = full(path)
+        let flags = UInt(LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC)
+        guard let handle = try open(target, flags: flags, mode: 0o644, type: LIBSSH2_SFTP_OPENFILE, missingIsNil: false) else {
+            throw failure("open", target)
+        }
+        var total: Int64 = 0
+        while true {
+            let count = try buffer.withUnsafeMutableBytes { try source.read(into: $0) }
+            if count == 0 { break }
+            try buffer.withUnsafeBytes { raw in
+                var offset = 0
+                while offset < count {
+                    let written = libssh2_sftp_write(handle.raw, raw.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self),
+                                                     count - offset)
+                    guard written > 0 else { throw failure("write", target) }
+                    offset += written
+                }
+            }
+            total += Int64(count)
+            guard progress(total) else { throw TransferCancelled() }
+        }
+        var times = LIBSSH2_SFTP_ATTRIBUTES()
+        times.flags = UInt(LIBSSH2_SFTP_ATTR_ACMODTIME)
+        times.atime = UInt(modificationNanoseconds / 1_000_000_000)
+        times.mtime = times.atime
+        guard libssh2_sftp_fstat_ex(handle.raw, &times, 1) == 0 else { throw failure("set the time of", target) }
+        var written = LIBSSH2_SFTP_ATTRIBUTES()
+        guard libssh2_sftp_fstat_ex(handle.raw, &written, 0) == 0 else { throw failure("stat", target) }
+        guard handle.close() else { throw failure("close", target) }
+        return Int64(written.filesize)
+    }
+
+    public func rename(_ from: String, to: String, replacing: Bool) throws {
+        let source = full(from), target = full(to)
+        if rawRename(source, target) { return }
+        // SFTP v3 renames (OpenSSH: link + unlink) never replace: the target exists, or it failed.
+        guard try entry(at: to) != nil else { throw failure("rename \(source) to", target) }
+        guard replacing else { throw TransportError(.alreadyExists, "\(endpoint)/\(target) exists already") }
+        // No posix-rename in libssh2 1.10: move the old file aside, put the new one in place, drop
+        // the old one. The final name never shows partial data; it is briefly absent.
+        let aside = joinPath(parentDirectory(of: target), ".\(lastComponent(of: target)).replaced-\(UInt32.random(in: 0...UInt32.max)).part")
+        guard rawRename(target, aside) else { throw failure("rename \(target) to", aside) }
+        guard rawRename(source, target) else { throw failure("rename \(source) to", target) }
+        try delete(String(aside.dropFirst(base.isEmpty ? 0 : base.count + 1)))
+    }
+
+    public func download(_ path: String, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64 {
+        let target = full(path)
+        guard let handle = try open(target, flags: UInt(LIBSSH2_FXF_READ), mode: 0, type: LIBSSH2_SFTP_OPENFILE, missingIsNil: false) else {
+            throw failure("open", target)
+        }
+        var total: Int64 = 0
+        while true {
+            let count = buffer.withUnsafeMutableBytes { raw in
+                libssh2_sftp_read(handle.raw, raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
+            }
+            if count == 0 { break }
+            guard count > 0 else { throw failure("read", target) }
+            try buffer.withUnsafeBytes { try destination.write(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+            total += Int64(count)
+            guard progress(total) else { throw TransferCancelled() }
+        }
+        _ = handle.close()
+        return total
+    }
+
+    public func delete(_ path: String) throws {
+        let target = full(path)
+        if libssh2_sftp_unlink_ex(channel.raw, target, UInt32(target.utf8.count)) != 0 && !isMissing {
+            throw failure("delete", target)
+        }
+    }
+
+    // MARK: Helpers
+
+    private func rawRename(_ source: String, _ target: String) -> Bool {
+        let flags = Int(LIBSSH2_SFTP_RENAME_ATOMIC | LIBSSH2_SFTP_RENAME_NATIVE)
+        return libssh2_sftp_rename_ex(channel.raw, source, UInt32(source.utf8.count), target, UInt32(target.utf8.count), flags) == 0
+    }
+
+    private func open(_ path: String, flags: UInt, mode: Int, type: Int32, missingIsNil: Bool) throws -> SFTPHandle? {
+        guard let raw = libssh2_sftp_open_ex(channel.raw, path, UInt32(path.utf8.count), flags, mode, type) else {
+            if missingIsNil && isMissing { return nil }
+            throw failure("open", path)
+        }
+        return SFTPHandle(raw: raw, channel: channel)
+    }
+
+    private var isMissing: Bool {
+        channel.lastStatus == UInt(LIBSSH2_FX_NO_SUCH_FILE) || channel.lastStatus == UInt(LIBSSH2_FX_NO_SUCH_PATH)
+    }
+
+    /// The last error, classified: a person must fix permissions and names; a full disk, a dropped
+    /// connection or a timeout may pass.
+    private func failure(_ action: String, _ path: String) -> TransportError {
+        guard let status = channel.lastStatus else {
+            return TransportError(.transient, "\(endpoint): cannot \(action) \(path): \(channel.session.lastError)")
+        }
+        switch status {
+        case UInt(LIBSSH2_FX_PERMISSION_DENIED), UInt(LIBSSH2_FX_WRITE_PROTECT):
+            return TransportError(.permanent, "\(endpoint): cannot \(action) \(path): permission denied")
+        case UInt(LIBSSH2_FX_NO_SPACE_ON_FILESYSTEM), UInt(LIBSSH2_FX_QUOTA_EXCEEDED):
+            return TransportError(.transient, "\(endpoint): cannot \(action) \(path): the remote disk is full (or over quota)")
+        case UInt(LIBSSH2_FX_NO_SUCH_FILE), UInt(LIBSSH2_FX_NO_SUCH_PATH):
+            return TransportError(.transient, "\(endpoint): cannot \(action) \(path): no such file or folder")
+        case UInt(LIBSSH2_FX_INVALID_FILENAME):
+            return TransportError(.permanent, "\(endpoint): cannot \(action) \(path): the server refuses the name")
+        default:
+            return TransportError(.transient, "\(endpoint): cannot \(action) \(path): SFTP status \(status)")
+        }
+    }
+
+    private static func entry(name: String, _ attributes: LIBSSH2_SFTP_ATTRIBUTES) -> RemoteEntry {
+        var kind = RemoteEntry.Kind.other
+        if attributes.flags & UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS) != 0 {
+            switch attributes.permissions & UInt(LIBSSH2_SFTP_S_IFMT) {
+            case UInt(LIBSSH2_SFTP_S_IFREG): kind = .file
+            case UInt(LIBSSH2_SFTP_S_IFDIR): kind = .directory
+            case UInt(LIBSSH2_SFTP_S_IFLNK): kind = .symlink
+            default: kind = .other
+            }
+        }
+        return RemoteEntry(name: name, kind: kind, size: Int64(attributes.filesize),
+                           modificationNanoseconds: Int64(attributes.mtime) * 1_000_000_000)
+    }
+}
