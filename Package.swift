@@ -55,11 +55,16 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Starts the servers integration tests need (scripts/test-servers/).
+        .target(name: "ConnectXpertTestSupport", dependencies: ["ConnectXpertSystem"], path: "Tests/ConnectXpertTestSupport"),
         .testTarget(name: "ConnectXpertPolicyTests", dependencies: ["ConnectXpertPolicy"]),
+        .testTarget(name: "ConnectXpertSFTPTests", dependencies: [
+            "ConnectXpertSFTP", "ConnectXpertPolicy", "ConnectXpertTransport", "ConnectXpertSystem", "ConnectXpertTestSupport",
+        ]),
         .testTarget(name: "ConnectXpertSpoolTests", dependencies: ["ConnectXpertSpool", "ConnectXpertSystem"]),
         .testTarget(name: "ConnectXpertJournalTests", dependencies: ["ConnectXpertJournal"]),
         .testTarget(name: "ConnectXpertTransportTests", dependencies: ["ConnectXpertTransport", "ConnectXpertSystem"]),
-        .testTarget(name: "ConnectXpertCLITests", dependencies: ["ConnectXpertSystem"]),
+        .testTarget(name: "ConnectXpertCLITests", dependencies: ["ConnectXpertSystem", "ConnectXpertTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

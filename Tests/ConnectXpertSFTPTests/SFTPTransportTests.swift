@@ -1,0 +1,229 @@
+import ConnectXpertPolicy
+import ConnectXpertSystem
+import ConnectXpertTestSupport
+import ConnectXpertTransport
+import Foundation
+import Testing
+
+@testable import ConnectXpertSFTP
+
+/// A remote as a policy would define it, for a folder of its own below the test login's home.
+func remote(_ server: SSHTestServer, folder: String = "t-" + UUID().uuidString.prefix(8), extra: String) throws -> Remote {
+    let text = """
+        identity:
+          id: alice
+        remotes:
+          server:
+            url: \(server.url(folder))
+        \(extra.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+        """
+    return try #require(try PolicyLoader.parse(text, file: "/tmp/policies.yaml").remotes["server"])
+}
+
+func keyLogin(_ server: SSHTestServer) -> String {
+    "key_file: \(server.clientKey)\nknown_hosts: \(server.knownHosts)"
+}
+
+func temporaryFile(_ bytes: [UInt8]) throws -> FileDescriptor {
+    let path = NSTemporaryDirectory() + "cx-src-" + UUID().uuidString
+    try FileSystem.writeFileAtomically(path, contents: bytes)
+    return try FileDescriptor.openForReading(path)
+}
+
+func sha256(_ path: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+    process.arguments = [path]
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return String(text.prefix(64))
+}
+
+func refusal(_ body: () throws -> Void) -> TransportError? {
+    do {
+        try body()
+        return nil
+    } catch let error as TransportError {
+        return error
+    } catch {
+        return TransportError(.transient, "unexpected \(error)")
+    }
+}
+
+@Suite(.enabled(if: canRunServerTests, "needs root to run sshd"), .serialized)
+struct SFTPTransportTests {
+    let server = SSHTestServer.shared
+
+    @Test(arguments: [("empty", 0), ("one-byte", 1), ("mixed size", 3_000_001), ("ünïcödé ñame", 10)])
+    func roundTripIsByteIdentical(name: String, size: Int) throws {
+        let sftp = try SFTPTransport(remote: try remote(server, extra: keyLogin(server)))
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        try sftp.makeDirectories("alice->bob")
+        let written = try sftp.upload(from: try temporaryFile(bytes), to: "alice->bob/.\(name).part",
+                                      modificationNanoseconds: 1_700_000_000_000_000_000) { _ in true }
+        #expect(written == Int64(size))
+        try sftp.rename("alice->bob/.\(name).part", to: "alice->bob/\(name)", replacing: false)
+        let entry = try #require(try sftp.entry(at: "alice->bob/\(name)"))
+        #expect(entry.kind == .file)
+        #expect(entry.size == Int64(size))
+        #expect(entry.modificationNanoseconds == 1_700_000_000_000_000_000, "mtime kept")
+        #expect(try sftp.list("alice->bob").map(\.name) == [name])
+
+        let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
+        #expect(try sftp.download("alice->bob/\(name)", to: try FileDescriptor.create(local)) { _ in true } == Int64(size))
+        #expect(try FileSystem.readFile(local) == bytes)
+        try sftp.delete("alice->bob/\(name)")
+        try sftp.delete("alice->bob/\(name)")
+        #expect(try sftp.list("alice->bob").isEmpty)
+    }
+
+    @Test func hundredMebibytesRoundTripBySHA256() throws {
+        let sftp = try SFTPTransport(remote: try remote(server, extra: keyLogin(server)))
+        try sftp.makeDirectories("")
+        let source = NSTemporaryDirectory() + "cx-100m-" + UUID().uuidString
+        let random = try FileDescriptor.openForReading("/dev/urandom")
+        let output = try FileDescriptor.create(source)
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        for _ in 0..<100 {
+            var filled = 0
+            while filled < chunk.count {
+                filled += try chunk.withUnsafeMutableBytes { try random.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
+            }
+            try output.write(chunk)
+        }
+        #expect(try sftp.upload(from: try FileDescriptor.openForReading(source), to: "big.bin", modificationNanoseconds: 0) { _ in true }
+                == 100 << 20)
+        let copy = source + ".back"
+        _ = try sftp.download("big.bin", to: try FileDescriptor.create(copy)) { _ in true }
+        #expect(try sha256(copy) == sha256(source))
+        try sftp.delete("big.bin")
+    }
+
+    @Test func renameWithoutReplaceRefusesAndReplaceReplaces() throws {
+        let sftp = try SFTPTransport(remote: try remote(server, extra: keyLogin(server)))
+        try sftp.makeDirectories("")
+        for (name, text) in [(".new.part", "new"), ("target", "old")] {
+            _ = try sftp.upload(from: try temporaryFile(Array(text.utf8)), to: name, modificationNanoseconds: 0) { _ in true }
+        }
+        #expect(refusal { try sftp.rename(".new.part", to: "target", replacing: false) }?.kind == .alreadyExists)
+        try sftp.rename(".new.part", to: "target", replacing: true)
+        #expect(try sftp.list("").map(\.name) == ["target"], "nothing left aside")
+        let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
+        _ = try sftp.download("target", to: try FileDescriptor.create(local)) { _ in true }
+        #expect(try FileSystem.readFile(local) == Array("new".utf8))
+    }
+
+    @Test func listingReportsLinksAndFoldersAsSuch() throws {
+        let folder = "t-" + UUID().uuidString.prefix(8)
+        let sftp = try SFTPTransport(remote: try remote(server, folder: folder, extra: keyLogin(server)))
+        try sftp.makeDirectories("sub")
+        try FileManager.default.createSymbolicLink(atPath: "\(server.home)/\(folder)/link", withDestinationPath: "/etc/passwd")
+        let kinds = try sftp.list("").map { "\($0.name):\($0.kind)" }
+        #expect(kinds == ["link:symlink", "sub:directory"])
+    }
+
+    @Test func passwordAndProtectedKeyLogIn() throws {
+        _ = try SFTPTransport(remote: try remote(server, extra: "password_file: \(server.passwordFile)\nknown_hosts: \(server.knownHosts)"))
+        _ = try SFTPTransport(remote: try remote(server, extra: """
+            key_file: \(server.protectedKey)
+            passphrase_file: \(server.passphraseFile)
+            known_hosts: \(server.knownHosts)
+            """))
+        _ = try SFTPTransport(remote: try remote(server, extra: "password_env: CX_TEST_PASSWORD\nknown_hosts: \(server.knownHosts)"),
+                              environment: ["CX_TEST_PASSWORD": "cx-test-password"])
+    }
+
+    @Test func wrongCredentialsAreRefusedWithWhatWasTried() throws {
+        let wrongKey = refusal { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.strangerKey)\nknown_hosts: \(server.knownHosts)")) }
+        #expect(wrongKey?.kind == .refused)
+        #expect(wrongKey?.message.hasPrefix("authentication failed for cxdrop@127.0.0.1:\(server.port) with key \(server.strangerKey)") == true)
+
+        let wrongPassword = refusal { _ = try SFTPTransport(remote: try remote(server, extra: "password_file: \(server.wrongPasswordFile)\nknown_hosts: \(server.knownHosts)")) }
+        #expect(wrongPassword?.kind == .refused)
+        #expect(wrongPassword?.message.contains("with password from \(server.wrongPasswordFile)") == true)
+    }
+
+    @Test func unknownHostKeyIsRefusedWithItsFingerprint() throws {
+        let empty = NSTemporaryDirectory() + "cx-kh-" + UUID().uuidString
+        let error = refusal { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: \(empty)")) }
+        #expect(error?.kind == .refused)
+        let fingerprint = try keygenFingerprint(server.hostPublicKey)
+        #expect(error?.message.contains("256 \(fingerprint) [127.0.0.1]:\(server.port) (ED25519)") == true, "\(error?.message ?? "")")
+        let line = try String(contentsOfFile: server.knownHosts, encoding: .utf8).trimmingCharacters(in: .newlines)
+        #expect(error?.message.contains(line) == true, "the line to add is shown")
+        #expect(!FileSystem.exists(empty), "strict mode writes nothing")
+    }
+
+    @Test func changedHostKeyIsRefused() throws {
+        let other = NSTemporaryDirectory() + "cx-kh-" + UUID().uuidString
+        try FileSystem.writeFileAtomically(other, contents: Array(
+            "[127.0.0.1]:\(server.port) ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n".utf8))
+        for policy in ["strict", "accept-new"] {
+            let error = refusal { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: \(other)\nhost_key: \(policy)")) }
+            #expect(error?.kind == .refused)
+            #expect(error?.message.contains("has CHANGED") == true)
+            #expect(error?.message.contains(try keygenFingerprint(server.hostPublicKey)) == true)
+        }
+    }
+
+    @Test func acceptNewPinsTheKeyOnFirstUse() throws {
+        let file = NSTemporaryDirectory() + "cx-kh-" + UUID().uuidString + "/known_hosts"
+        _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: \(file)\nhost_key: accept-new"))
+        let pinned = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(pinned == (try String(contentsOfFile: server.knownHosts, encoding: .utf8)))
+        #expect(try FileSystem.status(file)?.mode == 0o600)
+        // Now pinned: a strict connection with the same file works.
+        _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: \(file)"))
+    }
+
+    @Test func pinnedFingerprintNeedsNoKnownHosts() throws {
+        let fingerprint = try keygenFingerprint(server.hostPublicKey)
+        _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: /nonexistent\nhost_key_fingerprint: \(fingerprint)"))
+        let wrong = "SHA256:" + String(repeating: "A", count: 43)
+        let error = refusal { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nhost_key_fingerprint: \(wrong)")) }
+        #expect(error?.kind == .refused)
+        #expect(error?.message.contains("does not match the pinned host_key_fingerprint") == true)
+    }
+
+    @Test func unreachableServerIsTransient() throws {
+        let port = try freePort()
+        let text = "identity:\n  id: a\nremotes:\n  s:\n    url: sftp://cxdrop@127.0.0.1:\(port)/\n    key_file: \(server.clientKey)\n    timeout: 2s\n"
+        let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
+        let error = refusal { _ = try SFTPTransport(remote: remote) }
+        #expect(error?.kind == .transient)
+        #expect(error?.message == "cannot connect to 127.0.0.1:\(port): Connection refused")
+    }
+
+    @Test func permissionDeniedNamesThePath() throws {
+        let text = """
+            identity:
+              id: a
+            remotes:
+              s:
+                url: sftp://cxdrop@127.0.0.1:\(server.port)/etc/connectxpert-test
+                key_file: \(server.clientKey)
+                known_hosts: \(server.knownHosts)
+            """
+        let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
+        let sftp = try SFTPTransport(remote: remote)
+        let error = refusal { try sftp.makeDirectories("alice->bob") }
+        #expect(error?.kind == .permanent)
+        #expect(error?.message == "sftp://cxdrop@127.0.0.1:\(server.port)//etc/connectxpert-test: cannot create the folder /etc/connectxpert-test: permission denied")
+    }
+}
+
+/// What `ssh-keygen -lf` prints as the fingerprint of a public key file.
+func keygenFingerprint(_ publicKey: String) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/ssh-keygen")
+    process.arguments = ["-lf", publicKey]
+    let output = Pipe()
+    process.standardOutput = output
+    try process.run()
+    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return String(text.split(separator: " ")[1])
+}
