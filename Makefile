@@ -5,9 +5,10 @@ RELEASE    := .build/release/connectxpert
 PREFIX     ?= /usr/local
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Build: the C libraries. Tests: inotifywait for the watcher tests, systemd-analyze for the units.
+# Build: the C libraries. Tests: systemd-analyze for the units, sshd and sftp for the SFTP tests.
+# Bench: inotifywait, and the peers the agent is measured against.
 APT_BUILD  := libssh2-1-dev libcurl4-openssl-dev libinotifytools0-dev libsqlite3-dev
-APT_TEST   := inotify-tools systemd
+APT_TEST   := inotify-tools systemd openssh-server openssh-client
 
 .PHONY: all deps test-deps build run test bench demo install clean
 

@@ -11,9 +11,22 @@ public final class ConnectionPool: @unchecked Sendable {
 
     public init() {}
 
-    /// Runs `body` with a connection to `remote`; a connection that failed is not reused.
+    /// Runs `body` with a connection to `remote`; a connection that failed is not reused. A pooled
+    /// connection may have gone stale (the server restarted, a firewall forgot it): if it fails,
+    /// `body` runs once more on a new connection. The pipelines resume from the journal state, so a
+    /// second run continues where the first stopped.
     public func withConnection<T>(to remote: Remote, _ body: (any Transport) throws -> T) throws -> T {
-        let connection = try take(remote)
+        if let pooled = takeIdle(remote) {
+            do {
+                return try use(pooled, for: remote, body)
+            } catch let error as TransportError where error.kind == .transient {
+                // fall through to a new connection
+            }
+        }
+        return try use(try TransportFactory.connect(to: remote), for: remote, body)
+    }
+
+    private func use<T>(_ connection: any Transport, for remote: Remote, _ body: (any Transport) throws -> T) throws -> T {
         do {
             let result = try body(connection)
             give(connection, for: remote)
@@ -39,14 +52,10 @@ public final class ConnectionPool: @unchecked Sendable {
         idle.removeAll()
     }
 
-    private func take(_ remote: Remote) throws -> any Transport {
+    private func takeIdle(_ remote: Remote) -> (any Transport)? {
         lock.lock()
-        if let connection = idle[key(remote)]?.popLast() {
-            lock.unlock()
-            return connection
-        }
-        lock.unlock()
-        return try TransportFactory.connect(to: remote)
+        defer { lock.unlock() }
+        return idle[key(remote)]?.popLast()
     }
 
     private func give(_ connection: any Transport, for remote: Remote) {

@@ -1,4 +1,5 @@
 import ConnectXpertSystem
+import ConnectXpertTestSupport
 import Foundation
 import Testing
 
@@ -8,9 +9,6 @@ let binary: String = {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     return root.appendingPathComponent(".build/debug/connectxpert").path
 }()
-
-let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
 
 /// What a finished command printed and how it ended.
 struct Outcome {
@@ -85,6 +83,8 @@ func eventually(timeout: Double = 15, _ condition: () throws -> Bool) rethrows -
 struct TwoAgents {
     let root: String
     var drop: String { joinPath(root, "drop") }
+    /// For agents on an SFTP remote: the remote folder, as seen on this machine.
+    var remoteFolder: String?
     var alice: String { joinPath(root, "alice") }
     var bob: String { joinPath(root, "bob") }
 

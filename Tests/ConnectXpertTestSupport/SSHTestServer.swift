@@ -24,6 +24,28 @@ public final class SSHTestServer: @unchecked Sendable {
         folder = NSTemporaryDirectory() + "cx-sshd-" + UUID().uuidString.prefix(8)
         port = try freePort()
         try start()
+        SSHTestServer.stopAtExit(folder)
+    }
+
+    /// Servers still running when the test process exits (the shared one is never deinitialized).
+    nonisolated(unsafe) private static var running: Set<String> = []
+    private static let exitLock = NSLock()
+
+    private static func stopAtExit(_ folder: String) {
+        exitLock.lock()
+        defer { exitLock.unlock() }
+        if running.isEmpty {
+            atexit {
+                for folder in SSHTestServer.running {
+                    let stop = Process()
+                    stop.executableURL = URL(fileURLWithPath: joinPath(packageRoot, "scripts/test-servers/sshd"))
+                    stop.arguments = ["stop", folder]
+                    try? stop.run()
+                    stop.waitUntilExit()
+                }
+            }
+        }
+        running.insert(folder)
     }
 
     deinit { stop() }
@@ -65,6 +87,7 @@ public final class SSHTestServer: @unchecked Sendable {
 
 public struct TestServerError: Error, CustomStringConvertible {
     public let message: String
+    public init(message: String) { self.message = message }
     public var description: String { message }
 }
 

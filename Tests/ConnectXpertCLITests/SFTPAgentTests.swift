@@ -1,0 +1,176 @@
+import ConnectXpertSystem
+import ConnectXpertTestSupport
+import Foundation
+import Testing
+
+/// Two agents exchanging files through a real sshd, in the ConnectXpert 0.7 layout.
+extension TwoAgents {
+    /// Agents whose remote is `server`, in a folder of their own below the test login's home.
+    init(sftp server: SSHTestServer, folder: String = "cli-" + UUID().uuidString.prefix(8)) throws {
+        try self.init {
+            $0.replacingOccurrences(of: "    url: file:../drop\n", with: """
+                    url: \(server.url(folder))
+                    key_file: \(server.clientKey)
+                    known_hosts: \(server.knownHosts)
+
+                """)
+        }
+        remoteFolder = joinPath(server.home, folder)
+    }
+}
+
+@Suite(.enabled(if: canRunServerTests, "needs root to run sshd"))
+struct SFTPAgentTests {
+    @Test func agentsExchangeFilesOverSFTP() throws {
+        let agents = try TwoAgents(sftp: SSHTestServer.shared)
+        defer { agents.remove() }
+        let outbox = agents.outbox("alice", to: "bob")
+        let contents: [(String, [UInt8])] = [
+            ("empty", []), ("one", [1]), ("big.bin", randomBytes(3 << 20)), ("sub/ünï cödé.txt", Array("u".utf8)),
+        ]
+        for (name, bytes) in contents { try write(joinPath(outbox, name), bytes) }
+        let sent = try agents.once("alice")
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(files(below: agents.remoteFolder!) == ["alice->bob/big.bin", "alice->bob/empty", "alice->bob/one", "alice->bob/sub/ünï cödé.txt"])
+        let received = try agents.once("bob")
+        #expect(received.status == 0, "\(received.stderr)")
+        for (name, bytes) in contents { #expect(read(joinPath(agents.inbox("bob", from: "alice"), name)) == bytes, "\(name)") }
+        #expect(files(below: agents.remoteFolder!).isEmpty)
+    }
+
+    @Test func aPeerWithTheSameLayoutInteroperates() throws {
+        // OpenSSH's sftp stands in for ConnectXpert 0.7: it puts into sender->receiver/ under the
+        // login's home, and receives by listing, getting and removing.
+        let server = SSHTestServer.shared
+        let folder = "interop-" + UUID().uuidString.prefix(8)
+        let agents = try TwoAgents(sftp: server, folder: folder)
+        defer { agents.remove() }
+        let legacyFile = joinPath(agents.root, "from-legacy.txt")
+        try write(legacyFile, "sent by the old tool")
+        try sftpBatch(server, """
+            -mkdir \(folder)
+            -mkdir \(folder)/carol->bob
+            put \(legacyFile) \(folder)/carol->bob/from-legacy.txt
+            """)
+        #expect(try agents.once("bob").status == 0)
+        #expect(read(joinPath(agents.inbox("bob", from: "carol"), "from-legacy.txt")) == Array("sent by the old tool".utf8))
+
+        try write(joinPath(agents.outbox("bob", to: "carol"), "for-legacy.txt"), "sent by the agent")
+        #expect(try agents.once("bob").status == 0)
+        let fetched = joinPath(agents.root, "fetched.txt")
+        try sftpBatch(server, "get \(folder)/bob->carol/for-legacy.txt \(fetched)\nrm \(folder)/bob->carol/for-legacy.txt")
+        #expect(read(fetched) == Array("sent by the agent".utf8))
+    }
+
+    @Test func noPartialFileIsEverVisibleUnderItsFinalName() throws {
+        let agents = try TwoAgents(sftp: SSHTestServer.shared)
+        defer { agents.remove() }
+        let alice = try agents.daemon("alice")
+        defer { alice.signal(SIGTERM); alice.wait() }
+        try #require(eventually { alice.log.contains("watching the outbox") })
+        let size = 200 << 20
+        let staging = joinPath(agents.root, "large.bin")
+        try write(staging, randomBytes(size))
+        try FileSystem.createDirectories(agents.outbox("alice", to: "bob"))
+        try FileSystem.rename(staging, to: joinPath(agents.outbox("alice", to: "bob"), "large.bin"))
+        let folder = joinPath(agents.remoteFolder!, "alice->bob")
+        var sawTemporary = false
+        let delivered = eventually(timeout: 60) {
+            for name in (try? FileSystem.contents(of: folder)) ?? [] {
+                if name.hasPrefix(".") { sawTemporary = true; continue }
+                let status = (try? FileSystem.status(joinPath(folder, name))) ?? nil
+                #expect(status?.size == Int64(size), "\(name) visible with \(status?.size ?? -1) bytes")
+                return true
+            }
+            return false
+        }
+        #expect(delivered)
+        #expect(sawTemporary, "the upload was observed while in progress")
+    }
+
+    @Test func serverStoppedMidTransferThenRestartedDeliversOnce() throws {
+        let server = try SSHTestServer()
+        let agents = try TwoAgents(sftp: server)
+        defer { agents.remove() }
+        let alice = try agents.daemon("alice")
+        defer { alice.signal(SIGTERM); alice.wait() }
+        try #require(eventually { alice.log.contains("watching the outbox") })
+        let bytes = randomBytes(150 << 20)
+        let staging = joinPath(agents.root, "interrupted.bin")
+        try write(staging, bytes)
+        try FileSystem.createDirectories(agents.outbox("alice", to: "bob"))
+        try FileSystem.rename(staging, to: joinPath(agents.outbox("alice", to: "bob"), "interrupted.bin"))
+        let folder = joinPath(agents.remoteFolder!, "alice->bob")
+        try #require(eventually { ((try? FileSystem.contents(of: folder)) ?? []).contains { $0.hasSuffix(".part") } })
+        server.stop()
+        #expect(eventually { alice.log.contains("transfer failed; will retry") })
+        try server.start()
+        #expect(eventually(timeout: 60) { read(joinPath(folder, "interrupted.bin")) == bytes })
+        #expect(eventually { (try? FileSystem.contents(of: folder)) == ["interrupted.bin"] }, "no duplicate, no temporary left")
+    }
+
+    @Test func killDashNineDuringFiveHundredUploadsDeliversEachOnce() throws {
+        let agents = try TwoAgents(sftp: SSHTestServer.shared)
+        defer { agents.remove() }
+        let outbox = agents.outbox("alice", to: "bob")
+        let staging = joinPath(agents.root, "staging")
+        try FileSystem.createDirectories(outbox)
+        var expected: [String: [UInt8]] = [:]
+        for index in 0..<500 {
+            expected["file-\(index)"] = Array("payload \(index)\n".utf8)
+            try write(joinPath(staging, "file-\(index)"), expected["file-\(index)"]!)
+        }
+        let alice = try agents.daemon("alice")
+        try #require(eventually { alice.log.contains("watching the outbox") })
+        for name in try FileSystem.contents(of: staging) {
+            try FileSystem.rename(joinPath(staging, name), to: joinPath(outbox, name))
+        }
+        let folder = joinPath(agents.remoteFolder!, "alice->bob")
+        #expect(eventually(timeout: 60) { ((try? FileSystem.contents(of: folder)) ?? []).count >= 100 })
+        alice.signal(SIGKILL)
+        alice.wait()
+        let finish = try agents.once("alice")
+        #expect(finish.status == 0, "\(finish.stderr.suffix(2000))")
+        let delivered = try FileSystem.contents(of: folder)
+        #expect(delivered.count == 500, "\(delivered.filter { $0.hasPrefix(".") || $0.contains(" (") })")
+        for name in delivered { #expect(read(joinPath(folder, name)) == expected[name], "\(name)") }
+    }
+
+    @Test func hostileRemoteEntriesAreNotFollowed() throws {
+        let agents = try TwoAgents(sftp: SSHTestServer.shared)
+        defer { agents.remove() }
+        let drop = joinPath(agents.remoteFolder!, "alice->bob")
+        try write(joinPath(drop, "fine.txt"), "fine")
+        try write(joinPath(drop, "bell\u{7}name"), "control")
+        try write(joinPath(drop, ".hidden"), "hidden")
+        try FileManager.default.createSymbolicLink(atPath: joinPath(drop, "passwd"), withDestinationPath: "/etc/passwd")
+        try FileManager.default.createSymbolicLink(atPath: joinPath(drop, "escape"), withDestinationPath: "..")
+        try chown(agents.remoteFolder!)
+        let outcome = try agents.once("bob")
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(files(below: joinPath(agents.bob, "spool/inbox")) == ["alice/fine.txt"])
+        #expect(FileSystem.exists(joinPath(drop, "passwd")))
+    }
+}
+
+/// Runs an OpenSSH `sftp -b` batch as the test login.
+func sftpBatch(_ server: SSHTestServer, _ commands: String) throws {
+    let batch = NSTemporaryDirectory() + "cx-batch-" + UUID().uuidString
+    try write(batch, commands + "\n")
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/sftp")
+    process.arguments = ["-q", "-b", batch, "-i", server.clientKey, "-o", "UserKnownHostsFile=\(server.knownHosts)",
+                         "-P", String(server.port), "\(server.user)@127.0.0.1"]
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw TestServerError(message: "sftp -b failed: \(commands)") }
+}
+
+/// Gives a folder made by the tests (as root) to the test login, as if it had written it.
+func chown(_ path: String) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/chown")
+    process.arguments = ["-hR", "cxdrop:cxdrop", path]
+    try process.run()
+    process.waitUntilExit()
+}
