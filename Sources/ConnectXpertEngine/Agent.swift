@@ -157,6 +157,13 @@ public final class Agent: Sendable {
         return delay
     }
 
+    /// `.<name>.cx<token>.part` beside `path`: hidden, temporary by every convention, and ours alone.
+    func temporaryName(for path: String) -> String {
+        let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+        let folder = path.contains("/") ? parentDirectory(of: path) : ""
+        return joinPath(folder, ".\(lastComponent(of: path)).cx\(token).part")
+    }
+
     /// A progress callback for a transfer: saves the byte count for `status` at most twice a
     /// second, and asks the transport to stop when the agent is shutting down.
     func progressReporter(for id: Int64) -> TransferProgress {

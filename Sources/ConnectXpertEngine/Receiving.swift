@@ -101,10 +101,13 @@ extension Agent {
         log[metadataKey: "transfer.sender"] = "\(sender)"
         log[metadataKey: "transfer.source"] = "\(source)"
         var record: TransferRecord?
+        var listed: RemoteEntry?
         do {
             let started = Date()
             let received = try pool.withConnection(to: remote) { transport -> Bool in
-                record = try journal.active(.incoming, remote: remote.name, peer: sender, source: source)
+                if record == nil {
+                    record = try journal.active(.incoming, remote: remote.name, peer: sender, source: source)
+                }
                 if record == nil {
                     guard let relative, let entry = try transport.entry(at: source), entry.kind == .file else { return false }
                     if !rule.deleteRemote,
@@ -117,64 +120,76 @@ extension Agent {
                                  metadata: ["transfer.bytes": "\(entry.size)"])
                         return false
                     }
-                    var fresh = try journal.begin(.incoming, peer: sender, remote: remote.name, source: source,
-                                                  size: entry.size, modificationNanoseconds: entry.modificationNanoseconds, inode: 0)
-                    fresh.destination = joinPath(destinationFolder(rule, sender: sender), relative)
-                    try journal.save(fresh)
-                    record = fresh
+                    let destination = joinPath(destinationFolder(rule, sender: sender), relative)
+                    record = try journal.begin(.incoming, peer: sender, remote: remote.name, source: source,
+                                               size: entry.size, modificationNanoseconds: entry.modificationNanoseconds,
+                                               inode: 0, destination: destination, temporary: temporaryName(for: destination))
+                    listed = entry
                 }
-                try advance(&record!, through: transport, rule: rule, log: log)
+                try advance(&record!, through: transport, rule: rule, listed: listed, log: log)
+                listed = nil  // a second run on a fresh connection looks again
                 return true
             }
-            guard received else {
-                if let record { try? journal.forget(id: record.id) }
-                return .finished
-            }
+            guard received else { return .finished }
             log.info("received", metadata: [
                 "transfer.destination": "\(record?.destination ?? "")", "transfer.bytes": "\(record?.size ?? 0)",
                 "transfer.duration": "\(String(format: "%.3f", Date().timeIntervalSince(started)))s",
             ])
             count { $0.received += 1 }
             return .finished
+        } catch is SourceGone {
+            if let record { try? journal.forget(id: record.id) }
+            return .finished
         } catch {
-            var log = log
-            log[metadataKey: "transfer.error"] = "\(error)"
-            switch classify(error) {
-            case .cancelled:
-                if var record, record.state == .transferring, let temporary = record.temporary {
-                    try? FileSystem.removeIfPresent(temporary)
-                    record.temporary = nil
-                    record.state = .queued
-                    try? journal.save(record)
-                }
-                return .finished
-            case .transient:
-                if var record {
-                    record.attempts += 1
-                    record.lastError = "\(error)"
-                    try? journal.save(record)
-                }
-                log.warning("download failed; will retry")
-                if mode == .batch {
-                    count { $0.deferred += 1 }
-                    return .finished
-                }
-                return .retry(after: RetryPolicy.default.delay(afterAttempt: record?.attempts ?? 1))
-            case .refused:
-                refused(error, remote: remote.name)
-                return .finished
-            case .permanent:
-                // The remote copy stays where it is; a person has to look.
-                if var record {
-                    if let temporary = record.temporary { try? FileSystem.removeIfPresent(temporary) }
-                    record.state = .failed
-                    record.lastError = "\(error)"
-                    try? journal.save(record)
-                }
-                log.error("cannot receive; the file is left on the remote")
-                count { $0.failed += 1 }
+            return handleReceiveFailure(error, record: record, remote: remote, log: log)
+        }
+    }
+
+    private func handleReceiveFailure(_ error: Error, record: TransferRecord?, remote: Remote, log: Logger) -> JobOutcome {
+        var log = log
+        log[metadataKey: "transfer.error"] = "\(error)"
+        if let record, record.state == .delivered {
+            // Stored locally; only deleting the remote copy failed. The next poll tries that again
+            // and never downloads the file twice.
+            try? journal.save(record)
+            log.error("received, but the remote copy could not be deleted")
+            count { $0.received += 1 }
+            return .finished
+        }
+        switch classify(error) {
+        case .cancelled:
+            if var record, record.state == .transferring, let temporary = record.temporary {
+                _ = try? FileSystem.removeIfPresent(temporary)
+                record.state = .queued
+                try? journal.save(record)
+            }
+            return .finished
+        case .transient:
+            if var record {
+                record.attempts += 1
+                record.lastError = "\(error)"
+                try? journal.save(record)
+            }
+            log.warning("download failed; will retry")
+            if mode == .batch {
+                count { $0.deferred += 1 }
                 return .finished
             }
+            return .retry(after: RetryPolicy.default.delay(afterAttempt: record?.attempts ?? 1))
+        case .refused:
+            refused(error, remote: remote.name)
+            return .finished
+        case .permanent:
+            // The remote copy stays where it is; a person has to look.
+            if var record {
+                if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
+                record.state = .failed
+                record.lastError = "\(error)"
+                try? journal.save(record)
+            }
+            log.error("cannot receive; the file is left on the remote")
+            count { $0.failed += 1 }
+            return .finished
         }
     }
 
@@ -183,40 +198,44 @@ extension Agent {
         return absolutePath(rendered, relativeTo: parentDirectory(of: policy.sourceFile))
     }
 
+    /// Takes the record through its remaining steps. `listed` is the remote file's entry, when a
+    /// listing just found it.
     private func advance(_ record: inout TransferRecord, through transport: any Transport, rule: InboxRule,
-                         log: Logger) throws {
+                         listed: RemoteEntry?, log: Logger) throws {
         switch record.state {
         case .queued, .transferring:
-            try download(&record, through: transport, log: log)
-            fallthrough
+            try download(&record, through: transport, listed: listed)
+            try place(&record, conflict: rule.conflict)
         case .staged:
             try place(&record, conflict: rule.conflict)
-            fallthrough
         case .delivered:
-            if rule.deleteRemote { try transport.delete(record.source) }
-            record.state = .done
-            try journal.save(record)
-        case .done, .failed:
             break
+        case .done, .failed:
+            return
         }
+        if rule.deleteRemote { try transport.delete(record.source) }
+        record.state = .done
+        try journal.save(record)
     }
 
     /// Copies the remote file to a local temporary name and makes it durable.
-    private func download(_ record: inout TransferRecord, through transport: any Transport, log: Logger) throws {
-        if let leftover = record.temporary { try FileSystem.removeIfPresent(leftover) }
-        guard let destination = record.destination else { throw TransportError(.transient, "journal record without a destination") }
-        guard let entry = try transport.entry(at: record.source), entry.kind == .file else {
-            throw SourceGone()
+    private func download(_ record: inout TransferRecord, through transport: any Transport, listed: RemoteEntry?) throws {
+        guard let destination = record.destination, let temporary = record.temporary else {
+            throw TransportError(.transient, "journal record without names")
         }
-        let folder = parentDirectory(of: destination)
-        let temporary = joinPath(folder, ".\(lastComponent(of: destination)).cx\(record.id).part")
-        try FileSystem.createDirectories(folder)
-        record.temporary = temporary
-        record.size = entry.size
-        record.modificationNanoseconds = entry.modificationNanoseconds
-        record.state = .transferring
-        try journal.save(record, durable: true)  // so a temporary file left by a crash is found and removed
-
+        let entry: RemoteEntry
+        if let listed {
+            entry = listed
+        } else {
+            // A new attempt: a previous one may have left its temporary file, and the remote file may have changed.
+            try FileSystem.removeIfPresent(temporary)
+            guard let current = try transport.entry(at: record.source), current.kind == .file else { throw SourceGone() }
+            entry = current
+            record.size = entry.size
+            record.modificationNanoseconds = entry.modificationNanoseconds
+            record.state = .transferring
+        }
+        try FileSystem.createDirectories(parentDirectory(of: destination))
         let file = try FileDescriptor.create(temporary)
         let bytes = try transport.download(record.source, to: file, progress: progressReporter(for: record.id))
         guard bytes == entry.size else {
@@ -230,7 +249,8 @@ extension Agent {
         try journal.save(record, durable: true)  // a rename without it would look undone, and be received twice
     }
 
-    /// Renames the local temporary file to its final name and makes the rename durable.
+    /// Renames the local temporary file to its final name and makes the rename durable. A missing
+    /// temporary file means the rename happened before the previous run stopped.
     private func place(_ record: inout TransferRecord, conflict: ConflictHandling) throws {
         guard let temporary = record.temporary, let wanted = record.destination else {
             throw TransportError(.transient, "journal record without names")
@@ -259,7 +279,6 @@ extension Agent {
             }
             try FileSystem.syncDirectory(parentDirectory(of: candidate))
         }
-        record.state = .delivered
-        try journal.save(record)
+        record.state = .delivered  // saved with the next step; see TransferState.delivered
     }
 }

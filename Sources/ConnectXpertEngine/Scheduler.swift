@@ -69,7 +69,7 @@ public final class Scheduler: @unchecked Sendable {
             state.again[key] = job
         } else if state.queued.insert(key).inserted {
             state.queue.append(job)
-            condition.broadcast()
+            condition.signal()  // one idle worker is enough; a busy one looks at the queue when it is done
         } else if let index = state.queue.firstIndex(where: { $0.key == key }) {
             state.queue[index] = job
         }
@@ -133,7 +133,7 @@ public final class Scheduler: @unchecked Sendable {
                     enqueue(job.key, remote: job.remote, work: job.work)
                 }
             }
-            condition.broadcast()
+            if state.queue.isEmpty && state.running.isEmpty { condition.broadcast() }  // wake waitUntilIdle
         }
         state.liveThreads -= 1
         condition.broadcast()

@@ -32,16 +32,21 @@ extension Agent {
         var record: TransferRecord?
         do {
             record = try journal.active(.outgoing, remote: remote.name, peer: recipient, source: path)
+            var opened: FileDescriptor?
             if record == nil {
-                guard let version = try admit(source, rule: rule, remote: remote, recipient: recipient, path: path,
-                                              closed: closed, log: log) else { return .finished }
-                record = try journal.begin(.outgoing, peer: recipient, remote: remote.name, source: path,
-                                           size: version.size, modificationNanoseconds: version.modificationNanoseconds,
-                                           inode: Int64(bitPattern: version.inode))
+                guard let (file, version) = try admit(source, rule: rule, remote: remote, recipient: recipient, path: path,
+                                                      closed: closed, log: log) else { return .finished }
+                let target = remotePath(recipient: recipient, path: path, rule: rule)
+                record = try journal.begin(.outgoing, peer: recipient, remote: remote.name, source: path, size: version.size,
+                                           modificationNanoseconds: version.modificationNanoseconds,
+                                           inode: Int64(bitPattern: version.inode), destination: target,
+                                           temporary: temporaryName(for: target))
+                opened = file
             }
             let started = Date()
             try pool.withConnection(to: remote) { transport in
-                try advance(&record!, through: transport, rule: rule, source: source, log: log)
+                try advance(&record!, through: transport, rule: rule, source: source, opened: opened, log: log)
+                opened = nil  // a second run on a fresh connection reopens the file
             }
             log.info("sent", metadata: [
                 "transfer.destination": "\(record!.destination ?? "")", "transfer.bytes": "\(record!.size)",
@@ -58,9 +63,9 @@ extension Agent {
         }
     }
 
-    /// Decides whether a file with no transfer under way should start one; returns its version.
+    /// Decides whether a file with no transfer under way should start one; returns it, open, and its version.
     private func admit(_ source: String, rule: OutboxRule, remote: Remote, recipient: String, path: String,
-                       closed: Bool, log: Logger) throws -> FileStatus? {
+                       closed: Bool, log: Logger) throws -> (FileDescriptor, FileStatus)? {
         guard let status = try FileSystem.status(source) else { return nil }
         switch status.kind {
         case .regular: break
@@ -98,19 +103,21 @@ extension Agent {
                 reason: "\(path) is \(ByteSize(bytes: status.size)), over the rule's max_size of \(limit)",
                 advice: "raise max_size for \(recipient) in policies.yaml or send a smaller file, then move it back into outbox/\(recipient)/")
         }
-        return status
+        return (file, status)
     }
 
-    /// Takes the record through its remaining steps.
+    /// Takes the record through its remaining steps. `opened` is the source, when it was just
+    /// admitted.
     private func advance(_ record: inout TransferRecord, through transport: any Transport, rule: OutboxRule,
-                         source: String, log: Logger) throws {
+                         source: String, opened: FileDescriptor?, log: Logger) throws {
         switch record.state {
         case .queued, .transferring:
-            try upload(&record, through: transport, rule: rule, source: source, log: log)
-            fallthrough
+            try upload(&record, through: transport, rule: rule, source: source, opened: opened, log: log)
+            try place(&record, through: transport, rule: rule, uploadedNow: true)
+            try finish(&record, rule: rule, source: source)
         case .staged:
-            try place(&record, through: transport, rule: rule)
-            fallthrough
+            try place(&record, through: transport, rule: rule, uploadedNow: false)
+            try finish(&record, rule: rule, source: source)
         case .delivered:
             try finish(&record, rule: rule, source: source)
         case .done, .failed:
@@ -120,28 +127,34 @@ extension Agent {
 
     /// Copies the file to a temporary remote name; on return the copy is complete and checked.
     private func upload(_ record: inout TransferRecord, through transport: any Transport, rule: OutboxRule,
-                        source: String, log: Logger) throws {
-        if let leftover = record.temporary { try transport.delete(leftover) }
+                        source: String, opened: FileDescriptor?, log: Logger) throws {
         let file: FileDescriptor
-        do { file = try FileDescriptor.openForReading(source) } catch let error as SystemError where error.isNotFound {
-            throw SourceGone()
+        if let opened {
+            file = opened
+        } else {
+            // A new attempt: a previous one may have left its temporary file.
+            if let leftover = record.temporary { try transport.delete(leftover) }
+            do { file = try FileDescriptor.openForReading(source) } catch let error as SystemError where error.isNotFound {
+                throw SourceGone()
+            }
         }
         let before = try file.status()
         guard before.kind == .regular else { throw SourceGone() }
-
-        let target = remotePath(for: record, rule: rule)
+        if opened == nil {
+            let target = record.destination ?? remotePath(recipient: record.peer, path: record.source, rule: rule)
+            record.destination = target
+            record.temporary = record.temporary ?? temporaryName(for: target)
+            record.state = .transferring
+            record.size = before.size
+            record.modificationNanoseconds = before.modificationNanoseconds
+            record.inode = Int64(bitPattern: before.inode)
+            record.nextAttempt = nil
+            try journal.save(record, durable: true)  // so a temporary file left by a crash is found and removed
+        }
+        let temporary = record.temporary!
+        let target = record.destination!
         let folder = target.contains("/") ? parentDirectory(of: target) : ""
-        let temporary = joinPath(folder, ".\(lastComponent(of: target)).cx\(record.id).part")
-        record.destination = target
-        record.temporary = temporary
-        record.state = .transferring
-        record.size = before.size
-        record.modificationNanoseconds = before.modificationNanoseconds
-        record.inode = Int64(bitPattern: before.inode)
-        record.nextAttempt = nil
-        try journal.save(record, durable: true)  // so a temporary file left by a crash is found and removed
         log.debug("upload started", metadata: ["transfer.temporary": "\(temporary)"])
-
         try transport.makeDirectories(folder)
         let uploaded = try transport.upload(from: file, to: temporary, modificationNanoseconds: before.modificationNanoseconds,
                                             progress: progressReporter(for: record.id))
@@ -159,15 +172,16 @@ extension Agent {
     }
 
     /// Renames the complete temporary file to its final name, following the rule on conflicts.
-    private func place(_ record: inout TransferRecord, through transport: any Transport, rule: OutboxRule) throws {
+    /// Unless the upload just happened, the temporary name may be gone already: renamed before the
+    /// previous run stopped (the name is ours alone).
+    private func place(_ record: inout TransferRecord, through transport: any Transport, rule: OutboxRule,
+                       uploadedNow: Bool) throws {
         guard let temporary = record.temporary else { throw TransportError(.transient, "journal record without a temporary name") }
-        if try transport.entry(at: temporary) == nil {
-            // Renamed before the run stopped: the temporary name is ours alone.
+        if !uploadedNow, try transport.entry(at: temporary) == nil {
             record.state = .delivered
-            try journal.save(record)
             return
         }
-        let wanted = remotePath(for: record, rule: rule)
+        let wanted = remotePath(recipient: record.peer, path: record.source, rule: rule)
         switch rule.conflict {
         case .overwrite:
             try transport.rename(temporary, to: wanted, replacing: true)
@@ -199,8 +213,7 @@ extension Agent {
                 }
             }
         }
-        record.state = .delivered
-        try journal.save(record)
+        record.state = .delivered  // saved only if the after-step fails; see TransferState.delivered
     }
 
     /// The rule's after-step on the local file, done only if the file is still the version sent.
@@ -220,10 +233,10 @@ extension Agent {
         try journal.save(record)
     }
 
-    private func remotePath(for record: TransferRecord, rule: OutboxRule) -> String {
+    private func remotePath(recipient: String, path: String, rule: OutboxRule) -> String {
         rule.remotePath.render([
-            "sender": policy.identity.id, "recipient": record.peer, "path": record.source,
-            "name": lastComponent(of: record.source), "date": PathTemplate.today(),
+            "sender": policy.identity.id, "recipient": recipient, "path": path,
+            "name": lastComponent(of: path), "date": PathTemplate.today(),
         ])
     }
 
@@ -231,6 +244,13 @@ extension Agent {
                                    recipient: String, path: String, log: Logger) -> JobOutcome {
         var log = log
         log[metadataKey: "transfer.error"] = "\(error)"
+        if let record, record.state == .delivered {
+            // Sent; only the after-step (delete or archive the local file) failed. Never sent twice.
+            try? journal.save(record)
+            log.error("sent, but the local file could not be \(rule.after == .archive ? "archived" : "deleted"); it is not sent again")
+            count { $0.sent += 1 }
+            return .finished
+        }
         switch classify(error) {
         case .cancelled:
             if var record, record.state == .transferring, let temporary = record.temporary {

@@ -8,13 +8,15 @@ import Glibc
 /// Where a file stands in its transfer. The order of the states is the order of the steps, and
 /// recovery after a crash reads the state to know which steps are done.
 public enum TransferState: String, Sendable, CaseIterable {
-    /// Waiting for its first or next attempt.
+    /// Waiting for its next attempt (a transfer cancelled by a shutdown).
     case queued
     /// Being copied to a temporary name (remote temp when sending, local temp when receiving).
     case transferring
     /// Complete under the temporary name; the rename to the final name comes next.
     case staged
-    /// Present under its final name at the destination; the after-step (delete, archive, remote delete) is next.
+    /// Present under its final name at the destination; the after-step (delete, archive, remote delete)
+    /// is next. Written only when that step fails: after a crash, `staged` with the temporary name
+    /// gone means the same.
     case delivered
     case done
     case failed
@@ -113,22 +115,27 @@ public final class Journal: Sendable {
         try select("WHERE state IN ('done', 'failed') ORDER BY updated DESC, id DESC LIMIT ?", [.integer(Int64(limit))])
     }
 
-    /// Starts a record in `queued` and returns it.
-    public func begin(_ direction: TransferDirection, peer: String, remote: String, source: String,
-                      size: Int64, modificationNanoseconds: Int64, inode: Int64) throws -> TransferRecord {
+    /// Starts a record in `transferring`, with the names it will use, durably: a temporary file a
+    /// crash leaves behind is then always found. Returns the record.
+    public func begin(_ direction: TransferDirection, peer: String, remote: String, source: String, size: Int64,
+                      modificationNanoseconds: Int64, inode: Int64, destination: String, temporary: String) throws -> TransferRecord {
         let now = Date().timeIntervalSince1970
-        return try database.withLock { db in
+        let id = try database.withLock { db in
             try db.execute("""
-                INSERT INTO transfers (direction, peer, remote, source, size, mtime_ns, inode, state, started, updated)
-                VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)
-                """, [.text(direction.rawValue), .text(peer), .text(remote), .text(source), .integer(size),
-                      .integer(modificationNanoseconds), .integer(inode), .real(now), .real(now)])
-            return TransferRecord(
-                id: db.lastInsertedRow, direction: direction, peer: peer, remote: remote, source: source,
-                destination: nil, temporary: nil, size: size, modificationNanoseconds: modificationNanoseconds,
-                inode: inode, state: .queued, attempts: 0, firstFailure: nil, nextAttempt: nil, lastError: nil,
-                bytesDone: 0, started: now, updated: now)
+                INSERT INTO transfers (direction, peer, remote, source, destination, temporary, size, mtime_ns, inode,
+                                       state, started, updated)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'transferring', ?, ?)
+                """, [.text(direction.rawValue), .text(peer), .text(remote), .text(source), .text(destination),
+                      .text(temporary), .integer(size), .integer(modificationNanoseconds), .integer(inode),
+                      .real(now), .real(now)])
+            return db.lastInsertedRow
         }
+        try log.sync()
+        return TransferRecord(
+            id: id, direction: direction, peer: peer, remote: remote, source: source, destination: destination,
+            temporary: temporary, size: size, modificationNanoseconds: modificationNanoseconds, inode: inode,
+            state: .transferring, attempts: 0, firstFailure: nil, nextAttempt: nil, lastError: nil, bytesDone: 0,
+            started: now, updated: now)
     }
 
     /// Writes a record's state and names; `durable` when the next step must not happen unless this

@@ -107,9 +107,15 @@ public enum FileSystem {
         try syscall("unlink", path: path) { unlink(path) }
     }
 
-    /// Removes a file; a missing file is not an error.
-    public static func removeIfPresent(_ path: String) throws {
-        do { try remove(path) } catch let error as SystemError where error.errno == ENOENT {}
+    /// Removes a file; a missing file is not an error. Returns whether there was one.
+    @discardableResult
+    public static func removeIfPresent(_ path: String) throws -> Bool {
+        do {
+            try remove(path)
+            return true
+        } catch let error as SystemError where error.errno == ENOENT {
+            return false
+        }
     }
 
     public static func removeDirectory(_ path: String) throws {
@@ -169,7 +175,7 @@ public enum FileSystem {
             try fd.sync()
             try rename(temp, to: path)
         } catch {
-            try? removeIfPresent(temp)
+            _ = try? removeIfPresent(temp)
             throw error
         }
         try syncDirectory(directory)

@@ -90,8 +90,9 @@ public final class LocalDropTransport: Transport {
 
     public func delete(_ path: String) throws {
         do {
-            try FileSystem.removeIfPresent(full(path))
-            try FileSystem.syncDirectory(parentDirectory(of: full(path)))
+            if try FileSystem.removeIfPresent(full(path)) {
+                try FileSystem.syncDirectory(parentDirectory(of: full(path)))
+            }
         } catch {
             throw classify(error)
         }

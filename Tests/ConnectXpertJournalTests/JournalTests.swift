@@ -11,11 +11,11 @@ import Testing
     @Test func recordsSurviveReopening() throws {
         let path = NSTemporaryDirectory() + "cx-journal-\(UUID().uuidString).sqlite"
         var record = try Journal(path: path).begin(.outgoing, peer: "bob", remote: "drop", source: "a/b.txt",
-                                                   size: 10, modificationNanoseconds: 7, inode: 99)
+                                                   size: 10, modificationNanoseconds: 7, inode: 99,
+                                                   destination: "alice->bob/a/b.txt", temporary: "alice->bob/a/.b.txt.cx1.part")
+        #expect(record.state == .transferring)
         record.state = .staged
-        record.temporary = "alice->bob/a/.b.txt.cx1.part"
-        record.destination = "alice->bob/a/b.txt"
-        try Journal(path: path).save(record)
+        try Journal(path: path).save(record, durable: true)
 
         let reopened = try Journal(path: path)
         let active = try #require(try reopened.active(.outgoing, remote: "drop", peer: "bob", source: "a/b.txt"))
@@ -28,7 +28,7 @@ import Testing
     @Test func doneRecordsAreNotActiveButAreRemembered() throws {
         let journal = try journal()
         var record = try journal.begin(.incoming, peer: "alice", remote: "drop", source: "alice->bob/x", size: 1,
-                                       modificationNanoseconds: 5, inode: 0)
+                                       modificationNanoseconds: 5, inode: 0, destination: "/in/x", temporary: "/in/.x.part")
         record.state = .done
         try journal.save(record)
         #expect(try journal.active(.incoming, remote: "drop", peer: "alice", source: "alice->bob/x") == nil)
@@ -41,9 +41,9 @@ import Testing
     @Test func namesDifferingOnlyInNormalisationAreDistinct() throws {
         let journal = try journal()
         let nfc = try journal.begin(.outgoing, peer: "bob", remote: "drop", source: "caf\u{E9}", size: 1,
-                                    modificationNanoseconds: 1, inode: 1)
+                                    modificationNanoseconds: 1, inode: 1, destination: "a", temporary: ".a")
         _ = try journal.begin(.outgoing, peer: "bob", remote: "drop", source: "cafe\u{301}", size: 2,
-                              modificationNanoseconds: 1, inode: 2)
+                              modificationNanoseconds: 1, inode: 2, destination: "b", temporary: ".b")
         #expect(try journal.active(.outgoing, remote: "drop", peer: "bob", source: "caf\u{E9}")?.id == nfc.id)
     }
 }
