@@ -9,6 +9,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Bench: inotifywait, and the peers the agent is measured against.
 APT_BUILD  := libssh2-1-dev libcurl4-openssl-dev libinotifytools0-dev libsqlite3-dev
 APT_TEST   := inotify-tools systemd openssh-server openssh-client
+APT_BENCH  := rclone lftp
 
 .PHONY: all deps test-deps build run test bench demo install clean
 
@@ -31,8 +32,10 @@ test: test-deps
 	CONNECTXPERT_BINARY=$(CURDIR)/$(BINARY) $(SWIFT) test --skip-build
 
 bench: test-deps
+	@scripts/apt-install $(APT_BENCH)
 	$(SWIFT) build -c release
 	python3 scripts/bench.py $(CURDIR)/$(RELEASE)
+	python3 scripts/bench_sftp.py $(CURDIR)/$(RELEASE)
 
 demo: build
 	scripts/demo $(CURDIR)/$(BINARY)

@@ -16,20 +16,22 @@ import tempfile
 import time
 
 IN_CREATE = 0x100
+IN_MOVED_TO = 0x80
 ROUNDS = 300
 
 libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
-def watch(folder):
+def watch(folder, mask):
     fd = libc.inotify_init1(os.O_NONBLOCK)
-    if fd < 0 or libc.inotify_add_watch(fd, folder.encode(), IN_CREATE) < 0:
+    if fd < 0 or libc.inotify_add_watch(fd, folder.encode(), mask) < 0:
         sys.exit(f"inotify: {os.strerror(ctypes.get_errno())}")
     return fd
 
 
-def wait_for_create(fd, timeout=5.0):
-    """Blocks until a file is created in the watched folder; returns the monotonic time."""
+def wait_for_create(fd, timeout=5.0, hidden=True):
+    """Blocks until a file appears in the watched folder, under a hidden (temporary) name or a final
+    one as asked; returns the monotonic time."""
     deadline = time.monotonic() + timeout
     while True:
         remaining = deadline - time.monotonic()
@@ -41,14 +43,17 @@ def wait_for_create(fd, timeout=5.0):
             data = os.read(fd, 65536)
             offset = 0
             while offset < len(data):
-                _, mask, _, length = struct.unpack_from("iIII", data, offset)
+                _, event, _, length = struct.unpack_from("iIII", data, offset)
+                name = data[offset + 16:offset + 16 + length].rstrip(b"\0")
                 offset += 16 + length
-                if mask & IN_CREATE:
+                if name.startswith(b".") == hidden:
                     return now
 
 
-def measure(outbox, target, stage):
-    fd = watch(target)
+def measure(outbox, target, stage, hidden=True):
+    """Median and p99 milliseconds from a file's rename into `outbox` to its appearance in `target`,
+    under a temporary name (`hidden`: the upload started) or its final name."""
+    fd = watch(target, IN_CREATE | IN_MOVED_TO)
     samples = []
     for index in range(ROUNDS):
         staged = os.path.join(stage, f"f{index}.txt")
@@ -56,7 +61,7 @@ def measure(outbox, target, stage):
             f.write(b"x" * 4096)
         os.rename(staged, os.path.join(outbox, f"f{index}.txt"))
         start = time.monotonic()
-        samples.append((wait_for_create(fd) - start) * 1000)
+        samples.append((wait_for_create(fd, hidden=hidden) - start) * 1000)
         time.sleep(0.01)
     os.close(fd)
     samples.sort()
@@ -103,7 +108,7 @@ def main():
             ["bash", "-c", f"inotifywait -qm -e close_write,moved_to --format %f '{peer_out}' "
                            f"| while read -r f; do cp '{peer_out}'/\"$f\" '{peer_drop}'/; done"])
         time.sleep(1)
-        peer_median, peer_p99 = measure(peer_out, peer_drop, stage)
+        peer_median, peer_p99 = measure(peer_out, peer_drop, stage, hidden=False)
         peer.terminate()
         subprocess.run(["pkill", "-f", f"inotifywait -qm -e close_write,moved_to --format %f {peer_out}"])
 

@@ -31,7 +31,7 @@ extension Agent {
                     }
                     try collect(transport, folder: pattern.folder(for: sender), below: "", depth: 0) { path, entry in
                         enqueueReceive(ruleIndex: ruleIndex, remote: remote.name, sender: sender,
-                                       folder: pattern.folder(for: sender), path: path)
+                                       folder: pattern.folder(for: sender), path: path, listed: entry)
                     }
                 }
             }
@@ -71,10 +71,10 @@ extension Agent {
         }
     }
 
-    func enqueueReceive(ruleIndex: Int, remote: String, sender: String, folder: String, path: String) {
+    func enqueueReceive(ruleIndex: Int, remote: String, sender: String, folder: String, path: String, listed: RemoteEntry) {
         let source = joinPath(folder, path)
         scheduler.enqueue(JobKey("in", remote, source), remote: remote) { [self] in
-            receive(ruleIndex: ruleIndex, sender: sender, source: source, relative: path)
+            receive(ruleIndex: ruleIndex, sender: sender, source: source, relative: path, listed: listed)
         }
     }
 
@@ -86,13 +86,13 @@ extension Agent {
             return
         }
         scheduler.enqueue(JobKey("in", record.remote, record.source), remote: record.remote) { [self] in
-            receive(ruleIndex: index, sender: record.peer, source: record.source, relative: nil)
+            receive(ruleIndex: index, sender: record.peer, source: record.source, relative: nil, listed: nil)
         }
     }
 
-    /// One remote file. `relative` is its path below the sender's folder (nil when resuming, where
-    /// the journal already holds the destination).
-    func receive(ruleIndex: Int, sender: String, source: String, relative: String?) -> JobOutcome {
+    /// One remote file. `relative` is its path below the sender's folder and `listed` its entry in
+    /// the listing that found it (both nil when resuming, where the journal holds the names).
+    func receive(ruleIndex: Int, sender: String, source: String, relative: String?, listed found: RemoteEntry?) -> JobOutcome {
         let policy = self.policy
         guard let rule = policy.inbox[safe: ruleIndex], let remote = policy.remotes[rule.remote],
               !isRefused(remote.name) else { return .finished }
@@ -109,7 +109,7 @@ extension Agent {
                     record = try journal.active(.incoming, remote: remote.name, peer: sender, source: source)
                 }
                 if record == nil {
-                    guard let relative, let entry = try transport.entry(at: source), entry.kind == .file else { return false }
+                    guard let relative, let entry = try found ?? transport.entry(at: source), entry.kind == .file else { return false }
                     if !rule.deleteRemote,
                        let done = try journal.lastDone(.incoming, remote: remote.name, peer: sender, source: source),
                        done.size == entry.size, done.modificationNanoseconds == entry.modificationNanoseconds {
@@ -237,7 +237,7 @@ extension Agent {
         }
         try FileSystem.createDirectories(parentDirectory(of: destination))
         let file = try FileDescriptor.create(temporary)
-        let bytes = try transport.download(record.source, to: file, progress: progressReporter(for: record.id))
+        let bytes = try transport.download(record.source, size: entry.size, to: file, progress: progressReporter(for: record.id))
         guard bytes == entry.size else {
             try FileSystem.removeIfPresent(temporary)
             throw TransportError(.transient, "\(transport.endpoint)/\(record.source) was listed with \(entry.size) bytes but \(bytes) arrived")

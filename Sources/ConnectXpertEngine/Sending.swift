@@ -234,10 +234,9 @@ extension Agent {
     }
 
     private func remotePath(recipient: String, path: String, rule: OutboxRule) -> String {
-        rule.remotePath.render([
-            "sender": policy.identity.id, "recipient": recipient, "path": path,
-            "name": lastComponent(of: path), "date": PathTemplate.today(),
-        ])
+        var values = ["sender": policy.identity.id, "recipient": recipient, "path": path, "name": lastComponent(of: path)]
+        if rule.remotePath.text.contains("{date}") { values["date"] = PathTemplate.today() }
+        return rule.remotePath.render(values)
     }
 
     private func handleSendFailure(_ error: Error, record: TransferRecord?, rule: OutboxRule, remote: Remote,

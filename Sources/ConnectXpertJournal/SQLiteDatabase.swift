@@ -31,6 +31,8 @@ public enum SQLiteValue: Equatable, Sendable {
 final class SQLiteDatabase {
     private let handle: OpaquePointer
     let path: String
+    /// Prepared statements by SQL text: the journal runs the same few statements for every file.
+    private var statements: [String: OpaquePointer] = [:]
 
     init(path: String) throws {
         var db: OpaquePointer?
@@ -46,7 +48,10 @@ final class SQLiteDatabase {
         sqlite3_busy_timeout(db, 10_000)
     }
 
-    deinit { sqlite3_close(handle) }
+    deinit {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        sqlite3_close(handle)
+    }
 
     /// Runs statements that return no rows.
     func execute(_ sql: String, _ bindings: [SQLiteValue] = []) throws {
@@ -55,9 +60,11 @@ final class SQLiteDatabase {
 
     /// Runs one statement and returns its rows.
     func query(_ sql: String, _ bindings: [SQLiteValue] = []) throws -> [[SQLiteValue]] {
-        var statement: OpaquePointer?
-        try check(sqlite3_prepare_v2(handle, sql, -1, &statement, nil))
-        defer { sqlite3_finalize(statement) }
+        let statement = try prepared(sql)
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
         for (index, value) in bindings.enumerated() {
             let position = Int32(index + 1)
             switch value {
@@ -85,6 +92,15 @@ final class SQLiteDatabase {
     }
 
     var lastInsertedRow: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    private func prepared(_ sql: String) throws -> OpaquePointer {
+        if let statement = statements[sql] { return statement }
+        var statement: OpaquePointer?
+        try check(sqlite3_prepare_v2(handle, sql, -1, &statement, nil))
+        guard let statement else { throw SQLiteError(code: SQLITE_MISUSE, message: "empty statement", path: path) }
+        statements[sql] = statement
+        return statement
+    }
 
     private func check(_ code: Int32) throws {
         guard code == SQLITE_OK || code == SQLITE_ROW || code == SQLITE_DONE else {

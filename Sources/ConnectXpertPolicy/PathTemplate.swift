@@ -52,11 +52,14 @@ public struct PathTemplate: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { text }
 
+    /// Today's local date as `YYYY-MM-DD` (strftime: cheap, and safe on any thread).
     public static func today() -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd"
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        return formatter.string(from: Date())
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        var text = [CChar](repeating: 0, count: 16)
+        strftime(&text, text.count, "%Y-%m-%d", &parts)
+        return String(cString: text)
     }
 }
 

@@ -13,7 +13,7 @@ public final class SFTPTransport: Transport {
     /// Folders known to exist, so each upload does not re-create its folder.
     private var knownFolders: Set<String> = []
     /// One transfer buffer per connection: memory stays constant whatever the file size.
-    private var buffer = [UInt8](repeating: 0, count: 2 << 20)
+    private var buffer = [UInt8](repeating: 0, count: 4 << 20)
 
     public init(remote: Remote, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         guard let settings = remote.ssh else { throw TransportError(.permanent, "\(remote.name) is not an sftp remote") }
@@ -92,22 +92,7 @@ public final class SFTPTransport: Transport {
         guard let handle = try open(target, flags: flags, mode: 0o644, type: LIBSSH2_SFTP_OPENFILE, missingIsNil: false) else {
             throw failure("open", target)
         }
-        var total: Int64 = 0
-        while true {
-            let count = try buffer.withUnsafeMutableBytes { try source.read(into: $0) }
-            if count == 0 { break }
-            try buffer.withUnsafeBytes { raw in
-                var offset = 0
-                while offset < count {
-                    let written = libssh2_sftp_write(handle.raw, raw.baseAddress!.advanced(by: offset).assumingMemoryBound(to: CChar.self),
-                                                     count - offset)
-                    guard written > 0 else { throw failure("write", target) }
-                    offset += written
-                }
-            }
-            total += Int64(count)
-            guard progress(total) else { throw TransferCancelled() }
-        }
+        try write(from: source, to: handle, target: target, progress: progress)
         var times = LIBSSH2_SFTP_ATTRIBUTES()
         times.flags = UInt(LIBSSH2_SFTP_ATTR_ACMODTIME)
         times.atime = UInt(modificationNanoseconds / 1_000_000_000)
@@ -117,6 +102,38 @@ public final class SFTPTransport: Transport {
         guard libssh2_sftp_fstat_ex(handle.raw, &written, 0) == 0 else { throw failure("stat", target) }
         guard handle.close() else { throw failure("close", target) }
         return Int64(written.filesize)
+    }
+
+    /// Streams `source` into `handle` keeping libssh2's pipeline full: libssh2 copies what it is
+    /// given into outgoing packets and returns as soon as the first is acknowledged, so the bytes not
+    /// yet acknowledged are handed to it again, with more read in behind them. The window slides
+    /// through the buffer and is compacted when it passes the middle; the pipeline never drains
+    /// until the end of the file.
+    private func write(from source: FileDescriptor, to handle: SFTPHandle, target: String,
+                       progress: TransferProgress) throws {
+        var start = 0, end = 0
+        var atEnd = false
+        var acknowledged: Int64 = 0
+        try buffer.withUnsafeMutableBytes { raw in
+            let base = raw.baseAddress!
+            while true {
+                if start > raw.count / 2 {
+                    memmove(base, base + start, end - start)
+                    end -= start
+                    start = 0
+                }
+                while !atEnd && end < raw.count {
+                    let count = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
+                    if count == 0 { atEnd = true } else { end += count }
+                }
+                if start == end { return }
+                let written = libssh2_sftp_write(handle.raw, (base + start).assumingMemoryBound(to: CChar.self), end - start)
+                guard written > 0 else { throw failure("write", target) }
+                start += written
+                acknowledged += Int64(written)
+                guard progress(acknowledged) else { throw TransferCancelled() }
+            }
+        }
     }
 
     public func rename(_ from: String, to: String, replacing: Bool) throws {
@@ -133,15 +150,18 @@ public final class SFTPTransport: Transport {
         try delete(String(aside.dropFirst(base.isEmpty ? 0 : base.count + 1)))
     }
 
-    public func download(_ path: String, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64 {
+    public func download(_ path: String, size: Int64, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64 {
         let target = full(path)
         guard let handle = try open(target, flags: UInt(LIBSSH2_FXF_READ), mode: 0, type: LIBSSH2_SFTP_OPENFILE, missingIsNil: false) else {
             throw failure("open", target)
         }
         var total: Int64 = 0
+        // libssh2 reads ahead as far as the buffer it is given: ask for what is left of the listed
+        // size (plus one byte, to see the end), not a whole buffer, or a small file costs dozens of requests.
         while true {
+            let wanted = Int(min(Int64(buffer.count), max(0, size - total) + 1))
             let count = buffer.withUnsafeMutableBytes { raw in
-                libssh2_sftp_read(handle.raw, raw.baseAddress!.assumingMemoryBound(to: CChar.self), raw.count)
+                libssh2_sftp_read(handle.raw, raw.baseAddress!.assumingMemoryBound(to: CChar.self), wanted)
             }
             if count == 0 { break }
             guard count > 0 else { throw failure("read", target) }

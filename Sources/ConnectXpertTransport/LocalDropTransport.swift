@@ -79,7 +79,7 @@ public final class LocalDropTransport: Transport {
         }
     }
 
-    public func download(_ path: String, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64 {
+    public func download(_ path: String, size: Int64, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64 {
         do {
             let input = try FileDescriptor.openForReading(full(path))
             return try copy(from: input, to: destination, progress: progress)

@@ -63,8 +63,9 @@ public protocol Transport: AnyObject {
                 progress: TransferProgress) throws -> Int64
     /// Renames; with `replacing: false` an existing target throws `.alreadyExists`.
     func rename(_ from: String, to: String, replacing: Bool) throws
-    /// Copies the file at `path` into `destination`; returns the number of bytes.
-    func download(_ path: String, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64
+    /// Copies the file at `path`, listed with `size` bytes, into `destination`; returns the number
+    /// of bytes copied (a transport reads to the end of the file, whatever the listing said).
+    func download(_ path: String, size: Int64, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64
     /// Deletes a file; a missing file is not an error.
     func delete(_ path: String) throws
 }

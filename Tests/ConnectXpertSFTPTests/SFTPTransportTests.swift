@@ -73,7 +73,7 @@ struct SFTPTransportTests {
         #expect(try sftp.list("alice->bob").map(\.name) == [name])
 
         let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
-        #expect(try sftp.download("alice->bob/\(name)", to: try FileDescriptor.create(local)) { _ in true } == Int64(size))
+        #expect(try sftp.download("alice->bob/\(name)", size: Int64(size), to: try FileDescriptor.create(local)) { _ in true } == Int64(size))
         #expect(try FileSystem.readFile(local) == bytes)
         try sftp.delete("alice->bob/\(name)")
         try sftp.delete("alice->bob/\(name)")
@@ -97,7 +97,7 @@ struct SFTPTransportTests {
         #expect(try sftp.upload(from: try FileDescriptor.openForReading(source), to: "big.bin", modificationNanoseconds: 0) { _ in true }
                 == 100 << 20)
         let copy = source + ".back"
-        _ = try sftp.download("big.bin", to: try FileDescriptor.create(copy)) { _ in true }
+        _ = try sftp.download("big.bin", size: 100 << 20, to: try FileDescriptor.create(copy)) { _ in true }
         #expect(try sha256(copy) == sha256(source))
         try sftp.delete("big.bin")
     }
@@ -112,7 +112,7 @@ struct SFTPTransportTests {
         try sftp.rename(".new.part", to: "target", replacing: true)
         #expect(try sftp.list("").map(\.name) == ["target"], "nothing left aside")
         let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
-        _ = try sftp.download("target", to: try FileDescriptor.create(local)) { _ in true }
+        _ = try sftp.download("target", size: 3, to: try FileDescriptor.create(local)) { _ in true }
         #expect(try FileSystem.readFile(local) == Array("new".utf8))
     }
 

@@ -31,7 +31,7 @@ import Testing
 
         let outputPath = base + ".out"
         let output = try FileDescriptor.create(outputPath)
-        #expect(try drop.download("a->b/sub/f", to: output) { _ in true } == Int64(bytes.count))
+        #expect(try drop.download("a->b/sub/f", size: Int64(bytes.count), to: output) { _ in true } == Int64(bytes.count))
         #expect(try FileSystem.readFile(outputPath) == bytes)
 
         try drop.delete("a->b/sub/f")
