@@ -26,8 +26,9 @@ import Testing
         #expect(eventually { FileSystem.exists(joinPath(agents.drop, "to-bob/still-working.txt")) },
                 "the policy in force before the bad edit keeps working")
 
+        let rejections = alice.log.components(separatedBy: "policy edit rejected").count
         alice.signal(SIGHUP)
-        #expect(eventually { alice.log.components(separatedBy: "policy edit rejected").count == 3 }, "SIGHUP reloads too")
+        #expect(eventually { alice.log.components(separatedBy: "policy edit rejected").count > rejections }, "SIGHUP reloads too")
     }
 
     @Test func sigtermStopsCleanlyWithoutPartialFiles() throws {
