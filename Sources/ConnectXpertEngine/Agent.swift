@@ -132,7 +132,7 @@ public final class Agent: Sendable {
         case is TransferCancelled: return .cancelled
         case let error as TransportError:
             switch error.kind {
-            case .transient: return .transient
+            case .transient, .notFound: return .transient
             case .refused: return .refused
             case .permanent, .alreadyExists: return .permanent
             }
@@ -166,11 +166,11 @@ public final class Agent: Sendable {
 
     /// A progress callback for a transfer: saves the byte count for `status` at most twice a
     /// second, and asks the transport to stop when the agent is shutting down.
-    func progressReporter(for id: Int64) -> TransferProgress {
+    func progressReporter(for id: Int64, from offset: Int64 = 0) -> TransferProgress {
         var lastSaved = Date()
         return { [self] bytes in
             if Date().timeIntervalSince(lastSaved) > 0.5 {
-                try? journal.saveProgress(id: id, bytes: bytes)
+                try? journal.saveProgress(id: id, bytes: offset + bytes)
                 lastSaved = Date()
             }
             return !scheduler.isStopping

@@ -137,8 +137,12 @@ extension Agent {
             ])
             count { $0.received += 1 }
             return .finished
-        } catch is SourceGone {
-            if let record { try? journal.forget(id: record.id) }
+        } catch let error where error is SourceGone || (error as? TransportError)?.kind == .notFound {
+            // Taken or deleted since it was listed (or received by a job that ran first): nothing to do.
+            if let record {
+                if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
+                try? journal.forget(id: record.id)
+            }
             return .finished
         } catch {
             return handleReceiveFailure(error, record: record, remote: remote, log: log)
@@ -158,8 +162,8 @@ extension Agent {
         }
         switch classify(error) {
         case .cancelled:
-            if var record, record.state == .transferring, let temporary = record.temporary {
-                _ = try? FileSystem.removeIfPresent(temporary)
+            // The partial temporary file stays: the next run resumes from it.
+            if var record, record.state == .transferring {
                 record.state = .queued
                 try? journal.save(record)
             }
@@ -204,7 +208,7 @@ extension Agent {
                          listed: RemoteEntry?, log: Logger) throws {
         switch record.state {
         case .queued, .transferring:
-            try download(&record, through: transport, listed: listed)
+            try download(&record, through: transport, listed: listed, log: log)
             try place(&record, conflict: rule.conflict)
         case .staged:
             try place(&record, conflict: rule.conflict)
@@ -218,26 +222,38 @@ extension Agent {
         try journal.save(record)
     }
 
-    /// Copies the remote file to a local temporary name and makes it durable.
-    private func download(_ record: inout TransferRecord, through transport: any Transport, listed: RemoteEntry?) throws {
+    /// Copies the remote file to a local temporary name and makes it durable. A new attempt on an
+    /// unchanged remote file continues from what the previous one left in the temporary file.
+    private func download(_ record: inout TransferRecord, through transport: any Transport, listed: RemoteEntry?,
+                          log: Logger) throws {
         guard let destination = record.destination, let temporary = record.temporary else {
             throw TransportError(.transient, "journal record without names")
         }
         let entry: RemoteEntry
+        var offset: Int64 = 0
         if let listed {
             entry = listed
         } else {
-            // A new attempt: a previous one may have left its temporary file, and the remote file may have changed.
-            try FileSystem.removeIfPresent(temporary)
             guard let current = try transport.entry(at: record.source), current.kind == .file else { throw SourceGone() }
             entry = current
+            let partial = try FileSystem.status(temporary)
+            if let partial, partial.kind == .regular, current.size == record.size,
+               current.modificationNanoseconds == record.modificationNanoseconds, partial.size <= current.size {
+                offset = partial.size
+            } else {
+                try FileSystem.removeIfPresent(temporary)
+            }
             record.size = entry.size
             record.modificationNanoseconds = entry.modificationNanoseconds
             record.state = .transferring
         }
         try FileSystem.createDirectories(parentDirectory(of: destination))
-        let file = try FileDescriptor.create(temporary)
-        let bytes = try transport.download(record.source, size: entry.size, to: file, progress: progressReporter(for: record.id))
+        let file = offset > 0 ? try FileDescriptor.open(temporary, flags: O_WRONLY | O_APPEND) : try FileDescriptor.create(temporary)
+        if offset > 0 {
+            log.info("resuming the download", metadata: ["transfer.offset": "\(offset)", "transfer.bytes": "\(entry.size)"])
+        }
+        let bytes = try offset + transport.download(record.source, size: entry.size, from: offset, to: file,
+                                                    progress: progressReporter(for: record.id, from: offset))
         guard bytes == entry.size else {
             try FileSystem.removeIfPresent(temporary)
             throw TransportError(.transient, "\(transport.endpoint)/\(record.source) was listed with \(entry.size) bytes but \(bytes) arrived")

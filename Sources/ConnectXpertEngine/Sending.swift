@@ -156,7 +156,9 @@ extension Agent {
         let folder = target.contains("/") ? parentDirectory(of: target) : ""
         log.debug("upload started", metadata: ["transfer.temporary": "\(temporary)"])
         try transport.makeDirectories(folder)
-        let uploaded = try transport.upload(from: file, to: temporary, modificationNanoseconds: before.modificationNanoseconds,
+        let attributes = UploadAttributes(
+            modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil, mode: rule.mode)
+        let uploaded = try transport.upload(from: file, to: temporary, attributes: attributes,
                                             progress: progressReporter(for: record.id))
         guard let after = try FileSystem.status(source), after.isSameVersion(as: before),
               try file.status().isSameVersion(as: before) else {

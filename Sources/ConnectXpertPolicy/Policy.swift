@@ -113,6 +113,10 @@ public struct OutboxRule: Equatable, Sendable {
     public var maxSize: ByteSize?
     public var conflict: ConflictHandling
     public var retry: RetryPolicy
+    /// Permissions given to the remote file (`chmod: "0640"`); `nil` leaves the server's default.
+    public var mode: UInt32?
+    /// Give the remote file the local file's modification time.
+    public var preserveModificationTime: Bool
 
     /// Whether a file at `path` (relative to the recipient's folder) is for this rule.
     public func selects(_ path: String) -> Bool {

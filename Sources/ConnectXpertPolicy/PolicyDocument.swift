@@ -101,10 +101,12 @@ struct OutboxRuleDocument: Decodable {
     var maxSize: ByteSize?
     var conflict: ConflictHandling?
     var retry: RetryDocument?
+    var chmod: String?
+    var preserveMtime: Bool?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case recipients, remote, remotePath = "remote_path", include, exclude, after
-        case maxSize = "max_size", conflict, retry
+        case maxSize = "max_size", conflict, retry, chmod, preserveMtime = "preserve_mtime"
     }
 
     init(from decoder: Decoder) throws {
@@ -118,6 +120,8 @@ struct OutboxRuleDocument: Decodable {
         maxSize = try c.decodeIfPresent(ByteSize.self, forKey: .maxSize)
         conflict = try c.decodeChoiceIfPresent(ConflictHandling.self, forKey: .conflict)
         retry = try c.decodeIfPresent(RetryDocument.self, forKey: .retry)
+        chmod = try c.decodeIfPresent(String.self, forKey: .chmod)
+        preserveMtime = try c.decodeIfPresent(Bool.self, forKey: .preserveMtime)
     }
 }
 

@@ -211,11 +211,19 @@ struct Validator {
             if retry.initial.seconds <= 0 { report(path + ["retry", "initial"], "must be more than 0s") }
             if retry.maximum < retry.initial { report(path + ["retry", "max"], "must not be less than retry.initial") }
         }
+        var mode: UInt32?
+        if let chmod = document.chmod {
+            if let value = UInt32(chmod, radix: 8), value <= 0o777 {
+                mode = value
+            } else {
+                report(path + ["chmod"], "'\(chmod)' is not a file mode: write it in octal, in quotes, such as \"0640\"")
+            }
+        }
         return OutboxRule(
             recipients: document.recipients ?? [Glob("*")], remote: document.remote, remotePath: template,
             include: document.include ?? [Glob("*")], exclude: document.exclude ?? [],
             after: document.after ?? .delete, maxSize: document.maxSize, conflict: document.conflict ?? .rename,
-            retry: retry)
+            retry: retry, mode: mode, preserveModificationTime: document.preserveMtime ?? true)
     }
 
     private mutating func buildInboxRule(index: Int, _ document: InboxRuleDocument, remotes: [String: RemoteDocument], me: String) -> InboxRule? {

@@ -85,7 +85,7 @@ public final class SFTPTransport: Transport {
         return attributes
     }
 
-    public func upload(from source: FileDescriptor, to path: String, modificationNanoseconds: Int64,
+    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
                        progress: TransferProgress) throws -> Int64 {
         let target = full(path)
         let flags = UInt(LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC)
@@ -93,11 +93,19 @@ public final class SFTPTransport: Transport {
             throw failure("open", target)
         }
         try write(from: source, to: handle, target: target, progress: progress)
-        var times = LIBSSH2_SFTP_ATTRIBUTES()
-        times.flags = UInt(LIBSSH2_SFTP_ATTR_ACMODTIME)
-        times.atime = UInt(modificationNanoseconds / 1_000_000_000)
-        times.mtime = times.atime
-        guard libssh2_sftp_fstat_ex(handle.raw, &times, 1) == 0 else { throw failure("set the time of", target) }
+        var settings = LIBSSH2_SFTP_ATTRIBUTES()
+        if let time = attributes.modificationNanoseconds {
+            settings.flags |= UInt(LIBSSH2_SFTP_ATTR_ACMODTIME)
+            settings.atime = UInt(time / 1_000_000_000)
+            settings.mtime = settings.atime
+        }
+        if let mode = attributes.mode {
+            settings.flags |= UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS)
+            settings.permissions = UInt(LIBSSH2_SFTP_S_IFREG) | UInt(mode)
+        }
+        if settings.flags != 0, libssh2_sftp_fstat_ex(handle.raw, &settings, 1) != 0 {
+            throw failure("set the time and mode of", target)
+        }
         var written = LIBSSH2_SFTP_ATTRIBUTES()
         guard libssh2_sftp_fstat_ex(handle.raw, &written, 0) == 0 else { throw failure("stat", target) }
         guard handle.close() else { throw failure("close", target) }
@@ -150,16 +158,18 @@ public final class SFTPTransport: Transport {
         try delete(String(aside.dropFirst(base.isEmpty ? 0 : base.count + 1)))
     }
 
-    public func download(_ path: String, size: Int64, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64 {
+    public func download(_ path: String, size: Int64, from offset: Int64, to destination: FileDescriptor,
+                         progress: TransferProgress) throws -> Int64 {
         let target = full(path)
-        guard let handle = try open(target, flags: UInt(LIBSSH2_FXF_READ), mode: 0, type: LIBSSH2_SFTP_OPENFILE, missingIsNil: false) else {
-            throw failure("open", target)
+        guard let handle = try open(target, flags: UInt(LIBSSH2_FXF_READ), mode: 0, type: LIBSSH2_SFTP_OPENFILE, missingIsNil: true) else {
+            throw TransportError(.notFound, "\(endpoint)/\(target) is not there any more")
         }
+        libssh2_sftp_seek64(handle.raw, UInt64(offset))
         var total: Int64 = 0
         // libssh2 reads ahead as far as the buffer it is given: ask for what is left of the listed
         // size (plus one byte, to see the end), not a whole buffer, or a small file costs dozens of requests.
         while true {
-            let wanted = Int(min(Int64(buffer.count), max(0, size - total) + 1))
+            let wanted = Int(min(Int64(buffer.count), max(0, size - offset - total) + 1))
             let count = buffer.withUnsafeMutableBytes { raw in
                 libssh2_sftp_read(handle.raw, raw.baseAddress!.assumingMemoryBound(to: CChar.self), wanted)
             }

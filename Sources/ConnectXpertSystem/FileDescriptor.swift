@@ -57,6 +57,11 @@ public final class FileDescriptor: Sendable {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
+    /// Moves the file position to `offset` from the start.
+    public func seek(to offset: Int64) throws {
+        try syscall("lseek", path: path) { lseek(rawValue, off_t(offset), SEEK_SET) }
+    }
+
     public func sync() throws {
         try syscall("fsync", path: path) { fsync(rawValue) }
     }

@@ -49,15 +49,16 @@ public final class LocalDropTransport: Transport {
         do { try FileSystem.createDirectories(full(folder)) } catch { throw classify(error) }
     }
 
-    public func upload(from source: FileDescriptor, to path: String, modificationNanoseconds: Int64,
+    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
                        progress: TransferProgress) throws -> Int64 {
         let target = full(path)
         do {
             try FileSystem.removeIfPresent(target)
             let output = try FileDescriptor.create(target)
             try copy(from: source, to: output, progress: progress)
+            if let mode = attributes.mode { try FileSystem.setPermissions(target, mode: mode_t(mode)) }
+            if let time = attributes.modificationNanoseconds { try FileSystem.setModificationTime(target, nanoseconds: time) }
             try output.sync()
-            try FileSystem.setModificationTime(target, nanoseconds: modificationNanoseconds)
             return try output.status().size
         } catch {
             throw classify(error)
@@ -79,9 +80,14 @@ public final class LocalDropTransport: Transport {
         }
     }
 
-    public func download(_ path: String, size: Int64, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64 {
+    public func download(_ path: String, size: Int64, from offset: Int64, to destination: FileDescriptor,
+                         progress: TransferProgress) throws -> Int64 {
         do {
-            let input = try FileDescriptor.openForReading(full(path))
+            let input: FileDescriptor
+            do { input = try FileDescriptor.openForReading(full(path)) } catch let error as SystemError where error.isNotFound {
+                throw TransportError(.notFound, "\(full(path)) is not there any more")
+            }
+            try input.seek(to: offset)
             return try copy(from: input, to: destination, progress: progress)
         } catch {
             throw classify(error)

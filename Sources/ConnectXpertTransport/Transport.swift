@@ -30,6 +30,8 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
         case refused
         /// The target of a no-replace rename exists.
         case alreadyExists
+        /// The file is not there (any more): taken or deleted since it was listed.
+        case notFound
     }
 
     public let kind: Kind
@@ -41,6 +43,19 @@ public struct TransportError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { message }
+}
+
+/// What an uploaded file is given besides its bytes.
+public struct UploadAttributes: Equatable, Sendable {
+    /// The modification time to set, or `nil` to leave the server's.
+    public var modificationNanoseconds: Int64?
+    /// The permissions to set, or `nil` to leave the server's default.
+    public var mode: UInt32?
+
+    public init(modificationNanoseconds: Int64?, mode: UInt32?) {
+        self.modificationNanoseconds = modificationNanoseconds
+        self.mode = mode
+    }
 }
 
 /// Reports bytes moved so far; returns `false` to abort the transfer (shutdown).
@@ -57,15 +72,16 @@ public protocol Transport: AnyObject {
     /// What is at a path, without following a final symlink; `nil` when nothing is.
     func entry(at path: String) throws -> RemoteEntry?
     func makeDirectories(_ folder: String) throws
-    /// Writes `source` to a new file at `path` (replacing a leftover there), gives it the
-    /// modification time, and returns the size the destination reports for it.
-    func upload(from source: FileDescriptor, to path: String, modificationNanoseconds: Int64,
+    /// Writes `source` to a new file at `path` (replacing a leftover there), gives it `attributes`,
+    /// and returns the size the destination reports for it.
+    func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
                 progress: TransferProgress) throws -> Int64
     /// Renames; with `replacing: false` an existing target throws `.alreadyExists`.
     func rename(_ from: String, to: String, replacing: Bool) throws
-    /// Copies the file at `path`, listed with `size` bytes, into `destination`; returns the number
-    /// of bytes copied (a transport reads to the end of the file, whatever the listing said).
-    func download(_ path: String, size: Int64, to destination: FileDescriptor, progress: TransferProgress) throws -> Int64
+    /// Appends the file at `path`, listed with `size` bytes, from byte `offset` on, to `destination`;
+    /// returns the number of bytes copied (a transport reads to the end, whatever the listing said).
+    func download(_ path: String, size: Int64, from offset: Int64, to destination: FileDescriptor,
+                  progress: TransferProgress) throws -> Int64
     /// Deletes a file; a missing file is not an error.
     func delete(_ path: String) throws
 }

@@ -185,6 +185,15 @@ func problems(_ text: String) -> [String] {
         #expect(problems(noSender).first?.contains("'to-{recipient}' must contain {sender}") == true)
     }
 
+    @Test func chmodIsOctal() throws {
+        let good = validPolicy.replacingOccurrences(of: "    remote: drop\ninbox", with: "    remote: drop\n    chmod: \"0640\"\n    preserve_mtime: false\ninbox")
+        let rule = try #require(try parse(good).outbox.first)
+        #expect(rule.mode == 0o640)
+        #expect(!rule.preserveModificationTime)
+        let bad = validPolicy.replacingOccurrences(of: "    remote: drop\ninbox", with: "    remote: drop\n    chmod: rw-r-----\ninbox")
+        #expect(problems(bad).first?.contains("'rw-r-----' is not a file mode: write it in octal") == true)
+    }
+
     @Test func unsupportedSchemeIsExplained() {
         let text = validPolicy.replacingOccurrences(of: "file:///srv/drop", with: "gopher://x/")
         #expect(problems(text).first?.contains("unknown URL scheme 'gopher'; use file, sftp, ftp or ftps") == true)

@@ -59,21 +59,23 @@ struct SFTPTransportTests {
 
     @Test(arguments: [("empty", 0), ("one-byte", 1), ("mixed size", 3_000_001), ("ünïcödé ñame", 10)])
     func roundTripIsByteIdentical(name: String, size: Int) throws {
-        let sftp = try SFTPTransport(remote: try remote(server, extra: keyLogin(server)))
+        let folder = "t-" + UUID().uuidString.prefix(8)
+        let sftp = try SFTPTransport(remote: try remote(server, folder: folder, extra: keyLogin(server)))
         let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         try sftp.makeDirectories("alice->bob")
         let written = try sftp.upload(from: try temporaryFile(bytes), to: "alice->bob/.\(name).part",
-                                      modificationNanoseconds: 1_700_000_000_000_000_000) { _ in true }
+                                      attributes: .init(modificationNanoseconds: 1_700_000_000_000_000_000, mode: 0o640)) { _ in true }
         #expect(written == Int64(size))
         try sftp.rename("alice->bob/.\(name).part", to: "alice->bob/\(name)", replacing: false)
         let entry = try #require(try sftp.entry(at: "alice->bob/\(name)"))
         #expect(entry.kind == .file)
         #expect(entry.size == Int64(size))
         #expect(entry.modificationNanoseconds == 1_700_000_000_000_000_000, "mtime kept")
+        #expect(try FileSystem.status("\(server.home)/\(folder)/alice->bob/\(name)")?.mode == 0o640, "chmod applied")
         #expect(try sftp.list("alice->bob").map(\.name) == [name])
 
         let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
-        #expect(try sftp.download("alice->bob/\(name)", size: Int64(size), to: try FileDescriptor.create(local)) { _ in true } == Int64(size))
+        #expect(try sftp.download("alice->bob/\(name)", size: Int64(size), from: 0, to: try FileDescriptor.create(local)) { _ in true } == Int64(size))
         #expect(try FileSystem.readFile(local) == bytes)
         try sftp.delete("alice->bob/\(name)")
         try sftp.delete("alice->bob/\(name)")
@@ -94,25 +96,37 @@ struct SFTPTransportTests {
             }
             try output.write(chunk)
         }
-        #expect(try sftp.upload(from: try FileDescriptor.openForReading(source), to: "big.bin", modificationNanoseconds: 0) { _ in true }
+        #expect(try sftp.upload(from: try FileDescriptor.openForReading(source), to: "big.bin", attributes: .init(modificationNanoseconds: 0, mode: nil)) { _ in true }
                 == 100 << 20)
         let copy = source + ".back"
-        _ = try sftp.download("big.bin", size: 100 << 20, to: try FileDescriptor.create(copy)) { _ in true }
+        _ = try sftp.download("big.bin", size: 100 << 20, from: 0, to: try FileDescriptor.create(copy)) { _ in true }
         #expect(try sha256(copy) == sha256(source))
         try sftp.delete("big.bin")
+    }
+
+    @Test func downloadResumesFromAnOffset() throws {
+        let sftp = try SFTPTransport(remote: try remote(server, extra: keyLogin(server)))
+        try sftp.makeDirectories("")
+        let bytes = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        _ = try sftp.upload(from: try temporaryFile(bytes), to: "resume.bin", attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+        let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
+        try FileSystem.writeFileAtomically(local, contents: Array(bytes[0..<400_000]))
+        let partial = try FileDescriptor.open(local, flags: O_WRONLY | O_APPEND)
+        #expect(try sftp.download("resume.bin", size: 1_000_000, from: 400_000, to: partial) { _ in true } == 600_000)
+        #expect(try FileSystem.readFile(local) == bytes)
     }
 
     @Test func renameWithoutReplaceRefusesAndReplaceReplaces() throws {
         let sftp = try SFTPTransport(remote: try remote(server, extra: keyLogin(server)))
         try sftp.makeDirectories("")
         for (name, text) in [(".new.part", "new"), ("target", "old")] {
-            _ = try sftp.upload(from: try temporaryFile(Array(text.utf8)), to: name, modificationNanoseconds: 0) { _ in true }
+            _ = try sftp.upload(from: try temporaryFile(Array(text.utf8)), to: name, attributes: .init(modificationNanoseconds: 0, mode: nil)) { _ in true }
         }
         #expect(refusal { try sftp.rename(".new.part", to: "target", replacing: false) }?.kind == .alreadyExists)
         try sftp.rename(".new.part", to: "target", replacing: true)
         #expect(try sftp.list("").map(\.name) == ["target"], "nothing left aside")
         let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
-        _ = try sftp.download("target", size: 3, to: try FileDescriptor.create(local)) { _ in true }
+        _ = try sftp.download("target", size: 3, from: 0, to: try FileDescriptor.create(local)) { _ in true }
         #expect(try FileSystem.readFile(local) == Array("new".utf8))
     }
 

@@ -22,16 +22,17 @@ import Testing
         let drop = try transport()
         let bytes = (0..<300_000).map { UInt8($0 % 251) }
         try drop.makeDirectories("a->b/sub")
-        #expect(try drop.upload(from: try source(bytes), to: "a->b/sub/.f.part", modificationNanoseconds: 1_000_000_000) { _ in true }
+        #expect(try drop.upload(from: try source(bytes), to: "a->b/sub/.f.part", attributes: .init(modificationNanoseconds: 1_000_000_000, mode: 0o640)) { _ in true }
                 == Int64(bytes.count))
         try drop.rename("a->b/sub/.f.part", to: "a->b/sub/f", replacing: false)
         #expect(try drop.list("a->b/sub").map(\.name) == ["f"])
         #expect(try drop.entry(at: "a->b/sub/f")?.size == Int64(bytes.count))
         #expect(try drop.entry(at: "a->b/sub/f")?.modificationNanoseconds == 1_000_000_000)
+        #expect(try FileSystem.status(joinPath(base, "a->b/sub/f"))?.mode == 0o640)
 
         let outputPath = base + ".out"
         let output = try FileDescriptor.create(outputPath)
-        #expect(try drop.download("a->b/sub/f", size: Int64(bytes.count), to: output) { _ in true } == Int64(bytes.count))
+        #expect(try drop.download("a->b/sub/f", size: Int64(bytes.count), from: 0, to: output) { _ in true } == Int64(bytes.count))
         #expect(try FileSystem.readFile(outputPath) == bytes)
 
         try drop.delete("a->b/sub/f")
@@ -43,7 +44,7 @@ import Testing
     @Test func renameWithoutReplaceRefusesAnExistingTarget() throws {
         let drop = try transport()
         for name in [".t1", "target"] {
-            _ = try drop.upload(from: try source(Array(name.utf8)), to: name, modificationNanoseconds: 0) { _ in true }
+            _ = try drop.upload(from: try source(Array(name.utf8)), to: name, attributes: .init(modificationNanoseconds: 0, mode: nil)) { _ in true }
         }
         #expect {
             try drop.rename(".t1", to: "target", replacing: false)
@@ -59,7 +60,7 @@ import Testing
         let drop = try transport()
         let bytes = [UInt8](repeating: 1, count: 4 << 20)
         #expect(throws: TransferCancelled.self) {
-            _ = try drop.upload(from: try source(bytes), to: ".big.part", modificationNanoseconds: 0) { _ in false }
+            _ = try drop.upload(from: try source(bytes), to: ".big.part", attributes: .init(modificationNanoseconds: 0, mode: nil)) { _ in false }
         }
     }
 
