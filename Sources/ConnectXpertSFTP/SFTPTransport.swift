@@ -224,9 +224,25 @@ public final class SFTPTransport: Transport {
             return TransportError(.transient, "\(endpoint): cannot \(action) \(path): no such file or folder")
         case UInt(LIBSSH2_FX_INVALID_FILENAME):
             return TransportError(.permanent, "\(endpoint): cannot \(action) \(path): the server refuses the name")
+        case UInt(LIBSSH2_FX_FAILURE):
+            // SFTP v3 has no "disk full" status: a full disk shows as a plain failure. Ask the file
+            // system (statvfs@openssh.com) whether that is the cause.
+            if let free = freeSpace(near: path), free < 1 << 20 {
+                return TransportError(.transient, "\(endpoint): cannot \(action) \(path): the remote disk is full "
+                    + "(\(free) bytes free there)")
+            }
+            return TransportError(.transient, "\(endpoint): cannot \(action) \(path): the server reported a failure")
         default:
             return TransportError(.transient, "\(endpoint): cannot \(action) \(path): SFTP status \(status)")
         }
+    }
+
+    /// Bytes available to us in the file system holding `path`'s folder, if the server tells.
+    private func freeSpace(near path: String) -> UInt64? {
+        let folder = path.contains("/") ? parentDirectory(of: path) : "."
+        var info = LIBSSH2_SFTP_STATVFS()
+        guard libssh2_sftp_statvfs(channel.raw, folder, folder.utf8.count, &info) == 0 else { return nil }
+        return info.f_bavail * info.f_frsize
     }
 
     private static func entry(name: String, _ attributes: LIBSSH2_SFTP_ATTRIBUTES) -> RemoteEntry {

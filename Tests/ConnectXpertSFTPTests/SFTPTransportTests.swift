@@ -211,6 +211,21 @@ struct SFTPTransportTests {
         #expect(error?.message == "cannot connect to 127.0.0.1:\(port): Connection refused")
     }
 
+    @Test func aFullRemoteDiskIsReportedWithThePath() throws {
+        let folder = "full-" + UUID().uuidString.prefix(8)
+        let mountPoint = "\(server.home)/\(folder)"
+        try FileSystem.createDirectories(mountPoint)
+        try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,uid=\(server.user),gid=\(server.user)", "tmpfs", mountPoint])
+        defer { try? runCommand("/bin/umount", [mountPoint]) }
+        let sftp = try SFTPTransport(remote: try remote(server, folder: folder, extra: keyLogin(server)))
+        let error = refusal {
+            _ = try sftp.upload(from: try temporaryFile([UInt8](repeating: 7, count: 3 << 20)), to: ".big.part",
+                                attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+        }
+        #expect(error?.kind == .transient, "space may be freed: worth retrying")
+        #expect(error?.message.contains("\(folder)/.big.part: the remote disk is full") == true, "\(error?.message ?? "")")
+    }
+
     @Test func permissionDeniedNamesThePath() throws {
         let text = """
             identity:
@@ -226,6 +241,17 @@ struct SFTPTransportTests {
         let error = refusal { try sftp.makeDirectories("alice->bob") }
         #expect(error?.kind == .permanent)
         #expect(error?.message == "sftp://cxdrop@127.0.0.1:\(server.port)//etc/connectxpert-test: cannot create the folder /etc/connectxpert-test: permission denied")
+    }
+}
+
+func runCommand(_ executable: String, _ arguments: [String]) throws {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else {
+        throw TestServerError(message: "\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus)")
     }
 }
 
