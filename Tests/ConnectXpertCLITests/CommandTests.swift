@@ -116,15 +116,8 @@ import Testing
 
     /// Runs `systemd-analyze verify`; returns what it complained about ("" when the units are valid).
     private func verify(_ analyze: String, folder: String, units: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: analyze)
-        process.arguments = ["verify"] + units.map { joinPath(folder, $0) }
-        let errors = Pipe()
-        process.standardError = errors
-        try process.run()
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return process.terminationStatus == 0 ? "" : "exit \(process.terminationStatus): \(text)"
+        let result = try runProgram(analyze, ["verify"] + units.map { joinPath(folder, $0) })
+        return result.status == 0 ? "" : "exit \(result.status): \(result.errors)"
     }
 }
 

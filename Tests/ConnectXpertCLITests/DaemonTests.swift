@@ -37,10 +37,7 @@ import Testing
         let alice = try agents.daemon("alice")
         try #require(eventually { alice.log.contains("watching the outbox") })
         let big = randomBytes(64 << 20)
-        let staging = joinPath(agents.root, "big.bin")
-        try write(staging, big)
-        try FileSystem.createDirectories(agents.outbox("alice", to: "bob"))
-        try FileSystem.rename(staging, to: joinPath(agents.outbox("alice", to: "bob"), "big.bin"))
+        try agents.moveIntoOutbox(big, named: "big.bin")
         _ = eventually(timeout: 5) { alice.log.contains("upload started") }
         alice.signal(SIGTERM)
         let outcome = alice.wait(timeout: 30)

@@ -137,6 +137,15 @@ struct TwoAgents {
         try AgentProcess(["run", "--policy", policyPath(id), "--log-level", "debug"], in: joinPath(root, id))
     }
 
+    /// Puts a file into alice's outbox for bob the way a careful writer does: written elsewhere,
+    /// then moved in whole.
+    func moveIntoOutbox(_ bytes: [UInt8], named name: String) throws {
+        let staging = joinPath(root, "staging-" + name)
+        try write(staging, bytes)
+        try FileSystem.createDirectories(outbox("alice", to: "bob"))
+        try FileSystem.rename(staging, to: joinPath(outbox("alice", to: "bob"), name))
+    }
+
     func remove() { try? FileManager.default.removeItem(atPath: root) }
 }
 

@@ -69,10 +69,7 @@ struct SFTPAgentTests {
         defer { alice.signal(SIGTERM); alice.wait() }
         try #require(eventually { alice.log.contains("watching the outbox") })
         let size = 200 << 20
-        let staging = joinPath(agents.root, "large.bin")
-        try write(staging, randomBytes(size))
-        try FileSystem.createDirectories(agents.outbox("alice", to: "bob"))
-        try FileSystem.rename(staging, to: joinPath(agents.outbox("alice", to: "bob"), "large.bin"))
+        try agents.moveIntoOutbox(randomBytes(size), named: "large.bin")
         let folder = joinPath(agents.remoteFolder!, "alice->bob")
         var sawTemporary = false
         let delivered = eventually(timeout: 60) {
@@ -96,10 +93,7 @@ struct SFTPAgentTests {
         defer { alice.signal(SIGTERM); alice.wait() }
         try #require(eventually { alice.log.contains("watching the outbox") })
         let bytes = randomBytes(150 << 20)
-        let staging = joinPath(agents.root, "interrupted.bin")
-        try write(staging, bytes)
-        try FileSystem.createDirectories(agents.outbox("alice", to: "bob"))
-        try FileSystem.rename(staging, to: joinPath(agents.outbox("alice", to: "bob"), "interrupted.bin"))
+        try agents.moveIntoOutbox(bytes, named: "interrupted.bin")
         let folder = joinPath(agents.remoteFolder!, "alice->bob")
         try #require(eventually { ((try? FileSystem.contents(of: folder)) ?? []).contains { $0.hasSuffix(".part") } })
         server.stop()
@@ -181,20 +175,11 @@ struct SFTPAgentTests {
 func sftpBatch(_ server: SSHTestServer, _ commands: String) throws {
     let batch = NSTemporaryDirectory() + "cx-batch-" + UUID().uuidString
     try write(batch, commands + "\n")
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sftp")
-    process.arguments = ["-q", "-b", batch, "-i", server.clientKey, "-o", "UserKnownHostsFile=\(server.knownHosts)",
-                         "-P", String(server.port), "\(server.user)@127.0.0.1"]
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else { throw TestServerError(message: "sftp -b failed: \(commands)") }
+    try runChecked("/usr/bin/sftp", ["-q", "-b", batch, "-i", server.clientKey, "-o", "UserKnownHostsFile=\(server.knownHosts)",
+                                     "-P", String(server.port), "\(server.user)@127.0.0.1"])
 }
 
 /// Gives a folder made by the tests (as root) to the test login, as if it had written it.
 func chown(_ path: String) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/chown")
-    process.arguments = ["-hR", "cxdrop:cxdrop", path]
-    try process.run()
-    process.waitUntilExit()
+    try runChecked("/bin/chown", ["-hR", "cxdrop:cxdrop", path])
 }

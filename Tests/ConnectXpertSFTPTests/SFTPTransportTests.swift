@@ -31,15 +31,7 @@ func temporaryFile(_ bytes: [UInt8]) throws -> FileDescriptor {
 }
 
 func sha256(_ path: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-    process.arguments = [path]
-    let output = Pipe()
-    process.standardOutput = output
-    try process.run()
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return String(text.prefix(64))
+    String(try runChecked("/usr/bin/sha256sum", [path]).prefix(64))
 }
 
 func refusal(_ body: () throws -> Void) -> TransportError? {
@@ -215,8 +207,8 @@ struct SFTPTransportTests {
         let folder = "full-" + UUID().uuidString.prefix(8)
         let mountPoint = "\(server.home)/\(folder)"
         try FileSystem.createDirectories(mountPoint)
-        try runCommand("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,uid=\(server.user),gid=\(server.user)", "tmpfs", mountPoint])
-        defer { try? runCommand("/bin/umount", [mountPoint]) }
+        try runChecked("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,uid=\(server.user),gid=\(server.user)", "tmpfs", mountPoint])
+        defer { _ = try? runProgram("/bin/umount", [mountPoint]) }
         let sftp = try SFTPTransport(remote: try remote(server, folder: folder, extra: keyLogin(server)))
         let error = refusal {
             _ = try sftp.upload(from: try temporaryFile([UInt8](repeating: 7, count: 3 << 20)), to: ".big.part",
@@ -244,26 +236,7 @@ struct SFTPTransportTests {
     }
 }
 
-func runCommand(_ executable: String, _ arguments: [String]) throws {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    try process.run()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw TestServerError(message: "\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus)")
-    }
-}
-
 /// What `ssh-keygen -lf` prints as the fingerprint of a public key file.
 func keygenFingerprint(_ publicKey: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/ssh-keygen")
-    process.arguments = ["-lf", publicKey]
-    let output = Pipe()
-    process.standardOutput = output
-    try process.run()
-    let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    return String(text.split(separator: " ")[1])
+    String(try runChecked("/usr/bin/ssh-keygen", ["-lf", publicKey]).split(separator: " ")[1])
 }

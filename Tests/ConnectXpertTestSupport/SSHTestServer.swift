@@ -37,11 +37,7 @@ public final class SSHTestServer: @unchecked Sendable {
         if running.isEmpty {
             atexit {
                 for folder in SSHTestServer.running {
-                    let stop = Process()
-                    stop.executableURL = URL(fileURLWithPath: joinPath(packageRoot, "scripts/test-servers/sshd"))
-                    stop.arguments = ["stop", folder]
-                    try? stop.run()
-                    stop.waitUntilExit()
+                    _ = try? runProgram(joinPath(packageRoot, "scripts/test-servers/sshd"), ["stop", folder])
                 }
             }
         }
@@ -71,17 +67,7 @@ public final class SSHTestServer: @unchecked Sendable {
     public func url(_ folder: String) -> String { "sftp://\(user)@127.0.0.1:\(port)/~/\(folder)" }
 
     private func runScript(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: joinPath(packageRoot, "scripts/test-servers/sshd"))
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        try process.run()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestServerError(message: "scripts/test-servers/sshd \(arguments.joined(separator: " ")): \(message)")
-        }
+        try runChecked(joinPath(packageRoot, "scripts/test-servers/sshd"), arguments)
     }
 }
 

@@ -1,0 +1,44 @@
+import Foundation
+import Synchronization
+
+/// What a program printed and how it ended.
+public struct ProgramResult: Sendable {
+    public let status: Int32
+    public let output: String
+    public let errors: String
+}
+
+/// Runs a program to its end, capturing its output.
+@discardableResult
+public func runProgram(_ executable: String, _ arguments: [String], input: String? = nil) throws -> ProgramResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let output = Pipe(), errors = Pipe()
+    process.standardOutput = output
+    process.standardError = errors
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // Read both pipes while the program runs, so a chatty one does not block on a full pipe.
+    let errorData = Mutex(Data())
+    let errorsRead = DispatchSemaphore(value: 0)
+    Thread {
+        errorData.withLock { $0 = errors.fileHandleForReading.readDataToEndOfFile() }
+        errorsRead.signal()
+    }.start()
+    let outputData = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    errorsRead.wait()
+    return ProgramResult(status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
+                         errors: String(decoding: errorData.withLock { $0 }, as: UTF8.self))
+}
+
+/// Runs a program that must succeed; returns its output.
+@discardableResult
+public func runChecked(_ executable: String, _ arguments: [String]) throws -> String {
+    let result = try runProgram(executable, arguments)
+    guard result.status == 0 else {
+        throw TestServerError(message: "\(executable) \(arguments.joined(separator: " ")) exited \(result.status): \(result.errors)")
+    }
+    return result.output
+}
