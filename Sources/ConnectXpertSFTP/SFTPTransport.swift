@@ -155,7 +155,7 @@ public final class SFTPTransport: Transport {
         let aside = joinPath(parentDirectory(of: target), ".\(lastComponent(of: target)).replaced-\(UInt32.random(in: 0...UInt32.max)).part")
         guard rawRename(target, aside) else { throw failure("rename \(target) to", aside) }
         guard rawRename(source, target) else { throw failure("rename \(source) to", target) }
-        try delete(String(aside.dropFirst(base.isEmpty ? 0 : base.count + 1)))
+        try rawDelete(aside)
     }
 
     public func download(_ path: String, size: Int64, from offset: Int64, to destination: FileDescriptor,
@@ -184,7 +184,11 @@ public final class SFTPTransport: Transport {
     }
 
     public func delete(_ path: String) throws {
-        let target = full(path)
+        try rawDelete(full(path))
+    }
+
+    /// Deletes the file at a full server path; a missing file is not an error.
+    private func rawDelete(_ target: String) throws {
         if libssh2_sftp_unlink_ex(channel.raw, target, UInt32(target.utf8.count)) != 0 && !isMissing {
             throw failure("delete", target)
         }
