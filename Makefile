@@ -5,10 +5,11 @@ RELEASE    := .build/release/connectxpert
 PREFIX     ?= /usr/local
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Build: the C libraries. Tests: systemd-analyze for the units, sshd and sftp for the SFTP tests.
+# Build: the C libraries. Tests: systemd-analyze for the units, sshd and sftp for the SFTP tests,
+# vsftpd and openssl (its certificate) for the FTP tests.
 # Bench: inotifywait, and the peers the agent is measured against.
 APT_BUILD  := libssh2-1-dev libcurl4-openssl-dev libinotifytools0-dev libsqlite3-dev
-APT_TEST   := inotify-tools systemd openssh-server openssh-client
+APT_TEST   := inotify-tools systemd openssh-server openssh-client vsftpd openssl
 APT_BENCH  := rclone lftp
 
 .PHONY: all deps test-deps build run test bench demo install clean

@@ -19,6 +19,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CSSH2", providers: [.apt(["libssh2-1-dev"])]),
         .target(name: "CSystemShims"),
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
 
         // Syscalls with EINTR retry and typed errno errors.
         .target(name: "ConnectXpertSystem", dependencies: ["CSystemShims"]),
@@ -40,10 +41,14 @@ let package = Package(
         .target(name: "ConnectXpertSFTP", dependencies: [
             "CSSH2", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport",
         ]),
+        // FTP and FTPS through libcurl.
+        .target(name: "ConnectXpertFTP", dependencies: [
+            "CCurl", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport",
+        ]),
         // Outbox sender, inbox poller, retry, the daemon's services.
         .target(name: "ConnectXpertEngine", dependencies: [
             "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
-            "ConnectXpertSpool", "ConnectXpertTransport", "ConnectXpertSFTP",
+            "ConnectXpertSpool", "ConnectXpertTransport", "ConnectXpertSFTP", "ConnectXpertFTP",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -58,6 +63,9 @@ let package = Package(
         // Starts the servers integration tests need (scripts/test-servers/).
         .target(name: "ConnectXpertTestSupport", dependencies: ["ConnectXpertSystem"], path: "Tests/ConnectXpertTestSupport"),
         .testTarget(name: "ConnectXpertPolicyTests", dependencies: ["ConnectXpertPolicy"]),
+        .testTarget(name: "ConnectXpertFTPTests", dependencies: [
+            "ConnectXpertFTP", "ConnectXpertPolicy", "ConnectXpertTransport", "ConnectXpertSystem", "ConnectXpertTestSupport",
+        ]),
         .testTarget(name: "ConnectXpertSFTPTests", dependencies: [
             "ConnectXpertSFTP", "ConnectXpertPolicy", "ConnectXpertTransport", "ConnectXpertSystem", "ConnectXpertTestSupport",
         ]),

@@ -1,3 +1,4 @@
+import ConnectXpertFTP
 import ConnectXpertPolicy
 import ConnectXpertSFTP
 import ConnectXpertTransport
@@ -11,7 +12,7 @@ enum TransportFactory {
         case .sftp:
             return try SFTPTransport(remote: remote)
         case .ftp, .ftps:
-            throw TransportError(.permanent, "\(remote.kind.rawValue):// remotes are not available in this version")
+            return try FTPTransport(remote: remote)
         }
     }
 }

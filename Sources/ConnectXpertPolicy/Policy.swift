@@ -35,6 +35,30 @@ public struct Remote: Equatable, Sendable {
     public var timeout: TimeSpan
     /// For `sftp:` remotes.
     public var ssh: SSHSettings?
+    /// For `ftp:` and `ftps:` remotes.
+    public var ftp: FTPSettings?
+}
+
+/// How an FTP remote is reached.
+public struct FTPSettings: Equatable, Sendable {
+    public enum TLS: String, CaseIterable, Sendable, Decodable {
+        /// `ftp://` with AUTH TLS, refused if the server does not offer it (the default).
+        case required
+        /// Plain FTP: passwords and files cross the network readable. Only when written in the policy.
+        case off
+        /// `ftps://`: TLS from the first byte.
+        case implicit
+    }
+
+    public var host: String
+    public var port: Int
+    /// `nil` logs in anonymously (only with `anonymous: true`).
+    public var user: String?
+    public var tls: TLS
+    /// A CA bundle for a private CA; the system's otherwise. Certificates are always verified.
+    public var caFile: String?
+    /// Active mode (PORT/EPRT) instead of passive (PASV/EPSV).
+    public var active: Bool
 }
 
 /// How an SFTP remote is reached and how its host key is trusted.

@@ -40,13 +40,18 @@ struct RemoteDocument: Decodable {
     var knownHosts: String?
     var hostKey: SSHSettings.HostKeyPolicy?
     var hostKeyFingerprint: String?
+    var tls: FTPSettings.TLS?
+    var caFile: String?
+    var anonymous: Bool?
+    var active: Bool?
     var maxConnections: Int?
     var timeout: TimeSpan?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case url, passwordFile = "password_file", passwordEnv = "password_env", keyFile = "key_file"
         case passphraseFile = "passphrase_file", agent, knownHosts = "known_hosts", hostKey = "host_key"
-        case hostKeyFingerprint = "host_key_fingerprint", maxConnections = "max_connections", timeout
+        case hostKeyFingerprint = "host_key_fingerprint", tls, caFile = "ca_file", anonymous, active
+        case maxConnections = "max_connections", timeout
     }
 
     /// Keys that would put a secret into the policy itself.
@@ -71,6 +76,10 @@ struct RemoteDocument: Decodable {
         knownHosts = try c.decodeIfPresent(String.self, forKey: .knownHosts)
         hostKey = try c.decodeChoiceIfPresent(SSHSettings.HostKeyPolicy.self, forKey: .hostKey)
         hostKeyFingerprint = try c.decodeIfPresent(String.self, forKey: .hostKeyFingerprint)
+        tls = try c.decodeChoiceIfPresent(FTPSettings.TLS.self, forKey: .tls)
+        caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
+        anonymous = try c.decodeIfPresent(Bool.self, forKey: .anonymous)
+        active = try c.decodeIfPresent(Bool.self, forKey: .active)
         maxConnections = try c.decodeIfPresent(Int.self, forKey: .maxConnections)
         timeout = try c.decodeIfPresent(TimeSpan.self, forKey: .timeout)
     }

@@ -46,7 +46,10 @@ struct Validator {
         if Names.problem(withComponent: name) != nil || name.contains(" ") {
             report(path, "a remote's name must be one word, such as 'drop' or 'partner-sftp'", atKey: true)
         }
-        guard let (kind, location, ssh) = parseURL(document.url, path: path + ["url"]) else { return nil }
+        guard let (kind, location, server) = parseURL(document.url, path: path + ["url"]) else { return nil }
+        let ssh = kind == .sftp ? server.map { SSHSettings(host: $0.host, port: $0.port ?? 22, user: $0.user ?? "root",
+                                                         knownHosts: "", hostKey: .strict, fingerprint: nil,
+                                                         useAgent: false, passphraseFile: nil) } : nil
         var credentials: [Credential] = []
         if let file = document.passwordFile {
             let resolved = absolutePath(file, relativeTo: context.directory)
@@ -93,18 +96,60 @@ struct Validator {
                 report(path + [key], "\(key) applies to sftp:// remotes only", atKey: true)
             }
         }
+        var ftp: FTPSettings?
+        if let server, kind == .ftp || kind == .ftps {
+            var settings = FTPSettings(host: server.host, port: server.port ?? (kind == .ftps ? 990 : 21),
+                                       user: server.user, tls: kind == .ftps ? .implicit : .required, caFile: nil,
+                                       active: document.active ?? false)
+            switch (kind, document.tls) {
+            case (.ftps, .some(let tls)) where tls != .implicit:
+                report(path + ["tls"], "ftps:// is TLS from the first byte; for AUTH TLS or plain FTP use ftp://")
+            case (.ftp, .implicit?):
+                report(path + ["tls"], "implicit TLS is written as an ftps:// URL")
+            case (.ftp, let tls?):
+                settings.tls = tls
+            default:
+                break
+            }
+            if let file = document.caFile {
+                let resolved = absolutePath(file, relativeTo: context.directory)
+                if FileSystem.exists(resolved) { settings.caFile = resolved } else { report(path + ["ca_file"], "\(resolved) does not exist") }
+            }
+            if document.anonymous == true {
+                settings.user = nil
+            } else if settings.user == nil {
+                report(path + ["url"], "name the FTP user in the URL (ftp://user@host/folder), or set anonymous: true")
+            } else if credentials.isEmpty {
+                report(path, "an ftp remote needs password_file or password_env (or anonymous: true)", atKey: true)
+            }
+            ftp = settings
+        } else {
+            for (key, value) in [("tls", document.tls?.rawValue), ("ca_file", document.caFile),
+                                 ("anonymous", document.anonymous.map { "\($0)" }), ("active", document.active.map { "\($0)" })]
+            where value != nil {
+                report(path + [key], "\(key) applies to ftp:// and ftps:// remotes only", atKey: true)
+            }
+        }
         let maxConnections = document.maxConnections ?? 4
         if !(1...16).contains(maxConnections) {
             report(path + ["max_connections"], "must be between 1 and 16, not \(maxConnections)")
         }
         return Remote(name: name, url: document.url, kind: kind, path: location, credentials: credentials,
-                      maxConnections: maxConnections, timeout: document.timeout ?? TimeSpan(seconds: 30), ssh: settings)
+                      maxConnections: maxConnections, timeout: document.timeout ?? TimeSpan(seconds: 30), ssh: settings,
+                      ftp: ftp)
     }
 
-    private mutating func parseURL(_ url: String, path: [Any]) -> (Remote.Kind, String, SSHSettings?)? {
+    /// Where a network remote is: host, port (`nil`: the scheme's default) and user.
+    struct ServerAddress {
+        var host: String
+        var port: Int?
+        var user: String?
+    }
+
+    private mutating func parseURL(_ url: String, path: [Any]) -> (Remote.Kind, String, ServerAddress?)? {
         guard let colon = url.firstIndex(of: ":") else {
             report(path, "'\(url)' is not a URL: write file:///absolute/folder, file:relative/folder, "
-                + "sftp://user@host:port/folder, ftp://… or ftps://…")
+                + "sftp://user@host:port/folder, ftp://user@host/folder or ftps://user@host/folder")
             return nil
         }
         let scheme = String(url[..<colon]).lowercased()
@@ -118,15 +163,10 @@ struct Validator {
             report(path, "unknown URL scheme '\(scheme)'; use file, sftp, ftp or ftps")
             return nil
         }
-        switch kind {
-        case .localDirectory:
+        if kind == .localDirectory {
             return parseFileURL(url, rest: rest, path: path).map { (kind, $0, nil) }
-        case .sftp:
-            return parseSFTPURL(url, path: path).map { (kind, $0.base, $0.settings) }
-        case .ftp, .ftps:
-            report(path, "\(scheme):// remotes are not available in this version yet; use sftp:// or a file: drop folder")
-            return nil
         }
+        return parseServerURL(url, path: path).map { (kind, $0.base, $0.address) }
     }
 
     private mutating func parseFileURL(_ url: String, rest: String, path: [Any]) -> String? {
@@ -149,24 +189,21 @@ struct Validator {
         return absolutePath(decoded, relativeTo: context.directory)
     }
 
-    /// `sftp://user@host:port/path`: a path starting with `/~/` (or none) is below the login's home.
-    private mutating func parseSFTPURL(_ url: String, path: [Any]) -> (base: String, settings: SSHSettings)? {
+    /// `scheme://user@host:port/path`: a path starting with `/~/` (or none) is below the login's home.
+    private mutating func parseServerURL(_ url: String, path: [Any]) -> (base: String, address: ServerAddress)? {
         guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
-            report(path, "'\(url)' is not a valid sftp URL: write sftp://user@host:port/folder")
+            report(path, "'\(url)' is not a valid URL: write scheme://user@host:port/folder")
             return nil
         }
-        let user = components.user ?? ProcessInfo.processInfo.environment["USER"] ?? "root"
-        let port = components.port ?? 22
-        guard (1...65535).contains(port) else {
+        if let port = components.port, !(1...65535).contains(port) {
             report(path, "port \(port) is out of range")
             return nil
         }
         var base = components.path
         if base == "/~" || base.hasPrefix("/~/") { base = String(base.dropFirst(base == "/~" ? 2 : 3)) }
         while base.count > 1 && base.hasSuffix("/") { base.removeLast() }
-        let settings = SSHSettings(host: host, port: port, user: user, knownHosts: "", hostKey: .strict,
-                                   fingerprint: nil, useAgent: false, passphraseFile: nil)
-        return (base, settings)
+        let user = components.user ?? (url.hasPrefix("sftp") ? ProcessInfo.processInfo.environment["USER"] : nil)
+        return (base, ServerAddress(host: host, port: components.port, user: user))
     }
 
     /// A credential file must exist and be readable by its owner only, as OpenSSH demands of keys.

@@ -1,0 +1,294 @@
+import CCurl
+import ConnectXpertPolicy
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+
+/// A connection to an FTP server through libcurl: `ftp://` with AUTH TLS (required unless the
+/// policy says `tls: off`), or `ftps://` (implicit TLS). Certificates are verified. Commands name
+/// absolute paths, so they do not depend on the directory libcurl left the connection in.
+public final class FTPTransport: Transport {
+    public let endpoint: String
+    private let settings: FTPSettings
+    private let remote: Remote
+    private let password: String?
+    private let curl: CurlEasy
+    /// The login directory (PWD after login), to make the base folder absolute.
+    private var home = ""
+    private var knownFolders: Set<String> = []
+    /// Whether the server answers MLSD; learnt on the first listing.
+    private var supportsMLSD = true
+
+    public init(remote: Remote, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        guard let settings = remote.ftp else { throw TransportError(.permanent, "\(remote.name) is not an ftp remote") }
+        self.settings = settings
+        self.remote = remote
+        let scheme = settings.tls == .implicit ? "ftps" : "ftp"
+        endpoint = "\(scheme)://\(settings.user ?? "anonymous")@\(settings.host):\(settings.port)"
+            + (remote.path.isEmpty ? "" : "/" + remote.path)
+        password = try remote.credentials.lazy.compactMap { credential -> String? in
+            switch credential {
+            case .passwordFile(let path):
+                var text = String(decoding: try FileSystem.readFile(path), as: UTF8.self)
+                while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
+                return text
+            case .passwordEnvironment(let name):
+                guard let value = environment[name] else {
+                    throw TransportError(.refused, "\(remote.name): environment variable \(name) (password_env) is not set")
+                }
+                return value
+            case .keyFile:
+                return nil
+            }
+        }.first
+        curl = try CurlEasy()
+        // Log in now: a refused login or TLS problem shows at connect time, and the home is learnt.
+        try request(url: serverURL(""), action: "log in to", path: "") { _ in }
+        home = curl.info(string: CURLINFO_FTP_ENTRY_PATH) ?? "/"
+    }
+
+    // MARK: Paths
+
+    /// The absolute server path of a path below the base folder.
+    private func absolute(_ path: String) -> String {
+        let base = remote.path.hasPrefix("/") ? remote.path : joinPath(home, remote.path)
+        return path.isEmpty ? base : joinPath(base, path)
+    }
+
+    /// A URL for an absolute server path (`%2F` marks it absolute for libcurl).
+    private func serverURL(_ absolutePath: String, folder: Bool = false) -> String {
+        let scheme = settings.tls == .implicit ? "ftps" : "ftp"
+        let host = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
+        var allowed = CharacterSet.urlPathAllowed
+        allowed.remove(charactersIn: "/;?#%")
+        let encoded = absolutePath.split(separator: "/").map { $0.addingPercentEncoding(withAllowedCharacters: allowed) ?? String($0) }
+        let path = (absolutePath.hasPrefix("/") ? "%2F" : "") + encoded.joined(separator: "/")
+        return "\(scheme)://\(host):\(settings.port)/\(path)" + (folder && !path.isEmpty ? "/" : "")
+    }
+
+    // MARK: Requests
+
+    /// Runs one request with the connection's common options; maps failures to `TransportError`.
+    private func request(url: String, action: String, path: String, configure: (CurlEasy) -> Void) throws {
+        curl.reset()
+        curl.set(CURLOPT_URL, url)
+        if let user = settings.user {
+            curl.set(CURLOPT_USERNAME, user)
+            curl.set(CURLOPT_PASSWORD, password ?? "")
+        }
+        switch settings.tls {
+        case .required: curl.set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
+        case .off: curl.set(CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
+        case .implicit: break
+        }
+        if let caFile = settings.caFile { curl.set(CURLOPT_CAINFO, caFile) }
+        if settings.active { curl.set(CURLOPT_FTPPORT, "-") }
+        let timeout = Int(max(1, remote.timeout.seconds))
+        curl.set(CURLOPT_CONNECTTIMEOUT, timeout)
+        curl.set(CURLOPT_LOW_SPEED_LIMIT, 1)
+        curl.set(CURLOPT_LOW_SPEED_TIME, timeout)
+        configure(curl)
+        do {
+            try curl.perform()
+        } catch let error as CurlError {
+            throw classify(error, action: action, path: path)
+        }
+    }
+
+    private func classify(_ error: CurlError, action: String, path: String) -> TransportError {
+        let place = "\(endpoint): cannot \(action) \(path.isEmpty ? "the server" : path)"
+        switch error.code {
+        case CURLE_LOGIN_DENIED:
+            return TransportError(.refused, "authentication failed for \(settings.user ?? "anonymous")@\(settings.host):\(settings.port)"
+                + (error.reply.map { " (server: \($0))" } ?? ""))
+        case CURLE_USE_SSL_FAILED:
+            return TransportError(.refused, "\(endpoint): the server does not offer TLS (AUTH TLS refused); "
+                + "files and passwords would cross the network readable. Set tls: off for this remote only if that is acceptable")
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CONNECT_ERROR:
+            return TransportError(.refused, "\(endpoint): the server's TLS certificate cannot be trusted (\(error)); "
+                + "for a private CA set ca_file")
+        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_OPERATION_TIMEDOUT, CURLE_RECV_ERROR,
+             CURLE_SEND_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_FTP_ACCEPT_FAILED, CURLE_FTP_CANT_GET_HOST,
+             CURLE_FTP_WEIRD_PASV_REPLY, CURLE_FTP_WEIRD_227_FORMAT:
+            return TransportError(.transient, "\(place): \(error)")
+        case CURLE_ABORTED_BY_CALLBACK, CURLE_WRITE_ERROR, CURLE_READ_ERROR:
+            return TransportError(.transient, "\(place): \(error)")
+        default:
+            // Reply codes: 4xx pass (busy, 421 closing, 452 disk full); 5xx need a person.
+            if let reply = error.replyCode, (500...599).contains(reply), reply != 550 || action != "delete" {
+                let kind: TransportError.Kind = reply == 552 ? .transient : .permanent
+                return TransportError(kind, "\(place): \(error)")
+            }
+            return TransportError(.transient, "\(place): \(error)")
+        }
+    }
+
+    // MARK: Transport
+
+    public func list(_ folder: String) throws -> [RemoteEntry] {
+        let path = absolute(folder)
+        var listing = Data()
+        let collect: (UnsafeRawBufferPointer) -> Bool = { bytes in
+            listing.append(contentsOf: bytes)
+            return true
+        }
+        if supportsMLSD {
+            do {
+                try request(url: serverURL(path, folder: true), action: "list", path: path) {
+                    $0.set(CURLOPT_CUSTOMREQUEST, "MLSD")
+                    $0.receive(into: collect)
+                }
+                return FTPListing.parseMLSD(String(decoding: listing, as: UTF8.self))
+            } catch let error as TransportError where curl.replies.last.map({ $0.hasPrefix("500") || $0.hasPrefix("502") }) ?? false {
+                _ = error
+                supportsMLSD = false
+                listing = Data()
+            } catch {
+                if isMissingFolder { return [] }
+                throw error
+            }
+        }
+        do {
+            try request(url: serverURL(path, folder: true), action: "list", path: path) {
+                $0.set(CURLOPT_CUSTOMREQUEST, "LIST -a")
+                $0.receive(into: collect)
+            }
+        } catch {
+            if isMissingFolder { return [] }
+            throw error
+        }
+        return FTPListing.parseUnix(String(decoding: listing, as: UTF8.self))
+    }
+
+    /// The last request failed because a folder on its way does not exist (CWD refused with 550).
+    private var isMissingFolder: Bool {
+        curl.replies.last?.hasPrefix("550") ?? false
+    }
+
+    public func entry(at path: String) throws -> RemoteEntry? {
+        let target = absolute(path)
+        do {
+            try request(url: serverURL(target), action: "stat", path: target) {
+                $0.set(CURLOPT_NOBODY, 1)
+                $0.set(CURLOPT_FILETIME, 1)
+            }
+        } catch {
+            if curl.replies.last?.hasPrefix("550") ?? false { return nil }
+            throw error
+        }
+        let size = curl.info(offset: CURLINFO_CONTENT_LENGTH_DOWNLOAD_T)
+        let time = curl.info(offset: CURLINFO_FILETIME_T)
+        return RemoteEntry(name: lastComponent(of: path), kind: .file, size: max(0, size),
+                           modificationNanoseconds: max(0, time) * 1_000_000_000)
+    }
+
+    public func makeDirectories(_ folder: String) throws {
+        var commands: [String] = []
+        var prefix = ""
+        for component in absolute(folder).split(separator: "/") {
+            prefix += "/" + component
+            if !knownFolders.contains(prefix) { commands.append("*MKD \(prefix)") }
+        }
+        guard !commands.isEmpty else { return }
+        let target = absolute(folder)
+        try request(url: serverURL(""), action: "create the folder", path: target) {
+            $0.set(CURLOPT_NOBODY, 1)
+            $0.set(CURLOPT_QUOTE, lines: commands)
+        }
+        // MKD failures were ignored ('*'): the folder exists now, or using it will say why not.
+        knownFolders.insert(prefix)
+    }
+
+    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
+                       progress: TransferProgress) throws -> Int64 {
+        let target = absolute(path)
+        let size = try source.status().size
+        var sent: Int64 = 0
+        var after: [String] = []
+        if let time = attributes.modificationNanoseconds {
+            let stamp = FTPListing.format(nanoseconds: time)
+            // MFMT (RFC draft) where offered, else MDTM with a time (vsftpd); failures are ignored.
+            after += ["*MFMT \(stamp) \(target)", "*MDTM \(stamp) \(target)"]
+        }
+        if let mode = attributes.mode { after.append("*SITE CHMOD \(String(mode, radix: 8)) \(target)") }
+        // The callbacks live only as long as the request.
+        try withoutActuallyEscaping(progress) { progress in
+            try request(url: serverURL(target), action: "upload", path: target) { curl in
+                curl.set(CURLOPT_UPLOAD, 1)
+                curl.set(CURLOPT_INFILESIZE_LARGE, offset: size)
+                curl.set(CURLOPT_FTP_CREATE_MISSING_DIRS, Int(CURLFTP_CREATE_DIR_RETRY.rawValue))
+                if !after.isEmpty { curl.set(CURLOPT_POSTQUOTE, lines: after) }
+                curl.send { buffer in
+                    guard let count = try? source.read(into: buffer) else { return nil }
+                    sent += Int64(count)
+                    return progress(sent) ? count : nil
+                }
+            }
+        }
+        guard sent == size || sent == 0 && size == 0 else { throw TransferCancelled() }
+        // The server's own count: SIZE on the uploaded file.
+        guard let uploaded = try entry(at: path) else {
+            throw TransportError(.transient, "\(endpoint): \(target) is missing after the upload")
+        }
+        return uploaded.size
+    }
+
+    public func rename(_ from: String, to: String, replacing: Bool) throws {
+        let source = absolute(from), target = absolute(to)
+        // FTP's RNTO replaces on most servers, and nothing can ask it not to: the check and the
+        // rename are two steps.
+        if !replacing, try entry(at: to) != nil {
+            throw TransportError(.alreadyExists, "\(endpoint)/\(target) exists already")
+        }
+        try request(url: serverURL(""), action: "rename \(source) to", path: target) {
+            $0.set(CURLOPT_NOBODY, 1)
+            $0.set(CURLOPT_QUOTE, lines: ["RNFR \(source)", "RNTO \(target)"])
+        }
+    }
+
+    public func download(_ path: String, size: Int64, from offset: Int64, to destination: FileDescriptor,
+                         progress: TransferProgress) throws -> Int64 {
+        let target = absolute(path)
+        var received: Int64 = 0
+        var failure: Error?
+        do {
+            // The callbacks live only as long as the request.
+            try withoutActuallyEscaping(progress) { progress in
+                try request(url: serverURL(target), action: "download", path: target) { curl in
+                    if offset > 0 { curl.set(CURLOPT_RESUME_FROM_LARGE, offset: offset) }
+                    curl.receive { bytes in
+                        do {
+                            try destination.write(bytes)
+                        } catch {
+                            failure = error
+                            return false
+                        }
+                        received += Int64(bytes.count)
+                        return progress(received)
+                    }
+                }
+            }
+        } catch {
+            if let failure { throw failure }
+            if curl.replies.last?.hasPrefix("550") ?? false, try entry(at: path) == nil {
+                throw TransportError(.notFound, "\(endpoint)/\(target) is not there any more")
+            }
+            throw error
+        }
+        return received
+    }
+
+    public func delete(_ path: String) throws {
+        let target = absolute(path)
+        do {
+            try request(url: serverURL(""), action: "delete", path: target) {
+                $0.set(CURLOPT_NOBODY, 1)
+                $0.set(CURLOPT_QUOTE, lines: ["DELE \(target)"])
+            }
+        } catch {
+            // 550 is both "no such file" and "not allowed": a file that is not there is deleted.
+            if try entry(at: path) == nil { return }
+            throw error
+        }
+    }
+}

@@ -1,0 +1,157 @@
+import ConnectXpertPolicy
+import ConnectXpertSystem
+import ConnectXpertTestSupport
+import ConnectXpertTransport
+import Foundation
+import Testing
+
+@testable import ConnectXpertFTP
+
+/// A remote as a policy would define it, for a folder of its own below the test login's home.
+func remote(_ server: FTPTestServer, folder: String = "f-" + UUID().uuidString.prefix(8), passwordFile: String? = nil,
+            extra: String = "") throws -> Remote {
+    let lines = ["url: \(server.url(folder))", "password_file: \(passwordFile ?? server.passwordFile)"]
+        + (server.tls ? ["ca_file: \(server.certificate)"] : ["tls: off"])
+        + extra.split(separator: "\n").map(String.init)
+    let text = "identity:\n  id: alice\nremotes:\n  server:\n" + lines.map { "    " + $0 }.joined(separator: "\n") + "\n"
+    return try #require(try PolicyLoader.parse(text, file: "/tmp/policies.yaml").remotes["server"])
+}
+
+func temporaryFile(_ bytes: [UInt8]) throws -> FileDescriptor {
+    let path = NSTemporaryDirectory() + "cx-src-" + UUID().uuidString
+    try FileSystem.writeFileAtomically(path, contents: bytes)
+    return try FileDescriptor.openForReading(path)
+}
+
+func failure(_ body: () throws -> Void) -> TransportError? {
+    do {
+        try body()
+        return nil
+    } catch let error as TransportError {
+        return error
+    } catch {
+        return TransportError(.transient, "unexpected \(error)")
+    }
+}
+
+@Suite(.enabled(if: canRunServerTests, "needs root to run vsftpd"), .serialized)
+struct FTPTransportTests {
+    let server = FTPTestServer.shared
+
+    @Test(arguments: [("empty", 0), ("one-byte", 1), ("name with spaces", 3_000_001), ("ünïcödé ñame", 10)])
+    func roundTripOverTLSIsByteIdentical(name: String, size: Int) throws {
+        let folder = "f-" + UUID().uuidString.prefix(8)
+        let ftp = try FTPTransport(remote: try remote(server, folder: folder))
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        try ftp.makeDirectories("alice->bob")
+        let written = try ftp.upload(from: try temporaryFile(bytes), to: "alice->bob/.\(name).part",
+                                     attributes: .init(modificationNanoseconds: 1_700_000_000_000_000_000, mode: 0o640)) { _ in true }
+        #expect(written == Int64(size))
+        try ftp.rename("alice->bob/.\(name).part", to: "alice->bob/\(name)", replacing: false)
+        let onServer = try #require(try FileSystem.status("\(server.home)/\(folder)/alice->bob/\(name)"))
+        #expect(onServer.modificationNanoseconds == 1_700_000_000_000_000_000, "mtime kept (MDTM)")
+        #expect(onServer.mode == 0o640, "SITE CHMOD applied")
+        let listed = try ftp.list("alice->bob")
+        #expect(listed.map(\.name) == [name])
+        #expect(listed.first?.size == Int64(size))
+
+        let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
+        #expect(try ftp.download("alice->bob/\(name)", size: Int64(size), from: 0, to: try FileDescriptor.create(local)) { _ in true }
+                == Int64(size))
+        #expect(try FileSystem.readFile(local) == bytes)
+        try ftp.delete("alice->bob/\(name)")
+        try ftp.delete("alice->bob/\(name)")
+        #expect(try ftp.list("alice->bob").isEmpty)
+        #expect(try ftp.list("absent").isEmpty)
+    }
+
+    @Test func downloadResumesFromAnOffset() throws {
+        let ftp = try FTPTransport(remote: try remote(server))
+        let bytes = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        _ = try ftp.upload(from: try temporaryFile(bytes), to: "resume.bin", attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+        let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
+        try FileSystem.writeFileAtomically(local, contents: Array(bytes[0..<400_000]))
+        #expect(try ftp.download("resume.bin", size: 1_000_000, from: 400_000, to: try FileDescriptor.open(local, flags: O_WRONLY | O_APPEND)) { _ in true }
+                == 600_000)
+        #expect(try FileSystem.readFile(local) == bytes)
+    }
+
+    @Test func renameWithoutReplaceRefuses() throws {
+        let ftp = try FTPTransport(remote: try remote(server))
+        for (name, text) in [(".new.part", "new"), ("target", "old")] {
+            _ = try ftp.upload(from: try temporaryFile(Array(text.utf8)), to: name, attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+        }
+        #expect(failure { try ftp.rename(".new.part", to: "target", replacing: false) }?.kind == .alreadyExists)
+        try ftp.rename(".new.part", to: "target", replacing: true)
+        #expect(try ftp.list("").map(\.name) == ["target"])
+    }
+
+    @Test func listingTellsLinksAndFolders() throws {
+        let folder = "f-" + UUID().uuidString.prefix(8)
+        let ftp = try FTPTransport(remote: try remote(server, folder: folder))
+        try ftp.makeDirectories("sub")
+        try FileManager.default.createSymbolicLink(atPath: "\(server.home)/\(folder)/link", withDestinationPath: "/etc/passwd")
+        #expect(try ftp.list("").map { "\($0.name):\($0.kind)" } == ["link:symlink", "sub:directory"])
+    }
+
+    @Test func wrongPasswordIsRefused() throws {
+        let error = failure { _ = try FTPTransport(remote: try remote(server, passwordFile: server.wrongPasswordFile)) }
+        #expect(error?.kind == .refused)
+        #expect(error?.message.hasPrefix("authentication failed for cxdrop@127.0.0.1:\(server.port)") == true, "\(error?.message ?? "")")
+    }
+
+    @Test func certificateFromAnotherCAIsRefused() throws {
+        let text = """
+            identity:
+              id: a
+            remotes:
+              s:
+                url: \(server.url("x"))
+                password_file: \(server.passwordFile)
+                ca_file: \(server.otherCA)
+            """
+        let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
+        let error = failure { _ = try FTPTransport(remote: remote) }
+        #expect(error?.kind == .refused)
+        #expect(error?.message.contains("the server's TLS certificate cannot be trusted") == true, "\(error?.message ?? "")")
+    }
+
+    @Test func tlsRequiredButServerWithoutTLSIsRefused() throws {
+        let plain = try FTPTestServer(tls: false)
+        let text = """
+            identity:
+              id: a
+            remotes:
+              s:
+                url: \(plain.url("x"))
+                password_file: \(plain.passwordFile)
+            """
+        let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
+        let error = failure { _ = try FTPTransport(remote: remote) }
+        #expect(error?.kind == .refused)
+        #expect(error?.message.contains("the server does not offer TLS (AUTH TLS refused)") == true, "\(error?.message ?? "")")
+        // Plain FTP works when the policy says so.
+        let allowed = try FTPTransport(remote: try ConnectXpertFTPTests.remote(plain))
+        try allowed.makeDirectories("")
+        #expect(try allowed.list("").isEmpty)
+    }
+
+    @Test func permissionDeniedNamesThePath() throws {
+        let text = """
+            identity:
+              id: a
+            remotes:
+              s:
+                url: ftp://cxdrop@127.0.0.1:\(server.port)/etc/connectxpert-test
+                password_file: \(server.passwordFile)
+                ca_file: \(server.certificate)
+            """
+        let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
+        let ftp = try FTPTransport(remote: remote)
+        let error = failure {
+            _ = try ftp.upload(from: try temporaryFile([1]), to: "x.part", attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+        }
+        #expect(error?.kind == .permanent)
+        #expect(error?.message.contains("cannot upload /etc/connectxpert-test/x.part") == true, "\(error?.message ?? "")")
+    }
+}

@@ -1,0 +1,120 @@
+import ConnectXpertSystem
+import Foundation
+
+/// The package's root folder.
+public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+/// Whether integration tests that need root (a real sshd logging a user in) can run. Under CI
+/// they always run, so that a missing server or privilege fails instead of skipping.
+public let canRunServerTests = getuid() == 0 || ProcessInfo.processInfo.environment["CI"] == "true"
+
+/// A server for the tests, started on 127.0.0.1 by a script in `scripts/test-servers/`, with the
+/// test login `cxdrop` (home /var/lib/cxdrop). Stopped when released, and at the latest when the
+/// test process exits.
+public class TestServer: @unchecked Sendable {
+    public let folder: String
+    public let port: Int
+    public let user = "cxdrop"
+    public let home = "/var/lib/cxdrop"
+    private let script: String
+    private let options: [String]
+
+    init(script: String, options: [String] = []) throws {
+        self.script = joinPath(packageRoot, "scripts/test-servers", script)
+        self.options = options
+        folder = NSTemporaryDirectory() + "cx-\(script)-" + UUID().uuidString.prefix(8)
+        port = try freePort()
+        try start()
+        TestServer.stopAtExit(script: self.script, folder: folder)
+    }
+
+    deinit { stop() }
+
+    public func start() throws {
+        try runChecked(script, ["start", folder, String(port)] + options)
+    }
+
+    public func stop() {
+        _ = try? runProgram(script, ["stop", folder])
+    }
+
+    public var passwordFile: String { joinPath(folder, "password") }
+    public var wrongPasswordFile: String { joinPath(folder, "wrong_password") }
+
+    /// Servers still running when the test process exits (shared ones are never released).
+    nonisolated(unsafe) private static var running: [(script: String, folder: String)] = []
+    private static let exitLock = NSLock()
+
+    private static func stopAtExit(script: String, folder: String) {
+        exitLock.lock()
+        defer { exitLock.unlock() }
+        if running.isEmpty {
+            atexit {
+                for server in TestServer.running { _ = try? runProgram(server.script, ["stop", server.folder]) }
+            }
+        }
+        running.append((script, folder))
+    }
+}
+
+/// A private OpenSSH server (`scripts/test-servers/sshd`).
+public final class SSHTestServer: TestServer, @unchecked Sendable {
+    /// One server for the tests that do not stop or restart theirs.
+    public static let shared: SSHTestServer = try! SSHTestServer()
+
+    public init() throws { try super.init(script: "sshd") }
+
+    public var knownHosts: String { joinPath(folder, "known_hosts") }
+    public var clientKey: String { joinPath(folder, "client_key") }
+    public var protectedKey: String { joinPath(folder, "client_key_protected") }
+    public var passphraseFile: String { joinPath(folder, "passphrase") }
+    public var strangerKey: String { joinPath(folder, "stranger_key") }
+    public var hostPublicKey: String { joinPath(folder, "host_ed25519.pub") }
+
+    /// An sftp URL for a folder below the login's home.
+    public func url(_ folder: String) -> String { "sftp://\(user)@127.0.0.1:\(port)/~/\(folder)" }
+}
+
+/// A private vsftpd (`scripts/test-servers/vsftpd`): explicit TLS required, or plain FTP.
+public final class FTPTestServer: TestServer, @unchecked Sendable {
+    public static let shared: FTPTestServer = try! FTPTestServer(tls: true)
+
+    public let tls: Bool
+
+    public init(tls: Bool) throws {
+        self.tls = tls
+        try super.init(script: "vsftpd", options: [tls ? "tls" : "plain"])
+    }
+
+    /// The server's certificate, to trust with `ca_file`.
+    public var certificate: String { joinPath(folder, "cert.pem") }
+    /// A CA that did not sign the server's certificate.
+    public var otherCA: String { joinPath(folder, "other-ca.pem") }
+
+    public func url(_ folder: String) -> String { "ftp://\(user)@127.0.0.1:\(port)/~/\(folder)" }
+}
+
+public struct TestServerError: Error, CustomStringConvertible {
+    public let message: String
+    public init(message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// A TCP port free on 127.0.0.1 at the time of asking.
+public func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    try withUnsafeMutablePointer(to: &address) { pointer in
+        try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { raw in
+            try syscall("bind") { bind(fd, raw, length) }
+            try syscall("getsockname") { getsockname(fd, raw, &length) }
+        }
+    }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
