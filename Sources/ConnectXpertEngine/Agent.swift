@@ -50,6 +50,15 @@ public final class Agent: Sendable {
         scheduler = Scheduler(threads: 16) { remote in
             current.value.withLock { $0.remotes[remote]?.maxConnections ?? 1 }
         }
+        warnAboutPlainTransports(policy)
+    }
+
+    /// Plain FTP is allowed only when the policy says so, and then it is said again in the log.
+    private func warnAboutPlainTransports(_ policy: Policy) {
+        for remote in policy.remotes.values.sorted(by: { $0.name < $1.name }) where remote.ftp?.tls == .off {
+            logger.warning("remote uses plain FTP (tls: off): its password and files cross the network readable",
+                           metadata: ["transfer.remote": "\(remote.name)"])
+        }
     }
 
     public var policy: Policy { current.value.withLock { $0 } }
@@ -67,6 +76,7 @@ public final class Agent: Sendable {
         adjusted.spool = old.spool
         current.value.withLock { $0 = adjusted }
         pool.retain(only: adjusted.remotes)
+        warnAboutPlainTransports(adjusted)
     }
 
     // MARK: Work intake

@@ -194,6 +194,33 @@ func problems(_ text: String) -> [String] {
         #expect(problems(bad).first?.contains("'rw-r-----' is not a file mode: write it in octal") == true)
     }
 
+    @Test func ftpRemotes() throws {
+        let folder = try temporaryFolder()
+        let secret = joinPath(folder, "pw")
+        try FileSystem.writeFileAtomically(secret, contents: Array("pw".utf8), mode: 0o600)
+        func ftp(_ url: String, _ extra: String = "") -> String {
+            validPolicy.replacingOccurrences(of: "url: file:///srv/drop", with: "url: \(url)\n    password_file: \(secret)\(extra)")
+        }
+        let explicit = try #require(try parse(ftp("ftp://cx@ftp.example.org/~/drop")).remotes["drop"]?.ftp)
+        #expect(explicit == FTPSettings(host: "ftp.example.org", port: 21, user: "cx", tls: .required, caFile: nil, active: false))
+        #expect(try parse(ftp("ftp://cx@h/~/drop")).remotes["drop"]?.path == "drop")
+        let implicit = try #require(try parse(ftp("ftps://cx@h:2990/srv/drop")).remotes["drop"])
+        #expect(implicit.ftp?.tls == .implicit)
+        #expect(implicit.ftp?.port == 2990)
+        #expect(implicit.path == "/srv/drop")
+        #expect(try parse(ftp("ftp://cx@h/", "\n    tls: off\n    active: true")).remotes["drop"]?.ftp?.tls == .off)
+
+        #expect(problems(ftp("ftps://cx@h/", "\n    tls: off")).first?.contains("ftps:// is TLS from the first byte") == true)
+        #expect(problems(ftp("ftp://cx@h/", "\n    tls: implicit")).first?.contains("implicit TLS is written as an ftps:// URL") == true)
+        #expect(problems(ftp("ftp://h/")).first?.contains("name the FTP user in the URL") == true)
+        #expect(problems(validPolicy.replacingOccurrences(of: "file:///srv/drop", with: "ftp://cx@h/")).first?
+            .contains("an ftp remote needs password_file or password_env (or anonymous: true)") == true)
+        #expect(problems(validPolicy.replacingOccurrences(of: "url: file:///srv/drop", with: "url: file:///srv/drop\n    tls: off")).first?
+            .contains("tls applies to ftp:// and ftps:// remotes only") == true)
+        #expect(try parse(validPolicy.replacingOccurrences(of: "url: file:///srv/drop", with: "url: ftp://h/\n    anonymous: true"))
+            .remotes["drop"]?.ftp?.user == nil)
+    }
+
     @Test func unsupportedSchemeIsExplained() {
         let text = validPolicy.replacingOccurrences(of: "file:///srv/drop", with: "gopher://x/")
         #expect(problems(text).first?.contains("unknown URL scheme 'gopher'; use file, sftp, ftp or ftps") == true)
