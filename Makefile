@@ -36,7 +36,7 @@ bench: test-deps
 	@scripts/apt-install $(APT_BENCH)
 	$(SWIFT) build -c release
 	python3 scripts/bench.py $(CURDIR)/$(RELEASE)
-	python3 scripts/bench_sftp.py $(CURDIR)/$(RELEASE)
+	python3 scripts/bench_servers.py $(CURDIR)/$(RELEASE)
 
 demo: build
 	scripts/demo $(CURDIR)/$(BINARY)

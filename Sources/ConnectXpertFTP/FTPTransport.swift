@@ -139,13 +139,13 @@ public final class FTPTransport: Transport {
                     $0.receive(into: collect)
                 }
                 return FTPListing.parseMLSD(String(decoding: listing, as: UTF8.self))
-            } catch let error as TransportError where curl.replies.last.map({ $0.hasPrefix("500") || $0.hasPrefix("502") }) ?? false {
-                _ = error
-                supportsMLSD = false
-                listing = Data()
             } catch {
-                if isMissingFolder { return [] }
-                throw error
+                guard serverRefusedCommand else {
+                    if isMissingFolder { return [] }
+                    throw error
+                }
+                supportsMLSD = false  // 500/502: the server has no MLSD; LIST from now on
+                listing = Data()
             }
         }
         do {
@@ -158,6 +158,11 @@ public final class FTPTransport: Transport {
             throw error
         }
         return FTPListing.parseUnix(String(decoding: listing, as: UTF8.self))
+    }
+
+    /// The last request's command is unknown to the server (500, 502).
+    private var serverRefusedCommand: Bool {
+        curl.replies.last.map { $0.hasPrefix("500") || $0.hasPrefix("502") } ?? false
     }
 
     /// The last request failed because a folder on its way does not exist (CWD refused with 550).

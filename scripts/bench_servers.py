@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""make bench, the transports: the agent against the peer tools on the same private server on
+loopback, in one run: OpenSSH sftp -b, rclone and lftp on an sshd (issue 3); curl, lftp and rclone
+on a vsftpd with explicit TLS (issue 4). Prints files/s and MB/s, the agent's ratio to the best
+peer, and the agent's peak RSS."""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench as local_bench  # noqa: E402  (the inotify latency measurement)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL, SMALL_SIZE, LARGE = 1000, 4096, 512 << 20
+
+
+def run(args, **kw):
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+
+
+def timed(args, **kw):
+    """Wall time of a command, and the peak RSS (KiB) of the command itself."""
+    start = time.monotonic()
+    out = subprocess.run(["/usr/bin/time", "-f", "%M"] + args, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, **kw)
+    elapsed = time.monotonic() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"failed ({out.returncode}): {' '.join(args)}\n{out.stderr[-2000:]}")
+    return elapsed, int(out.stderr.strip().splitlines()[-1])
+
+
+class ServerBench:
+    """What every server bench shares: a private server started by a script in
+    scripts/test-servers/, the test files, the agent's runs and the table of ratios."""
+
+    def __init__(self, binary, script, options=()):
+        self.binary = binary
+        self.script = os.path.join(ROOT, "scripts/test-servers", script)
+        self.dir = tempfile.mkdtemp(prefix=f"cx-bench-{script}-")
+        os.chmod(self.dir, 0o755)  # the server reads files in it as the test login
+        self.server = os.path.join(self.dir, "server")
+        self.port = 2400 + os.getpid() % 1000 + (100 if script == "vsftpd" else 0)
+        run([self.script, "start", self.server, str(self.port), *options])
+        self.home = "/var/lib/cxdrop"
+        self.rows = []
+        self.rss = []
+
+    def close(self):
+        run([self.script, "stop", self.server])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def remote(self, name):
+        path = os.path.join(self.home, name)
+        shutil.rmtree(path, ignore_errors=True)
+        return name
+
+    def small_files(self):
+        folder = os.path.join(self.dir, "small")
+        if not os.path.isdir(folder):
+            os.makedirs(folder)
+            for index in range(SMALL):
+                with open(os.path.join(folder, f"f{index:04d}"), "wb") as f:
+                    f.write(os.urandom(SMALL_SIZE))
+        return folder
+
+    def large_file(self):
+        source = os.path.join(self.dir, "large.bin")
+        with open(source, "wb") as f:
+            for _ in range(LARGE >> 20):
+                f.write(os.urandom(1 << 20))
+        with open(source, "rb") as f:  # warm the page cache: every tool reads from memory
+            while f.read(1 << 24):
+                pass
+        return source
+
+    def stage_remote(self, remote):
+        """The small files, put on the server in remote/alice->bob/ as if alice had sent them."""
+        path = os.path.join(self.home, remote, "alice->bob")
+        shutil.rmtree(os.path.join(self.home, remote), ignore_errors=True)
+        shutil.copytree(self.small_files(), path)
+        run(["chown", "-R", "cxdrop:cxdrop", os.path.join(self.home, remote)])
+        return f"{remote}/alice->bob"
+
+    def remote_lines(self, remote):
+        raise NotImplementedError
+
+    def policy(self, folder_name, remote, identity="alice", extra=""):
+        folder = os.path.join(self.dir, "agents", folder_name)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "policies.yaml"), "w") as f:
+            f.write(f"identity:\n  id: {identity}\nremotes:\n  server:\n"
+                    + "".join(f"    {line}\n" for line in self.remote_lines(remote))
+                    + f"outbox:\n  - remote: server\n{extra}")
+        return folder
+
+    def agent(self, folder):
+        elapsed, rss = timed([self.binary, "run", "--once", "--policy", "policies.yaml", "--log-level", "error"], cwd=folder)
+        self.rss.append(rss)
+        return elapsed
+
+    def agent_upload(self, name, source):
+        folder = self.policy(name, self.remote(f"a-{name}"))
+        outbox = os.path.join(folder, "spool/outbox/bob")
+        if os.path.isdir(source):
+            shutil.copytree(source, outbox)
+        else:
+            os.makedirs(outbox)
+            shutil.copy(source, outbox)
+        return self.agent(folder)
+
+    def agent_download(self):
+        remote = self.stage_remote("d-agent").split("/")[0]
+        folder = self.policy("bob", remote, identity="bob", extra="inbox:\n  - remote: server\n")
+        return self.agent(folder)
+
+    def table(self, title, rates, unit, target, peers=None):
+        agent = rates.pop("connectxpert run --once")
+        best_name, best = max(((k, v) for k, v in rates.items() if peers is None or k in peers), key=lambda kv: kv[1])
+        print(f"\n{title} ({unit}, higher is better)")
+        for name, value in sorted(rates.items(), key=lambda kv: -kv[1]):
+            print(f"  {name:40}{value:10.0f}")
+        ratio = agent / best
+        verdict = "met" if ratio >= target else "NOT MET"
+        print(f"  {'connectxpert run --once':40}{agent:10.0f}   {ratio:.2f}x {best_name}; target {target}x: {verdict}")
+        self.rows.append((title, ratio, target))
+
+    def report(self):
+        peak = max(self.rss) / 1024
+        print(f"\npeak RSS of the agent: {peak:.0f} MiB (target under 64 MiB): {'met' if peak < 64 else 'NOT MET'}")
+        missed = [title for title, ratio, target in self.rows if ratio < target] + (["peak RSS"] if peak >= 64 else [])
+        if missed:
+            print("targets not met: " + ", ".join(missed))
+
+
+class SFTPBench(ServerBench):
+    """Issue 3: on a private OpenSSH sshd."""
+
+    def __init__(self, binary):
+        super().__init__(binary, "sshd")
+        self.key = os.path.join(self.server, "client_key")
+        self.known = os.path.join(self.server, "known_hosts")
+        self.ssh = ["-i", self.key, "-o", f"UserKnownHostsFile={self.known}", "-o", "BatchMode=yes"]
+
+    def remote_lines(self, remote):
+        return [f"url: sftp://cxdrop@127.0.0.1:{self.port}/~/{remote}", f"key_file: {self.key}", f"known_hosts: {self.known}"]
+
+    def run_all(self):
+        print("\n== SFTP (issue 3), on a private OpenSSH sshd")
+        self.upload_small()
+        self.download_small()
+        self.upload_large()
+        self.daemon_latency()
+        self.report()
+
+    def sftp_batch(self, commands):
+        batch = os.path.join(self.dir, "batch")
+        with open(batch, "w") as f:
+            f.write(commands)
+        return ["sftp", "-q", "-b", batch, "-P", str(self.port)] + self.ssh + ["cxdrop@127.0.0.1"]
+
+    def upload_small(self):
+        source = self.small_files()
+        results = {}
+        remote = self.remote("b-sftp")
+        results["OpenSSH sftp -b"] = timed(self.sftp_batch(f"-mkdir {remote}\nput {source}/* {remote}/\n"))[0]
+        remote = self.remote("b-rclone")
+        results["rclone (4 transfers)"] = timed(["rclone", "copy", source, f":sftp:{remote}"] + self.rclone_flags())[0]
+        remote = self.remote("b-lftp")
+        results["lftp mirror -R (4)"] = timed(["lftp", "-c", self.lftp_open() + f"; mirror -R --parallel=4 {source} {remote}"])[0]
+        results["connectxpert run --once"] = self.agent_upload("small", source)
+        self.table("A: upload 1000 x 4 KiB", {k: SMALL / v for k, v in results.items()}, "files/s", 1.2)
+
+    def download_small(self):
+        results = {}
+        down = os.path.join(self.dir, "down")
+        for peer in ["sftp", "rclone", "lftp"]:
+            shutil.rmtree(down, ignore_errors=True)
+            os.makedirs(down)
+            remote = self.stage_remote(f"d-{peer}")
+            if peer == "sftp":
+                results["OpenSSH sftp -b"] = timed(self.sftp_batch(f"get {remote}/* {down}/\nrm {remote}/*\n"))[0]
+            elif peer == "rclone":
+                results["rclone move (4 transfers)"] = timed(["rclone", "move", f":sftp:{remote}", down] + self.rclone_flags())[0]
+            else:
+                results["lftp mirror --Remove-source-files (4)"] = timed(["lftp", "-c", self.lftp_open()
+                    + f"; mirror --Remove-source-files --parallel=4 '{remote}' '{down}'"])[0]
+        results["connectxpert run --once"] = self.agent_download()
+        self.table("C: download and delete 1000 x 4 KiB", {k: SMALL / v for k, v in results.items()}, "files/s", 1.2)
+
+    def upload_large(self):
+        source = self.large_file()
+        results = {}
+        self.remote("c-sftp")
+        results["OpenSSH sftp -b"] = timed(self.sftp_batch(f"-mkdir c-sftp\nput {source} c-sftp/large.bin\n"))[0]
+        results["connectxpert run --once"] = self.agent_upload("large", source)
+        with open(source, "rb") as f:
+            start = time.monotonic()
+            subprocess.run(["ssh", "-p", str(self.port), "-c", "aes128-ctr", "-m", "hmac-sha2-256"] + self.ssh
+                           + ["cxdrop@127.0.0.1", "cat >/dev/null"], stdin=f, check=True)
+            ceiling = time.monotonic() - start
+        mb = LARGE / 1e6
+        self.table("B: upload one 512 MiB file", {k: mb / v for k, v in results.items()}, "MB/s", 1.0,
+                   peers=["OpenSSH sftp -b"])
+        print(f"  ceiling: ssh 'cat >/dev/null' with aes128-ctr + hmac-sha2-256 (what libssh2 negotiates): {mb / ceiling:.0f} MB/s")
+
+    def daemon_latency(self):
+        """Daemon mode: from a file's arrival in the outbox to its final name on the server."""
+        remote = self.remote("e-daemon")
+        folder = self.policy("daemon", remote)
+        outbox = os.path.join(folder, "spool/outbox/bob")
+        target = os.path.join(self.home, remote, "alice->bob")
+        os.makedirs(outbox)
+        os.makedirs(target)
+        run(["chown", "-R", "cxdrop:cxdrop", os.path.join(self.home, remote)])
+        stage = os.path.join(self.dir, "stage")
+        os.makedirs(stage, exist_ok=True)
+        with open(os.path.join(self.dir, "daemon.log"), "w") as log:
+            agent = subprocess.Popen([self.binary, "run", "--policy", "policies.yaml", "--log-level", "error"],
+                                     cwd=folder, stderr=log)
+        try:
+            time.sleep(1)
+            median, p99 = local_bench.measure(outbox, target, stage, hidden=False)
+        finally:
+            agent.terminate()
+            agent.wait(30)
+        print(f"\nD: daemon mode, file closed in the outbox -> final name on the server ({local_bench.ROUNDS} files)")
+        print(f"  median {median:.2f} ms, p99 {p99:.2f} ms")
+
+    def rclone_flags(self):
+        return ["--sftp-host", "127.0.0.1", "--sftp-port", str(self.port), "--sftp-user", "cxdrop",
+                "--sftp-key-file", self.key, "--sftp-known-hosts-file", self.known, "--transfers", "4",
+                "--sftp-disable-hashcheck", "-q"]
+
+    def lftp_open(self):
+        connect = f"ssh -a -x -i {self.key} -o UserKnownHostsFile={self.known} -o BatchMode=yes"
+        return f"set sftp:connect-program '{connect}'; open -u cxdrop, -p {self.port} sftp://127.0.0.1"
+
+
+class FTPBench(ServerBench):
+    """Issue 4: on a vsftpd with explicit TLS required, as the agent's default is."""
+
+    def __init__(self, binary):
+        super().__init__(binary, "vsftpd", ["tls"])
+        self.cert = os.path.join(self.server, "cert.pem")
+        self.password = open(os.path.join(self.server, "password")).read().strip()
+        self.url = f"ftp://127.0.0.1:{self.port}"
+
+    def remote_lines(self, remote):
+        return [f"url: ftp://cxdrop@127.0.0.1:{self.port}/~/{remote}",
+                f"password_file: {os.path.join(self.server, 'password')}", f"ca_file: {self.cert}"]
+
+    def curl(self, *args):
+        return ["curl", "-s", "-S", "--ssl-reqd", "--cacert", self.cert, "-u", f"cxdrop:{self.password}", *args]
+
+    def lftp(self, command):
+        return ["lftp", "-c", f"set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:ca-file {self.cert}; "
+                f"open -u cxdrop,{self.password} -p {self.port} ftp://127.0.0.1; {command}"]
+
+    def rclone(self, *args):
+        obscured = subprocess.run(["rclone", "obscure", self.password], capture_output=True, text=True, check=True).stdout.strip()
+        return ["rclone", *args, "--ftp-host", "127.0.0.1", "--ftp-port", str(self.port), "--ftp-user", "cxdrop",
+                "--ftp-pass", obscured, "--ftp-explicit-tls", "--ftp-no-check-certificate",  # rclone 1.60 has no CA option for FTP
+                "--transfers", "4", "-q"]
+
+    def peer(self, results, name, args):
+        """Times a peer; one that fails is reported and left out, not fatal."""
+        try:
+            results[name] = timed(args)[0]
+        except RuntimeError as error:
+            print(f"  ({name} left out: {str(error).splitlines()[1] if len(str(error).splitlines()) > 1 else error})")
+
+    def run_all(self):
+        print("\n== FTP with explicit TLS (issue 4), on a private vsftpd")
+        source = self.small_files()
+        names = sorted(os.listdir(source))
+        results = {}
+        remote = self.remote("u-curl")
+        self.peer(results, "curl -T {1000 files}", self.curl("--ftp-create-dirs", "-T", f"{source}/{{{','.join(names)}}}",
+                                                             f"{self.url}/{remote}/"))
+        remote = self.remote("u-lftp")
+        self.peer(results, "lftp mirror -R (4)", self.lftp(f"mirror -R --parallel=4 {source} {remote}"))
+        remote = self.remote("u-rclone")
+        self.peer(results, "rclone copy (4 transfers)", self.rclone("copy", source, f":ftp:{remote}"))
+        results["connectxpert run --once"] = self.agent_upload("small", source)
+        self.table("upload 1000 x 4 KiB", {k: SMALL / v for k, v in results.items()}, "files/s", 1.2)
+
+        results = {}
+        down = os.path.join(self.dir, "down")
+        for peer in ["curl", "lftp", "rclone"]:
+            shutil.rmtree(down, ignore_errors=True)
+            os.makedirs(down)
+            remote = self.stage_remote(f"d-{peer}")
+            if peer == "curl":
+                fetch = {}
+                self.peer(fetch, "get", self.curl("-o", f"{down}/#1", f"{self.url}/{remote}/f[0000-{SMALL - 1:04d}]"))
+                deletes = [arg for name in names for arg in ("-Q", f"DELE {self.home}/{remote}/{name}")]
+                self.peer(fetch, "delete", self.curl("-I", *deletes, f"{self.url}/{remote}/"))
+                if len(fetch) == 2:
+                    results["curl (get all, then DELE all)"] = fetch["get"] + fetch["delete"]
+            elif peer == "lftp":
+                self.peer(results, "lftp mirror --Remove-source-files (4)",
+                          self.lftp(f"mirror --Remove-source-files --parallel=4 '{remote}' '{down}'"))
+            else:
+                self.peer(results, "rclone move (4 transfers)", self.rclone("move", f":ftp:{remote}", down))
+        results["connectxpert run --once"] = self.agent_download()
+        self.table("download and delete 1000 x 4 KiB", {k: SMALL / v for k, v in results.items()}, "files/s", 1.2)
+
+        large = self.large_file()
+        results = {}
+        remote = self.remote("l-curl")
+        self.peer(results, "curl -T", self.curl("--ftp-create-dirs", "-T", large, f"{self.url}/{remote}/"))
+        results["connectxpert run --once"] = self.agent_upload("large", large)
+        mb = LARGE / 1e6
+        self.table("upload one 512 MiB file", {k: mb / v for k, v in results.items()}, "MB/s", 0.9)
+        self.report()
+
+
+def main():
+    binary = sys.argv[1]
+    for kind in (SFTPBench, FTPBench):
+        bench = kind(binary)
+        try:
+            bench.run_all()
+        except RuntimeError as error:
+            sys.exit(f"{error}")
+        finally:
+            bench.close()
+
+
+if __name__ == "__main__":
+    main()
