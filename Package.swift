@@ -61,7 +61,8 @@ let package = Package(
         ]),
 
         // Starts the servers integration tests need (scripts/test-servers/).
-        .target(name: "ConnectXpertTestSupport", dependencies: ["ConnectXpertSystem"], path: "Tests/ConnectXpertTestSupport"),
+        .target(name: "ConnectXpertTestSupport", dependencies: ["ConnectXpertSystem", "ConnectXpertTransport"],
+                path: "Tests/ConnectXpertTestSupport"),
         .testTarget(name: "ConnectXpertPolicyTests", dependencies: ["ConnectXpertPolicy"]),
         .testTarget(name: "ConnectXpertFTPTests", dependencies: [
             "ConnectXpertFTP", "ConnectXpertPolicy", "ConnectXpertTransport", "ConnectXpertSystem", "ConnectXpertTestSupport",

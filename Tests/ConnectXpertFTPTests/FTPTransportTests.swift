@@ -17,23 +17,6 @@ func remote(_ server: FTPTestServer, folder: String = "f-" + UUID().uuidString.p
     return try #require(try PolicyLoader.parse(text, file: "/tmp/policies.yaml").remotes["server"])
 }
 
-func temporaryFile(_ bytes: [UInt8]) throws -> FileDescriptor {
-    let path = NSTemporaryDirectory() + "cx-src-" + UUID().uuidString
-    try FileSystem.writeFileAtomically(path, contents: bytes)
-    return try FileDescriptor.openForReading(path)
-}
-
-func failure(_ body: () throws -> Void) -> TransportError? {
-    do {
-        try body()
-        return nil
-    } catch let error as TransportError {
-        return error
-    } catch {
-        return TransportError(.transient, "unexpected \(error)")
-    }
-}
-
 @Suite(.enabled(if: canRunServerTests, "needs root to run vsftpd"), .serialized)
 struct FTPTransportTests {
     let server = FTPTestServer.shared
@@ -81,7 +64,7 @@ struct FTPTransportTests {
         for (name, text) in [(".new.part", "new"), ("target", "old")] {
             _ = try ftp.upload(from: try temporaryFile(Array(text.utf8)), to: name, attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
         }
-        #expect(failure { try ftp.rename(".new.part", to: "target", replacing: false) }?.kind == .alreadyExists)
+        #expect(transportError { try ftp.rename(".new.part", to: "target", replacing: false) }?.kind == .alreadyExists)
         try ftp.rename(".new.part", to: "target", replacing: true)
         #expect(try ftp.list("").map(\.name) == ["target"])
     }
@@ -95,7 +78,7 @@ struct FTPTransportTests {
     }
 
     @Test func wrongPasswordIsRefused() throws {
-        let error = failure { _ = try FTPTransport(remote: try remote(server, passwordFile: server.wrongPasswordFile)) }
+        let error = transportError { _ = try FTPTransport(remote: try remote(server, passwordFile: server.wrongPasswordFile)) }
         #expect(error?.kind == .refused)
         #expect(error?.message.hasPrefix("authentication failed for cxdrop@127.0.0.1:\(server.port)") == true, "\(error?.message ?? "")")
     }
@@ -111,7 +94,7 @@ struct FTPTransportTests {
                 ca_file: \(server.otherCA)
             """
         let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
-        let error = failure { _ = try FTPTransport(remote: remote) }
+        let error = transportError { _ = try FTPTransport(remote: remote) }
         #expect(error?.kind == .refused)
         #expect(error?.message.contains("the server's TLS certificate cannot be trusted") == true, "\(error?.message ?? "")")
     }
@@ -127,7 +110,7 @@ struct FTPTransportTests {
                 password_file: \(plain.passwordFile)
             """
         let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
-        let error = failure { _ = try FTPTransport(remote: remote) }
+        let error = transportError { _ = try FTPTransport(remote: remote) }
         #expect(error?.kind == .refused)
         #expect(error?.message.contains("the server does not offer TLS (AUTH TLS refused)") == true, "\(error?.message ?? "")")
         // Plain FTP works when the policy says so.
@@ -148,7 +131,7 @@ struct FTPTransportTests {
             """
         let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
         let ftp = try FTPTransport(remote: remote)
-        let error = failure {
+        let error = transportError {
             _ = try ftp.upload(from: try temporaryFile([1]), to: "x.part", attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
         }
         #expect(error?.kind == .permanent)

@@ -24,25 +24,8 @@ func keyLogin(_ server: SSHTestServer) -> String {
     "key_file: \(server.clientKey)\nknown_hosts: \(server.knownHosts)"
 }
 
-func temporaryFile(_ bytes: [UInt8]) throws -> FileDescriptor {
-    let path = NSTemporaryDirectory() + "cx-src-" + UUID().uuidString
-    try FileSystem.writeFileAtomically(path, contents: bytes)
-    return try FileDescriptor.openForReading(path)
-}
-
 func sha256(_ path: String) throws -> String {
     String(try runChecked("/usr/bin/sha256sum", [path]).prefix(64))
-}
-
-func refusal(_ body: () throws -> Void) -> TransportError? {
-    do {
-        try body()
-        return nil
-    } catch let error as TransportError {
-        return error
-    } catch {
-        return TransportError(.transient, "unexpected \(error)")
-    }
 }
 
 @Suite(.enabled(if: canRunServerTests, "needs root to run sshd"), .serialized)
@@ -114,7 +97,7 @@ struct SFTPTransportTests {
         for (name, text) in [(".new.part", "new"), ("target", "old")] {
             _ = try sftp.upload(from: try temporaryFile(Array(text.utf8)), to: name, attributes: .init(modificationNanoseconds: 0, mode: nil)) { _ in true }
         }
-        #expect(refusal { try sftp.rename(".new.part", to: "target", replacing: false) }?.kind == .alreadyExists)
+        #expect(transportError { try sftp.rename(".new.part", to: "target", replacing: false) }?.kind == .alreadyExists)
         try sftp.rename(".new.part", to: "target", replacing: true)
         #expect(try sftp.list("").map(\.name) == ["target"], "nothing left aside")
         let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
@@ -143,18 +126,18 @@ struct SFTPTransportTests {
     }
 
     @Test func wrongCredentialsAreRefusedWithWhatWasTried() throws {
-        let wrongKey = refusal { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.strangerKey)\nknown_hosts: \(server.knownHosts)")) }
+        let wrongKey = transportError { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.strangerKey)\nknown_hosts: \(server.knownHosts)")) }
         #expect(wrongKey?.kind == .refused)
         #expect(wrongKey?.message.hasPrefix("authentication failed for cxdrop@127.0.0.1:\(server.port) with key \(server.strangerKey)") == true)
 
-        let wrongPassword = refusal { _ = try SFTPTransport(remote: try remote(server, extra: "password_file: \(server.wrongPasswordFile)\nknown_hosts: \(server.knownHosts)")) }
+        let wrongPassword = transportError { _ = try SFTPTransport(remote: try remote(server, extra: "password_file: \(server.wrongPasswordFile)\nknown_hosts: \(server.knownHosts)")) }
         #expect(wrongPassword?.kind == .refused)
         #expect(wrongPassword?.message.contains("with password from \(server.wrongPasswordFile)") == true)
     }
 
     @Test func unknownHostKeyIsRefusedWithItsFingerprint() throws {
         let empty = NSTemporaryDirectory() + "cx-kh-" + UUID().uuidString
-        let error = refusal { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: \(empty)")) }
+        let error = transportError { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: \(empty)")) }
         #expect(error?.kind == .refused)
         let fingerprint = try keygenFingerprint(server.hostPublicKey)
         #expect(error?.message.contains("256 \(fingerprint) [127.0.0.1]:\(server.port) (ED25519)") == true, "\(error?.message ?? "")")
@@ -168,7 +151,7 @@ struct SFTPTransportTests {
         try FileSystem.writeFileAtomically(other, contents: Array(
             "[127.0.0.1]:\(server.port) ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n".utf8))
         for policy in ["strict", "accept-new"] {
-            let error = refusal { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: \(other)\nhost_key: \(policy)")) }
+            let error = transportError { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: \(other)\nhost_key: \(policy)")) }
             #expect(error?.kind == .refused)
             #expect(error?.message.contains("has CHANGED") == true)
             #expect(error?.message.contains(try keygenFingerprint(server.hostPublicKey)) == true)
@@ -189,7 +172,7 @@ struct SFTPTransportTests {
         let fingerprint = try keygenFingerprint(server.hostPublicKey)
         _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: /nonexistent\nhost_key_fingerprint: \(fingerprint)"))
         let wrong = "SHA256:" + String(repeating: "A", count: 43)
-        let error = refusal { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nhost_key_fingerprint: \(wrong)")) }
+        let error = transportError { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nhost_key_fingerprint: \(wrong)")) }
         #expect(error?.kind == .refused)
         #expect(error?.message.contains("does not match the pinned host_key_fingerprint") == true)
     }
@@ -198,7 +181,7 @@ struct SFTPTransportTests {
         let port = try freePort()
         let text = "identity:\n  id: a\nremotes:\n  s:\n    url: sftp://cxdrop@127.0.0.1:\(port)/\n    key_file: \(server.clientKey)\n    timeout: 2s\n"
         let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
-        let error = refusal { _ = try SFTPTransport(remote: remote) }
+        let error = transportError { _ = try SFTPTransport(remote: remote) }
         #expect(error?.kind == .transient)
         #expect(error?.message == "cannot connect to 127.0.0.1:\(port): Connection refused")
     }
@@ -210,7 +193,7 @@ struct SFTPTransportTests {
         try runChecked("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,uid=\(server.user),gid=\(server.user)", "tmpfs", mountPoint])
         defer { _ = try? runProgram("/bin/umount", [mountPoint]) }
         let sftp = try SFTPTransport(remote: try remote(server, folder: folder, extra: keyLogin(server)))
-        let error = refusal {
+        let error = transportError {
             _ = try sftp.upload(from: try temporaryFile([UInt8](repeating: 7, count: 3 << 20)), to: ".big.part",
                                 attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
         }
@@ -230,7 +213,7 @@ struct SFTPTransportTests {
             """
         let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
         let sftp = try SFTPTransport(remote: remote)
-        let error = refusal { try sftp.makeDirectories("alice->bob") }
+        let error = transportError { try sftp.makeDirectories("alice->bob") }
         #expect(error?.kind == .permanent)
         #expect(error?.message == "sftp://cxdrop@127.0.0.1:\(server.port)//etc/connectxpert-test: cannot create the folder /etc/connectxpert-test: permission denied")
     }

@@ -1,0 +1,23 @@
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+
+/// A new file holding `bytes`, open for reading: an upload's source.
+public func temporaryFile(_ bytes: [UInt8]) throws -> FileDescriptor {
+    let path = NSTemporaryDirectory() + "cx-src-" + UUID().uuidString
+    try FileSystem.writeFileAtomically(path, contents: bytes)
+    return try FileDescriptor.openForReading(path)
+}
+
+/// The `TransportError` that `body` throws (an unexpected error becomes a transient one saying so),
+/// or `nil` when it succeeds.
+public func transportError(_ body: () throws -> Void) -> TransportError? {
+    do {
+        try body()
+        return nil
+    } catch let error as TransportError {
+        return error
+    } catch {
+        return TransportError(.transient, "unexpected \(error)")
+    }
+}
