@@ -16,8 +16,9 @@ public final class FTPTransport: Transport {
     /// The login directory (PWD after login), to make the base folder absolute.
     private var home = ""
     private var knownFolders: Set<String> = []
-    /// Whether the server answers MLSD; learnt on the first listing.
+    /// What the server's FEAT reply offers: MLSD listings (MLST) and setting times with MFMT.
     private var supportsMLSD = true
+    private var supportsMFMT = true
 
     public init(remote: Remote, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         guard let settings = remote.ftp else { throw TransportError(.permanent, "\(remote.name) is not an ftp remote") }
@@ -42,9 +43,18 @@ public final class FTPTransport: Transport {
             }
         }.first
         curl = try CurlEasy()
-        // Log in now: a refused login or TLS problem shows at connect time, and the home is learnt.
-        try request(url: serverURL(""), action: "log in to", path: "") { _ in }
+        // Log in now: a refused login or TLS problem shows at connect time; learn the home and
+        // what the server offers.
+        try request(url: serverURL(""), action: "log in to", path: "") {
+            $0.set(CURLOPT_NOBODY, 1)
+            $0.set(CURLOPT_QUOTE, lines: ["*FEAT"])
+        }
         home = curl.info(string: CURLINFO_FTP_ENTRY_PATH) ?? "/"
+        let features = Set(curl.replies.map { $0.trimmingCharacters(in: .whitespaces).uppercased() })
+        if features.contains(where: { $0.hasPrefix("211") }) {
+            supportsMLSD = features.contains { $0.hasPrefix("MLST") }
+            supportsMFMT = features.contains("MFMT")
+        }
     }
 
     // MARK: Paths
@@ -211,9 +221,9 @@ public final class FTPTransport: Transport {
         var sent: Int64 = 0
         var after: [String] = []
         if let time = attributes.modificationNanoseconds {
+            // MFMT where FEAT offers it, else MDTM with a time (vsftpd); a refusal is ignored.
             let stamp = FTPListing.format(nanoseconds: time)
-            // MFMT (RFC draft) where offered, else MDTM with a time (vsftpd); failures are ignored.
-            after += ["*MFMT \(stamp) \(target)", "*MDTM \(stamp) \(target)"]
+            after.append(supportsMFMT ? "*MFMT \(stamp) \(target)" : "*MDTM \(stamp) \(target)")
         }
         if let mode = attributes.mode { after.append("*SITE CHMOD \(String(mode, radix: 8)) \(target)") }
         // The callbacks live only as long as the request.
@@ -221,7 +231,6 @@ public final class FTPTransport: Transport {
             try request(url: serverURL(target), action: "upload", path: target) { curl in
                 curl.set(CURLOPT_UPLOAD, 1)
                 curl.set(CURLOPT_INFILESIZE_LARGE, offset: size)
-                curl.set(CURLOPT_FTP_CREATE_MISSING_DIRS, Int(CURLFTP_CREATE_DIR_RETRY.rawValue))
                 if !after.isEmpty { curl.set(CURLOPT_POSTQUOTE, lines: after) }
                 curl.send { buffer in
                     guard let count = try? source.read(into: buffer) else { return nil }
@@ -231,11 +240,13 @@ public final class FTPTransport: Transport {
             }
         }
         guard sent == size || sent == 0 && size == 0 else { throw TransferCancelled() }
-        // The server's own count: SIZE on the uploaded file.
-        guard let uploaded = try entry(at: path) else {
-            throw TransportError(.transient, "\(endpoint): \(target) is missing after the upload")
-        }
-        return uploaded.size
+        return try self.size(of: target)
+    }
+
+    /// The server's own count of a file's bytes (SIZE).
+    private func size(of target: String) throws -> Int64 {
+        try request(url: serverURL(target), action: "check the size of", path: target) { $0.set(CURLOPT_NOBODY, 1) }
+        return curl.info(offset: CURLINFO_CONTENT_LENGTH_DOWNLOAD_T)
     }
 
     public func rename(_ from: String, to: String, replacing: Bool) throws {
@@ -260,7 +271,14 @@ public final class FTPTransport: Transport {
             // The callbacks live only as long as the request.
             try withoutActuallyEscaping(progress) { progress in
                 try request(url: serverURL(target), action: "download", path: target) { curl in
-                    if offset > 0 { curl.set(CURLOPT_RESUME_FROM_LARGE, offset: offset) }
+                    if offset > 0 {
+                        curl.set(CURLOPT_RESUME_FROM_LARGE, offset: offset)  // REST: libcurl needs SIZE for it
+                    } else {
+                        // No SIZE before RETR: the listing gave the size, and the caller checks the bytes
+                        // against it. (vsftpd answers a SIZE sent while a passive connection waits only
+                        // after about 200 ms: ten times the cost of a small download.)
+                        curl.set(CURLOPT_IGNORE_CONTENT_LENGTH, 1)
+                    }
                     curl.receive { bytes in
                         do {
                             try destination.write(bytes)

@@ -50,6 +50,7 @@ struct FTPTransportTests {
 
     @Test func downloadResumesFromAnOffset() throws {
         let ftp = try FTPTransport(remote: try remote(server))
+        try ftp.makeDirectories("")
         let bytes = (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         _ = try ftp.upload(from: try temporaryFile(bytes), to: "resume.bin", attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
         let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
@@ -61,6 +62,7 @@ struct FTPTransportTests {
 
     @Test func renameWithoutReplaceRefuses() throws {
         let ftp = try FTPTransport(remote: try remote(server))
+        try ftp.makeDirectories("")
         for (name, text) in [(".new.part", "new"), ("target", "old")] {
             _ = try ftp.upload(from: try temporaryFile(Array(text.utf8)), to: name, attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
         }
