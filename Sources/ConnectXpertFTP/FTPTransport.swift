@@ -92,6 +92,10 @@ public final class FTPTransport: Transport {
         case .implicit: break
         }
         if let caFile = settings.caFile { curl.set(CURLOPT_CAINFO, caFile) }
+        // TLS 1.2 at most: with 1.3 the server sends session tickets on each data connection after
+        // the handshake, and closing an upload's data connection with a ticket unread resets it,
+        // which vsftpd reports as "426 Failure reading network stream" (seen in the tests).
+        if settings.tls != .off { curl.set(CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2) }
         if settings.active { curl.set(CURLOPT_FTPPORT, "-") }
         let timeout = Int(max(1, remote.timeout.seconds))
         curl.set(CURLOPT_CONNECTTIMEOUT, timeout)
