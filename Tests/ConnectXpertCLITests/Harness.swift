@@ -24,9 +24,10 @@ final class AgentProcess {
     let stderrPath: String
 
     init(_ arguments: [String], in folder: String, environment: [String: String] = [:]) throws {
+        // Logs go to the temporary folder, never into `folder` (which may be the package itself).
         let id = UUID().uuidString.prefix(8)
-        stdoutPath = joinPath(folder, "out-\(id).log")
-        stderrPath = joinPath(folder, "err-\(id).log")
+        stdoutPath = NSTemporaryDirectory() + "cx-out-\(id).log"
+        stderrPath = NSTemporaryDirectory() + "cx-err-\(id).log"
         _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
         _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: binary)
