@@ -36,8 +36,8 @@ public final class Agent: Sendable {
     let tallies = Mutex(Tally())
     /// Remote names already warned about, so each poll does not repeat the warning.
     let warned = Mutex(Set<String>())
-    /// Remotes that refused us (authentication, host key), with the reason.
-    let refusals = Mutex([String: String]())
+    /// Remotes that refused us (authentication, host key) since the last reload.
+    let refusedRemotes = Mutex(Set<String>())
 
     public init(policy: Policy, mode: RunMode, logger: Logger) throws {
         spool = Spool(root: policy.spool)
@@ -146,7 +146,7 @@ public final class Agent: Sendable {
             case .refused: return .refused
             case .permanent, .alreadyExists: return .permanent
             }
-        case let error as PermanentFailure: _ = error; return .permanent
+        case is PermanentFailure: return .permanent
         case let error as SystemError:
             return [EACCES, EPERM, ENAMETOOLONG, ELOOP].contains(error.errno) ? .permanent : .transient
         default: return .transient
@@ -170,8 +170,7 @@ public final class Agent: Sendable {
     /// `.<name>.cx<token>.part` beside `path`: hidden, temporary by every convention, and ours alone.
     func temporaryName(for path: String) -> String {
         let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        let folder = path.contains("/") ? parentDirectory(of: path) : ""
-        return joinPath(folder, ".\(lastComponent(of: path)).cx\(token).part")
+        return joinPath(folder(ofRelative: path), ".\(lastComponent(of: path)).cx\(token).part")
     }
 
     /// A progress callback for a transfer: saves the byte count for `status` at most twice a
@@ -190,14 +189,14 @@ public final class Agent: Sendable {
     /// A remote refused us: logged once per remote and reason; the work waits until a person acts
     /// (a reload, SIGHUP or restart tries again).
     func refused(_ error: Error, remote: String) {
-        refusals.withLock { $0[remote] = "\(error)" }
+        refusedRemotes.withLock { _ = $0.insert(remote) }
         warnOnce("\(error)", key: "refused \(remote) \(error)", metadata: ["transfer.remote": "\(remote)"], level: .error)
         count { $0.refused += 1 }
     }
 
     /// Whether a remote refused us since the last reload; work for it then waits without connecting.
     func isRefused(_ remote: String) -> Bool {
-        guard refusals.withLock({ $0[remote] != nil }) else { return false }
+        guard refusedRemotes.withLock({ $0.contains(remote) }) else { return false }
         count { $0.refused += 1 }
         return true
     }
@@ -210,7 +209,7 @@ public final class Agent: Sendable {
 
     /// Forgets refusals and warnings, so that a reload tries every remote again and reports what remains.
     func forgetRefusals() {
-        refusals.withLock { $0.removeAll() }
+        refusedRemotes.withLock { $0.removeAll() }
         warned.withLock { $0.removeAll() }
     }
 

@@ -153,7 +153,7 @@ extension Agent {
         }
         let temporary = record.temporary!
         let target = record.destination!
-        let folder = target.contains("/") ? parentDirectory(of: target) : ""
+        let folder = folder(ofRelative: target)
         log.debug("upload started", metadata: ["transfer.temporary": "\(temporary)"])
         try transport.makeDirectories(folder)
         let attributes = UploadAttributes(

@@ -129,7 +129,7 @@ public final class FTPTransport: Transport {
             return TransportError(.transient, "\(place): \(error)")
         default:
             // Reply codes: 4xx pass (busy, 421 closing, 452 disk full); 5xx need a person.
-            if let reply = error.replyCode, (500...599).contains(reply), reply != 550 || action != "delete" {
+            if let reply = error.replyCode, (500...599).contains(reply) {
                 let kind: TransportError.Kind = reply == 552 ? .transient : .permanent
                 return TransportError(kind, "\(place): \(error)")
             }

@@ -215,6 +215,11 @@ public func parentDirectory(of path: String) -> String {
     return String(path[..<slash])
 }
 
+/// The folder part of a relative path, "" when the path names a file at the top.
+public func folder(ofRelative path: String) -> String {
+    path.contains("/") ? parentDirectory(of: path) : ""
+}
+
 public func lastComponent(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return path }
     return String(path[path.index(after: slash)...])
