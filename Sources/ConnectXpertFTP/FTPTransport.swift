@@ -27,21 +27,8 @@ public final class FTPTransport: Transport {
         let scheme = settings.tls == .implicit ? "ftps" : "ftp"
         endpoint = "\(scheme)://\(settings.user ?? "anonymous")@\(settings.host):\(settings.port)"
             + (remote.path.isEmpty ? "" : "/" + remote.path)
-        password = try remote.credentials.lazy.compactMap { credential -> String? in
-            switch credential {
-            case .passwordFile(let path):
-                var text = String(decoding: try FileSystem.readFile(path), as: UTF8.self)
-                while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
-                return text
-            case .passwordEnvironment(let name):
-                guard let value = environment[name] else {
-                    throw TransportError(.refused, "\(remote.name): environment variable \(name) (password_env) is not set")
-                }
-                return value
-            case .keyFile:
-                return nil
-            }
-        }.first
+        password = try remote.credentials.lazy
+            .compactMap { try Secrets.password($0, environment: environment, place: remote.name) }.first
         curl = try CurlEasy()
         // Log in now: a refused login or TLS problem shows at connect time; learn the home and
         // what the server offers.

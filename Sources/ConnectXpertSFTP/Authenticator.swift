@@ -1,11 +1,10 @@
 import CSSH2
 import ConnectXpertPolicy
-import ConnectXpertSystem
 import ConnectXpertTransport
 import Foundation
 
 /// Logs a session in with the remote's credentials, in the order key file, agent, password. A
-/// refused login is a permanent failure that names what was tried.
+/// refused login is a `.refused` failure that names what was tried.
 enum Authenticator {
     static func authenticate(_ session: SSHSession, user: String, settings: SSHSettings, credentials: [Credential],
                              environment: [String: String], endpoint: String) throws {
@@ -14,7 +13,7 @@ enum Authenticator {
             switch credential {
             case .keyFile(let path):
                 tried.append("key \(path)")
-                let passphrase = try settings.passphraseFile.map(readSecret)
+                let passphrase = try settings.passphraseFile.map(Secrets.read)
                 if libssh2_userauth_publickey_fromfile_ex(session.raw, user, UInt32(user.utf8.count), nil, path, passphrase) == 0 {
                     return
                 }
@@ -27,20 +26,12 @@ enum Authenticator {
             if agentLogin(session, user: user) { return }
         }
         for credential in credentials {
-            let password: String
             switch credential {
-            case .passwordFile(let path):
-                tried.append("password from \(path)")
-                password = try readSecret(path)
-            case .passwordEnvironment(let name):
-                tried.append("password from $\(name)")
-                guard let value = environment[name] else {
-                    throw TransportError(.refused, "\(endpoint): environment variable \(name) (password_env) is not set")
-                }
-                password = value
-            case .keyFile:
-                continue
+            case .passwordFile(let path): tried.append("password from \(path)")
+            case .passwordEnvironment(let name): tried.append("password from $\(name)")
+            case .keyFile: continue
             }
+            guard let password = try Secrets.password(credential, environment: environment, place: endpoint) else { continue }
             if libssh2_userauth_password_ex(session.raw, user, UInt32(user.utf8.count), password,
                                             UInt32(password.utf8.count), nil) == 0 {
                 return
@@ -63,12 +54,5 @@ enum Authenticator {
             previous = identity
         }
         return false
-    }
-
-    /// A secret file's contents without the final newline.
-    private static func readSecret(_ path: String) throws -> String {
-        var text = String(decoding: try FileSystem.readFile(path), as: UTF8.self)
-        while text.hasSuffix("\n") || text.hasSuffix("\r") { text.removeLast() }
-        return text
     }
 }
