@@ -1,0 +1,33 @@
+# Shared by the test server scripts (sourced, not run).
+
+# The test login, for every server: the system user 'cxdrop', home /var/lib/cxdrop.
+test_user=cxdrop
+
+# Creates the test login if missing and sets its password; under a lock, as tests start servers in
+# parallel.
+ensure_test_user() {
+    (
+        flock 9
+        id "$test_user" >/dev/null 2>&1 || useradd --create-home --home-dir "/var/lib/$test_user" --shell /bin/sh "$test_user"
+        echo "$test_user:cx-test-password" | chpasswd
+    ) 9>/tmp/connectxpert-test-user.lock
+}
+
+descendants() {
+    local child
+    for child in $(pgrep -P "$1"); do
+        echo "$child"
+        descendants "$child"
+    done
+}
+
+# Stops the server whose pid is in $1, and its connections, as a crash of the server would (each
+# connection's processes may start sessions of their own, so they are found through their parents).
+stop_server() {
+    local pidfile=$1 pid
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile")
+    kill -KILL $(descendants "$pid") "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$pidfile"
+}
