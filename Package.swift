@@ -61,7 +61,7 @@ let package = Package(
         ]),
 
         // Starts the servers integration tests need (scripts/test-servers/).
-        .target(name: "ConnectXpertTestSupport", dependencies: ["ConnectXpertSystem", "ConnectXpertTransport"],
+        .target(name: "ConnectXpertTestSupport", dependencies: ["ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport"],
                 path: "Tests/ConnectXpertTestSupport"),
         .testTarget(name: "ConnectXpertPolicyTests", dependencies: ["ConnectXpertPolicy"]),
         .testTarget(name: "ConnectXpertFTPTests", dependencies: [

@@ -66,9 +66,8 @@ import Testing
         #expect(unavailable.status == 69)
         #expect(unavailable.stderr.contains("no agent is running"))
 
-        let alice = try agents.daemon("alice")
+        let alice = try agents.startDaemon("alice")
         defer { alice.signal(SIGTERM); alice.wait() }
-        try #require(eventually { alice.log.contains("watching the outbox") })
         let waited = try connectxpert("send", source, "--to", "carol", "--wait", "--policy", policy, in: agents.alice)
         #expect(waited.status == 0, "\(waited.stderr)")
         #expect(waited.stdout.contains("delivered report.txt (6 B)"))

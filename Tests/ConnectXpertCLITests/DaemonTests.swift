@@ -7,9 +7,8 @@ import Testing
     @Test func policyEditsAreReloadedAndInvalidEditsRejected() throws {
         let agents = try TwoAgents()
         defer { agents.remove() }
-        let alice = try agents.daemon("alice")
+        let alice = try agents.startDaemon("alice")
         defer { alice.signal(SIGTERM); alice.wait() }
-        try #require(eventually { alice.log.contains("watching the outbox") })
         let outbox = agents.outbox("alice", to: "bob")
 
         let original = TwoAgents.policy(id: "alice", poll: "200ms")
@@ -34,8 +33,7 @@ import Testing
     @Test func sigtermStopsCleanlyWithoutPartialFiles() throws {
         let agents = try TwoAgents()
         defer { agents.remove() }
-        let alice = try agents.daemon("alice")
-        try #require(eventually { alice.log.contains("watching the outbox") })
+        let alice = try agents.startDaemon("alice")
         let big = randomBytes(64 << 20)
         try agents.moveIntoOutbox(big, named: "big.bin")
         _ = eventually(timeout: 5) { alice.log.contains("upload started") }
@@ -67,8 +65,7 @@ import Testing
         }
 
         // Kill the daemon twice while it works through the batch, then let a batch pass finish.
-        var alice = try agents.daemon("alice")
-        try #require(eventually { alice.log.contains("watching the outbox") })
+        var alice = try agents.startDaemon("alice")
         for name in try FileSystem.contents(of: staging) {
             try FileSystem.rename(joinPath(staging, name), to: joinPath(outbox, name))
         }
@@ -93,9 +90,8 @@ import Testing
     @Test func secondAgentOnTheSameSpoolIsRefused() throws {
         let agents = try TwoAgents()
         defer { agents.remove() }
-        let alice = try agents.daemon("alice")
+        let alice = try agents.startDaemon("alice")
         defer { alice.signal(SIGTERM); alice.wait() }
-        try #require(eventually { alice.log.contains("watching the outbox") })
         let second = try agents.once("alice")
         #expect(second.status == 75)
         #expect(second.stderr.contains("connectxpert: another connectxpert agent (pid \(alice.process.processIdentifier)) is using this spool"))

@@ -7,15 +7,9 @@ extension TwoAgents {
     /// Agents whose remote is an FTP `server` (explicit TLS), in a folder of their own below the
     /// test login's home.
     init(ftp server: FTPTestServer, folder: String = "ftp-" + UUID().uuidString.prefix(8)) throws {
-        try self.init {
-            $0.replacingOccurrences(of: "    url: file:../drop\n", with: """
-                    url: \(server.url(folder))
-                    password_file: \(server.passwordFile)
-                    ca_file: \(server.certificate)
-
-                """)
-        }
-        remoteFolder = joinPath(server.home, folder)
+        try self.init(server: server, folder: folder, lines: [
+            "url: \(server.url(folder))", "password_file: \(server.passwordFile)", "ca_file: \(server.certificate)",
+        ])
     }
 }
 

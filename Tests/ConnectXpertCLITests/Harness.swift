@@ -119,6 +119,15 @@ struct TwoAgents {
         """
     }
 
+    /// Agents whose remote is on `server`, reached with `lines` (url and credentials), in `folder`
+    /// below the test login's home.
+    init(server: TestServer, folder: String, lines: [String]) throws {
+        try self.init {
+            $0.replacingOccurrences(of: "    url: file:../drop\n", with: lines.map { "    " + $0 + "\n" }.joined())
+        }
+        remoteFolder = joinPath(server.home, folder)
+    }
+
     func policyPath(_ id: String) -> String { joinPath(root, id, "policies.yaml") }
 
     func writePolicy(_ id: String, _ text: String) throws {
@@ -136,6 +145,13 @@ struct TwoAgents {
 
     func daemon(_ id: String) throws -> AgentProcess {
         try AgentProcess(["run", "--policy", policyPath(id), "--log-level", "debug"], in: joinPath(root, id))
+    }
+
+    /// Starts a user's daemon and waits until it watches the outbox.
+    func startDaemon(_ id: String) throws -> AgentProcess {
+        let process = try daemon(id)
+        try #require(eventually { process.log.contains("watching the outbox") })
+        return process
     }
 
     /// Puts a file into alice's outbox for bob the way a careful writer does: written elsewhere,
@@ -207,9 +223,8 @@ func checkExchange(_ agents: TwoAgents) throws {
 /// A daemon sending a large file while its server is stopped (connections killed) and started
 /// again delivers the file once, with no duplicate and no temporary file left.
 func checkServerRestartDeliversOnce(_ agents: TwoAgents, stop: () -> Void, start: () throws -> Void) throws {
-    let alice = try agents.daemon("alice")
+    let alice = try agents.startDaemon("alice")
     defer { alice.signal(SIGTERM); alice.wait() }
-    try #require(eventually { alice.log.contains("watching the outbox") })
     let bytes = randomBytes(150 << 20)
     try agents.moveIntoOutbox(bytes, named: "interrupted.bin")
     let folder = joinPath(agents.remoteFolder!, "alice->bob")
@@ -231,8 +246,7 @@ func checkKillDuringUploadsDeliversEachOnce(_ agents: TwoAgents, killAfter deliv
         expected["file-\(index)"] = Array("payload \(index)\n".utf8)
         try write(joinPath(staging, "file-\(index)"), expected["file-\(index)"]!)
     }
-    let alice = try agents.daemon("alice")
-    try #require(eventually { alice.log.contains("watching the outbox") })
+    let alice = try agents.startDaemon("alice")
     for name in try FileSystem.contents(of: staging) {
         try FileSystem.rename(joinPath(staging, name), to: joinPath(outbox, name))
     }

@@ -8,9 +8,8 @@ import Testing
         let agents = try TwoAgents()
         defer { agents.remove() }
         try FileManager.default.removeItem(atPath: agents.drop)
-        let alice = try agents.daemon("alice")
+        let alice = try agents.startDaemon("alice")
         defer { alice.signal(SIGTERM); alice.wait() }
-        try #require(eventually { alice.log.contains("watching the outbox") })
         try write(joinPath(agents.outbox("alice", to: "bob"), "patient.txt"), "p")
         #expect(eventually { alice.log.components(separatedBy: "transfer failed; will retry").count >= 3 },
                 "retried with a growing pause")

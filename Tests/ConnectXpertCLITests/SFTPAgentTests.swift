@@ -7,15 +7,9 @@ import Testing
 extension TwoAgents {
     /// Agents whose remote is `server`, in a folder of their own below the test login's home.
     init(sftp server: SSHTestServer, folder: String = "cli-" + UUID().uuidString.prefix(8)) throws {
-        try self.init {
-            $0.replacingOccurrences(of: "    url: file:../drop\n", with: """
-                    url: \(server.url(folder))
-                    key_file: \(server.clientKey)
-                    known_hosts: \(server.knownHosts)
-
-                """)
-        }
-        remoteFolder = joinPath(server.home, folder)
+        try self.init(server: server, folder: folder, lines: [
+            "url: \(server.url(folder))", "key_file: \(server.clientKey)", "known_hosts: \(server.knownHosts)",
+        ])
     }
 }
 
@@ -54,9 +48,8 @@ struct SFTPAgentTests {
     @Test func noPartialFileIsEverVisibleUnderItsFinalName() throws {
         let agents = try TwoAgents(sftp: SSHTestServer.shared)
         defer { agents.remove() }
-        let alice = try agents.daemon("alice")
+        let alice = try agents.startDaemon("alice")
         defer { alice.signal(SIGTERM); alice.wait() }
-        try #require(eventually { alice.log.contains("watching the outbox") })
         let size = 200 << 20
         try agents.moveIntoOutbox(randomBytes(size), named: "large.bin")
         let folder = joinPath(agents.remoteFolder!, "alice->bob")

@@ -13,8 +13,7 @@ func remote(_ server: FTPTestServer, folder: String = "f-" + UUID().uuidString.p
     let lines = ["url: \(server.url(folder))", "password_file: \(passwordFile ?? server.passwordFile)"]
         + (server.tls ? ["ca_file: \(server.certificate)"] : ["tls: off"])
         + extra.split(separator: "\n").map(String.init)
-    let text = "identity:\n  id: alice\nremotes:\n  server:\n" + lines.map { "    " + $0 }.joined(separator: "\n") + "\n"
-    return try #require(try PolicyLoader.parse(text, file: "/tmp/policies.yaml").remotes["server"])
+    return try parseRemote(lines)
 }
 
 @Suite(.enabled(if: canRunServerTests, "needs root to run vsftpd"), .serialized)
@@ -86,16 +85,11 @@ struct FTPTransportTests {
     }
 
     @Test func certificateFromAnotherCAIsRefused() throws {
-        let text = """
-            identity:
-              id: a
-            remotes:
-              s:
-                url: \(server.url("x"))
-                password_file: \(server.passwordFile)
-                ca_file: \(server.otherCA)
-            """
-        let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
+        let remote = try parseRemote([
+            "url: \(server.url("x"))",
+            "password_file: \(server.passwordFile)",
+            "ca_file: \(server.otherCA)",
+        ])
         let error = transportError { _ = try FTPTransport(remote: remote) }
         #expect(error?.kind == .refused)
         #expect(error?.message.contains("the server's TLS certificate cannot be trusted") == true, "\(error?.message ?? "")")
@@ -103,15 +97,10 @@ struct FTPTransportTests {
 
     @Test func tlsRequiredButServerWithoutTLSIsRefused() throws {
         let plain = try FTPTestServer(tls: false)
-        let text = """
-            identity:
-              id: a
-            remotes:
-              s:
-                url: \(plain.url("x"))
-                password_file: \(plain.passwordFile)
-            """
-        let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
+        let remote = try parseRemote([
+            "url: \(plain.url("x"))",
+            "password_file: \(plain.passwordFile)",
+        ])
         let error = transportError { _ = try FTPTransport(remote: remote) }
         #expect(error?.kind == .refused)
         #expect(error?.message.contains("the server does not offer TLS (AUTH TLS refused)") == true, "\(error?.message ?? "")")
@@ -122,16 +111,11 @@ struct FTPTransportTests {
     }
 
     @Test func permissionDeniedNamesThePath() throws {
-        let text = """
-            identity:
-              id: a
-            remotes:
-              s:
-                url: ftp://cxdrop@127.0.0.1:\(server.port)/etc/connectxpert-test
-                password_file: \(server.passwordFile)
-                ca_file: \(server.certificate)
-            """
-        let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
+        let remote = try parseRemote([
+            "url: ftp://cxdrop@127.0.0.1:\(server.port)/etc/connectxpert-test",
+            "password_file: \(server.passwordFile)",
+            "ca_file: \(server.certificate)",
+        ])
         let ftp = try FTPTransport(remote: remote)
         let error = transportError {
             _ = try ftp.upload(from: try temporaryFile([1]), to: "x.part", attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }

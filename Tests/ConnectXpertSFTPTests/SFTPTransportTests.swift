@@ -9,15 +9,7 @@ import Testing
 
 /// A remote as a policy would define it, for a folder of its own below the test login's home.
 func remote(_ server: SSHTestServer, folder: String = "t-" + UUID().uuidString.prefix(8), extra: String) throws -> Remote {
-    let text = """
-        identity:
-          id: alice
-        remotes:
-          server:
-            url: \(server.url(folder))
-        \(extra.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
-        """
-    return try #require(try PolicyLoader.parse(text, file: "/tmp/policies.yaml").remotes["server"])
+    try parseRemote(["url: \(server.url(folder))"] + extra.split(separator: "\n").map(String.init))
 }
 
 func keyLogin(_ server: SSHTestServer) -> String {
@@ -179,8 +171,7 @@ struct SFTPTransportTests {
 
     @Test func unreachableServerIsTransient() throws {
         let port = try freePort()
-        let text = "identity:\n  id: a\nremotes:\n  s:\n    url: sftp://cxdrop@127.0.0.1:\(port)/\n    key_file: \(server.clientKey)\n    timeout: 2s\n"
-        let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
+        let remote = try parseRemote(["url: sftp://cxdrop@127.0.0.1:\(port)/", "key_file: \(server.clientKey)", "timeout: 2s"])
         let error = transportError { _ = try SFTPTransport(remote: remote) }
         #expect(error?.kind == .transient)
         #expect(error?.message == "cannot connect to 127.0.0.1:\(port): Connection refused")
@@ -202,16 +193,11 @@ struct SFTPTransportTests {
     }
 
     @Test func permissionDeniedNamesThePath() throws {
-        let text = """
-            identity:
-              id: a
-            remotes:
-              s:
-                url: sftp://cxdrop@127.0.0.1:\(server.port)/etc/connectxpert-test
-                key_file: \(server.clientKey)
-                known_hosts: \(server.knownHosts)
-            """
-        let remote = try #require(try PolicyLoader.parse(text, file: "/tmp/p.yaml").remotes["s"])
+        let remote = try parseRemote([
+            "url: sftp://cxdrop@127.0.0.1:\(server.port)/etc/connectxpert-test",
+            "key_file: \(server.clientKey)",
+            "known_hosts: \(server.knownHosts)",
+        ])
         let sftp = try SFTPTransport(remote: remote)
         let error = transportError { try sftp.makeDirectories("alice->bob") }
         #expect(error?.kind == .permanent)

@@ -1,3 +1,4 @@
+import ConnectXpertPolicy
 import ConnectXpertSystem
 import ConnectXpertTransport
 import Foundation
@@ -20,4 +21,14 @@ public func transportError(_ body: () throws -> Void) -> TransportError? {
     } catch {
         return TransportError(.transient, "unexpected \(error)")
     }
+}
+
+/// The remote a policy defines with these `lines` (`url: …`, `key_file: …`), parsed by the real
+/// policy loader.
+public func parseRemote(_ lines: [String]) throws -> Remote {
+    let text = "identity:\n  id: alice\nremotes:\n  server:\n" + lines.map { "    " + $0 + "\n" }.joined()
+    guard let remote = try PolicyLoader.parse(text, file: "/tmp/policies.yaml").remotes["server"] else {
+        throw TestServerError(message: "no remote in:\n\(text)")
+    }
+    return remote
 }
