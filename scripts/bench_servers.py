@@ -84,6 +84,13 @@ class ServerBench:
         run(["chown", "-R", "cxdrop:cxdrop", os.path.join(self.home, remote)])
         return f"{remote}/alice->bob"
 
+    def fresh_download(self, peer):
+        """The small files staged on the server for `peer`, and an empty local folder to download into."""
+        down = os.path.join(self.dir, "down")
+        shutil.rmtree(down, ignore_errors=True)
+        os.makedirs(down)
+        return self.stage_remote(f"d-{peer}"), down
+
     def remote_lines(self, remote):
         raise NotImplementedError
 
@@ -175,11 +182,8 @@ class SFTPBench(ServerBench):
 
     def download_small(self):
         results = {}
-        down = os.path.join(self.dir, "down")
         for peer in ["sftp", "rclone", "lftp"]:
-            shutil.rmtree(down, ignore_errors=True)
-            os.makedirs(down)
-            remote = self.stage_remote(f"d-{peer}")
+            remote, down = self.fresh_download(peer)
             if peer == "sftp":
                 results["OpenSSH sftp -b"] = timed(self.sftp_batch(f"get {remote}/* {down}/\nrm {remote}/*\n"))[0]
             elif peer == "rclone":
@@ -288,11 +292,8 @@ class FTPBench(ServerBench):
         self.table("upload 1000 x 4 KiB", {k: SMALL / v for k, v in results.items()}, "files/s", 1.2)
 
         results = {}
-        down = os.path.join(self.dir, "down")
         for peer in ["curl", "lftp", "rclone"]:
-            shutil.rmtree(down, ignore_errors=True)
-            os.makedirs(down)
-            remote = self.stage_remote(f"d-{peer}")
+            remote, down = self.fresh_download(peer)
             if peer == "curl":
                 fetch = {}
                 self.peer(fetch, "get", self.curl("-o", f"{down}/#1", f"{self.url}/{remote}/f[0000-{SMALL - 1:04d}]"))
