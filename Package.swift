@@ -41,21 +41,29 @@ let package = Package(
         .target(name: "ConnectXpertSFTP", dependencies: [
             "CSSH2", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport",
         ]),
+        // The libcurl easy handle owner, shared by FTP and mail.
+        .target(name: "ConnectXpertCurl", dependencies: ["CCurl"]),
         // FTP and FTPS through libcurl.
         .target(name: "ConnectXpertFTP", dependencies: [
-            "CCurl", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport",
+            "CCurl", "ConnectXpertCurl", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport",
+        ]),
+        // Mail: message parsing and composing, the SMTP client, the outgoing queue.
+        .target(name: "ConnectXpertMail", dependencies: [
+            "CCurl", "ConnectXpertCurl", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
+            "ConnectXpertSpool", "ConnectXpertTransport",
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // Outbox sender, inbox poller, retry, the daemon's services.
         .target(name: "ConnectXpertEngine", dependencies: [
             "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
-            "ConnectXpertSpool", "ConnectXpertTransport", "ConnectXpertSFTP", "ConnectXpertFTP",
+            "ConnectXpertSpool", "ConnectXpertTransport", "ConnectXpertSFTP", "ConnectXpertFTP", "ConnectXpertMail",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "connectxpert", dependencies: [
             "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
-            "ConnectXpertSpool", "ConnectXpertEngine",
+            "ConnectXpertSpool", "ConnectXpertEngine", "ConnectXpertMail",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -69,6 +77,9 @@ let package = Package(
         ]),
         .testTarget(name: "ConnectXpertSFTPTests", dependencies: [
             "ConnectXpertSFTP", "ConnectXpertPolicy", "ConnectXpertTransport", "ConnectXpertSystem", "ConnectXpertTestSupport",
+        ]),
+        .testTarget(name: "ConnectXpertMailTests", dependencies: [
+            "ConnectXpertMail", "ConnectXpertPolicy", "ConnectXpertSystem", "ConnectXpertTestSupport",
         ]),
         .testTarget(name: "ConnectXpertSpoolTests", dependencies: ["ConnectXpertSpool", "ConnectXpertSystem"]),
         .testTarget(name: "ConnectXpertJournalTests", dependencies: ["ConnectXpertJournal"]),

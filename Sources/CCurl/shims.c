@@ -24,6 +24,10 @@ CURLcode cx_curl_setopt_data_callback(CURL *handle, CURLoption option, cx_curl_d
     return curl_easy_setopt(handle, option, callback);
 }
 
+CURLcode cx_curl_setopt_debug_callback(CURL *handle, cx_curl_debug_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_DEBUGFUNCTION, callback);
+}
+
 CURLcode cx_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -1,4 +1,5 @@
 import ConnectXpertJournal
+import ConnectXpertMail
 import ConnectXpertPolicy
 import ConnectXpertSpool
 import ConnectXpertSystem
@@ -21,12 +22,22 @@ public struct Tally: Sendable, Equatable {
     public var deferred = 0
     /// Transfers a remote refused (authentication, host key): the files wait for a person.
     public var refused = 0
+    /// Messages the SMTP server took (their failures count in `failed`, `deferred`, `refused`).
+    public var mailSent = 0
+
+    mutating func add(_ mail: MailTally) {
+        mailSent += mail.sent
+        failed += mail.failed
+        deferred += mail.deferred
+        refused += mail.refused
+    }
 }
 
 /// The transfer engine: owns the policy in force, the spool, the journal, the connections and the
 /// scheduler, and runs the send and receive pipelines (see `Sending.swift`, `Receiving.swift`).
 public final class Agent: Sendable {
     public let spool: Spool
+    public let mailSpool: MailSpool
     public let journal: Journal
     let logger: Logger
     let mode: RunMode
@@ -42,6 +53,8 @@ public final class Agent: Sendable {
     public init(policy: Policy, mode: RunMode, logger: Logger) throws {
         spool = Spool(root: policy.spool)
         try spool.createLayout()
+        mailSpool = MailSpool(spool: policy.spool)
+        try mailSpool.createLayout()
         journal = try Journal(path: spool.journal)
         let current = PolicyBox(policy)
         self.current = current
@@ -120,6 +133,14 @@ public final class Agent: Sendable {
         scheduler.enqueue(JobKey("poll", "\(ruleIndex)"), remote: rule.remote) { [self] in
             listInbox(ruleIndex: ruleIndex)
         }
+    }
+
+    /// Sends the mail queue once, on this thread, trying every message whatever its pause (batch
+    /// mode and `mail flush`: the pass is the retry).
+    public func sendMailQueue() throws {
+        let runner = try MailQueueRunner(spool: mailSpool, journal: journal, logger: logger)
+        let tally = runner.run(settings: policy.mail, ignoringBackoff: true) { [scheduler] in !scheduler.isStopping }
+        count { $0.add(tally) }
     }
 
     /// Blocks until all queued work is done (batch mode).

@@ -10,26 +10,34 @@ import UnixSignals
 public struct TransferService: Service {
     let agent: Agent
     let reloader: PolicyReloader
+    let mail: MailQueueWorker
     let logger: Logger
 
-    public init(agent: Agent, reloader: PolicyReloader, logger: Logger) {
+    public init(agent: Agent, reloader: PolicyReloader, mail: MailQueueWorker, logger: Logger) {
         self.agent = agent
         self.reloader = reloader
+        self.mail = mail
         self.logger = logger
     }
 
     public func run() async throws {
         let agent = self.agent
         let reloader = self.reloader
-        let watcher = Watcher(spool: agent.spool, policyFile: agent.policy.sourceFile, logger: logger) { event in
+        let mail = self.mail
+        let watcher = Watcher(spool: agent.spool, mailOutbox: agent.mailSpool.outbox, policyFile: agent.policy.sourceFile,
+                              logger: logger) { event in
             switch event {
             case let .file(recipient, path, closed): agent.enqueueSend(recipient: recipient, path: path, closed: closed)
             case let .folder(recipient): agent.scanOutbox(recipient: recipient)
-            case .rescan: agent.scanOutbox()
+            case .rescan:
+                agent.scanOutbox()
+                mail.mailQueued()
             case .policyChanged: reloader.reload()
+            case .mailQueued: mail.mailQueued()
             }
         }
         try watcher.start()
+        try mail.start()
         try agent.recover()
         agent.scanOutbox()
         logger.info("watching the outbox", metadata: ["spool.root": "\(agent.spool.root)"])
@@ -38,6 +46,7 @@ public struct TransferService: Service {
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             Thread {
                 watcher.stop()
+                mail.stop()
                 agent.shutdown()
                 done.resume()
             }.start()
@@ -68,15 +77,20 @@ public struct InboxPollingService: Service {
     }
 }
 
-/// Reloads the policy on SIGHUP (and, through the watcher, when the file is saved).
-public struct PolicyReloadService: Service {
+/// Reloads the policy on SIGHUP (and, through the watcher, when the file is saved); sends the
+/// mail queue at once, pauses ignored, on SIGUSR1 (`connectxpert mail flush`).
+public struct SignalService: Service {
     let reloader: PolicyReloader
+    let mail: MailQueueWorker
 
-    public init(reloader: PolicyReloader) { self.reloader = reloader }
+    public init(reloader: PolicyReloader, mail: MailQueueWorker) {
+        self.reloader = reloader
+        self.mail = mail
+    }
 
     public func run() async throws {
-        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            reloader.reload()
+        for await signal in await UnixSignalsSequence(trapping: .sighup, .sigusr1).cancelOnGracefulShutdown() {
+            if signal == .sigusr1 { mail.flush() } else { reloader.reload() }
         }
     }
 }
@@ -85,11 +99,13 @@ public struct PolicyReloadService: Service {
 /// message and the policy in force stays.
 public final class PolicyReloader: Sendable {
     let agent: Agent
+    let mail: MailQueueWorker
     let path: String
     let logger: Logger
 
-    public init(agent: Agent, path: String, logger: Logger) {
+    public init(agent: Agent, mail: MailQueueWorker, path: String, logger: Logger) {
         self.agent = agent
+        self.mail = mail
         self.path = path
         self.logger = logger
     }
@@ -105,6 +121,7 @@ public final class PolicyReloader: Sendable {
             }
             agent.forgetRefusals()
             agent.scanOutbox()
+            mail.flush()
         } catch {
             logger.error("policy edit rejected; the previous policy stays in force",
                          metadata: ["policy.file": "\(path)", "policy.error": "\(error)"])

@@ -1,4 +1,5 @@
 import CCurl
+import ConnectXpertCurl
 import ConnectXpertPolicy
 import ConnectXpertSystem
 import ConnectXpertTransport

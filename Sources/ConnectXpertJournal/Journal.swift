@@ -56,9 +56,9 @@ public struct TransferRecord: Equatable, Sendable {
 /// loss: after its commit the write-ahead log is fsynced, outside the lock, so that concurrent durable
 /// saves share their fsyncs (a group commit). Safe to share between threads.
 public final class Journal: Sendable {
-    private let database: Mutex<SQLiteDatabase>
+    let database: Mutex<SQLiteDatabase>
     /// The write-ahead log, kept open for fsync; SQLite keeps the file while a connection is open.
-    private let log: FileDescriptor
+    let log: FileDescriptor
     public let path: String
 
     public init(path: String) throws {
@@ -77,6 +77,7 @@ public final class Journal: Sendable {
             """)
         try db.execute("CREATE INDEX IF NOT EXISTS transfers_by_source ON transfers(direction, peer, source, remote, state)")
         try db.execute("CREATE INDEX IF NOT EXISTS transfers_by_state ON transfers(state)")
+        try MailQueueRecord.createTable(in: db)
         database = Mutex(db)
         log = try FileDescriptor.open(path + "-wal", flags: O_RDWR)
         self.path = path

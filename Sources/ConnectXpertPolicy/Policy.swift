@@ -8,6 +8,8 @@ public struct Policy: Equatable, Sendable {
     public var inbox: [InboxRule]
     /// The file this policy was read from, absolute.
     public var sourceFile: String
+    /// The `mail:` section; the defaults (no SMTP server: mail waits in the queue) when absent.
+    public var mail: MailSettings
 
     /// The first outbox rule whose `recipients` match, or `nil` when no rule covers the recipient.
     public func outboxRule(for recipient: String) -> OutboxRule? {
@@ -39,22 +41,24 @@ public struct Remote: Equatable, Sendable {
     public var ftp: FTPSettings?
 }
 
+/// How a connection to an FTP or mail server is protected.
+public enum TLSMode: String, CaseIterable, Sendable, Decodable {
+    /// Upgraded in the protocol (FTP `AUTH TLS`, SMTP `STARTTLS`), refused if the server does not
+    /// offer it (the default).
+    case required
+    /// No TLS: passwords and data cross the network readable. Only when written in the policy.
+    case off
+    /// TLS from the first byte (`ftps://`, `smtps://`).
+    case implicit
+}
+
 /// How an FTP remote is reached.
 public struct FTPSettings: Equatable, Sendable {
-    public enum TLS: String, CaseIterable, Sendable, Decodable {
-        /// `ftp://` with AUTH TLS, refused if the server does not offer it (the default).
-        case required
-        /// Plain FTP: passwords and files cross the network readable. Only when written in the policy.
-        case off
-        /// `ftps://`: TLS from the first byte.
-        case implicit
-    }
-
     public var host: String
     public var port: Int
     /// `nil` logs in anonymously (only with `anonymous: true`).
     public var user: String?
-    public var tls: TLS
+    public var tls: TLSMode
     /// A CA bundle for a private CA; the system's otherwise. Certificates are always verified.
     public var caFile: String?
     /// Active mode (PORT/EPRT) instead of passive (PASV/EPSV).
@@ -158,4 +162,36 @@ public struct InboxRule: Equatable, Sendable {
     public var deleteRemote: Bool
     public var conflict: ConflictHandling
     public var maxSize: ByteSize?
+}
+
+/// The `mail:` section.
+public struct MailSettings: Equatable, Sendable {
+    /// The envelope sender; `nil` takes the address in each message's `From:` header.
+    public var from: String?
+    /// Where queued mail is sent; `nil` keeps it queued (and says so in the log).
+    public var smtp: SMTPSettings?
+    /// What happens to a sent message: kept in `mail/sent/` (`archive`) or deleted.
+    public var after: AfterUpload
+    /// Backoff after a transient failure; `giveUpAfter` is the queue lifetime (default 5 days).
+    public var retry: RetryPolicy
+
+    public static let `default` = MailSettings(
+        from: nil, smtp: nil, after: .archive,
+        retry: RetryPolicy(initial: TimeSpan(seconds: 60), maximum: TimeSpan(seconds: 3600),
+                           giveUpAfter: TimeSpan(seconds: 5 * 86400)))
+}
+
+/// An SMTP submission server: `smtp://host:587` (STARTTLS) or `smtps://host:465`.
+public struct SMTPSettings: Equatable, Sendable {
+    public var url: String
+    public var host: String
+    public var port: Int
+    /// `nil` sends without logging in.
+    public var user: String?
+    public var credentials: [Credential]
+    public var tls: TLSMode
+    /// A CA bundle for a private CA; the system's otherwise. Certificates are always verified.
+    public var caFile: String?
+    /// A server that stays silent this long is cut off (the message is retried later).
+    public var timeout: TimeSpan
 }

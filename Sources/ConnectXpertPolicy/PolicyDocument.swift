@@ -6,8 +6,9 @@ struct PolicyDocument: Decodable {
     var remotes: [String: RemoteDocument]
     var outbox: [OutboxRuleDocument]?
     var inbox: [InboxRuleDocument]?
+    var mail: MailDocument?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case identity, spool, remotes, outbox, inbox }
+    enum CodingKeys: String, CodingKey, CaseIterable { case identity, spool, remotes, outbox, inbox, mail }
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
@@ -16,6 +17,54 @@ struct PolicyDocument: Decodable {
         remotes = try c.decode([String: RemoteDocument].self, forKey: .remotes)
         outbox = try c.decodeIfPresent([OutboxRuleDocument].self, forKey: .outbox)
         inbox = try c.decodeIfPresent([InboxRuleDocument].self, forKey: .inbox)
+        mail = try c.decodeIfPresent(MailDocument.self, forKey: .mail)
+    }
+}
+
+struct MailDocument: Decodable {
+    var from: String?
+    var smtp: SMTPDocument?
+    var after: AfterUpload?
+    var queueLifetime: TimeSpan?
+    var retry: RetryDocument?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case from, smtp, after, queueLifetime = "queue_lifetime", retry
+    }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
+        from = try c.decodeIfPresent(String.self, forKey: .from)
+        smtp = try c.decodeIfPresent(SMTPDocument.self, forKey: .smtp)
+        after = try c.decodeChoiceIfPresent(AfterUpload.self, forKey: .after)
+        queueLifetime = try c.decodeIfPresent(TimeSpan.self, forKey: .queueLifetime)
+        retry = try c.decodeIfPresent(RetryDocument.self, forKey: .retry)
+    }
+}
+
+struct SMTPDocument: Decodable {
+    var url: String
+    var user: String?
+    var passwordFile: String?
+    var passwordEnv: String?
+    var tls: TLSMode?
+    var caFile: String?
+    var timeout: TimeSpan?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case url, user, passwordFile = "password_file", passwordEnv = "password_env", tls, caFile = "ca_file", timeout
+    }
+
+    init(from decoder: Decoder) throws {
+        try rejectInlineSecrets(decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
+        url = try c.decode(String.self, forKey: .url)
+        user = try c.decodeIfPresent(String.self, forKey: .user)
+        passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
+        passwordEnv = try c.decodeIfPresent(String.self, forKey: .passwordEnv)
+        tls = try c.decodeChoiceIfPresent(TLSMode.self, forKey: .tls)
+        caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
+        timeout = try c.decodeIfPresent(TimeSpan.self, forKey: .timeout)
     }
 }
 
@@ -40,7 +89,7 @@ struct RemoteDocument: Decodable {
     var knownHosts: String?
     var hostKey: SSHSettings.HostKeyPolicy?
     var hostKeyFingerprint: String?
-    var tls: FTPSettings.TLS?
+    var tls: TLSMode?
     var caFile: String?
     var anonymous: Bool?
     var active: Bool?
@@ -54,18 +103,8 @@ struct RemoteDocument: Decodable {
         case maxConnections = "max_connections", timeout
     }
 
-    /// Keys that would put a secret into the policy itself.
-    static let inlineSecretKeys = ["password", "passphrase", "secret", "token", "private_key", "key"]
-
     init(from decoder: Decoder) throws {
-        let any = try decoder.container(keyedBy: AnyCodingKey.self)
-        if let key = any.allKeys.first(where: { Self.inlineSecretKeys.contains($0.stringValue) }) {
-            throw PolicyIssue(
-                codingPath: decoder.codingPath + [key], atKey: true,
-                message: "secrets are never written in policies.yaml: put it in a file only its owner can read "
-                    + "(chmod 600) and name it with password_file: (or key_file:), or name an environment variable "
-                    + "with password_env:")
-        }
+        try rejectInlineSecrets(decoder)
         let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
         url = try c.decode(String.self, forKey: .url)
         passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
@@ -76,7 +115,7 @@ struct RemoteDocument: Decodable {
         knownHosts = try c.decodeIfPresent(String.self, forKey: .knownHosts)
         hostKey = try c.decodeChoiceIfPresent(SSHSettings.HostKeyPolicy.self, forKey: .hostKey)
         hostKeyFingerprint = try c.decodeIfPresent(String.self, forKey: .hostKeyFingerprint)
-        tls = try c.decodeChoiceIfPresent(FTPSettings.TLS.self, forKey: .tls)
+        tls = try c.decodeChoiceIfPresent(TLSMode.self, forKey: .tls)
         caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
         anonymous = try c.decodeIfPresent(Bool.self, forKey: .anonymous)
         active = try c.decodeIfPresent(Bool.self, forKey: .active)
@@ -163,6 +202,21 @@ struct InboxRuleDocument: Decodable {
 }
 
 // MARK: - Decoding helpers
+
+/// Keys that would put a secret into the policy itself.
+private let inlineSecretKeys = ["password", "passphrase", "secret", "token", "private_key", "key"]
+
+/// Refuses `password: …` and its kin with advice on where secrets go.
+private func rejectInlineSecrets(_ decoder: Decoder) throws {
+    let any = try decoder.container(keyedBy: AnyCodingKey.self)
+    if let key = any.allKeys.first(where: { inlineSecretKeys.contains($0.stringValue) }) {
+        throw PolicyIssue(
+            codingPath: decoder.codingPath + [key], atKey: true,
+            message: "secrets are never written in policies.yaml: put it in a file only its owner can read "
+                + "(chmod 600) and name it with password_file: (or key_file:), or name an environment variable "
+                + "with password_env:")
+    }
+}
 
 /// A problem found while decoding, located by its coding path; turned into a `PolicyError` with a
 /// line and column by the loader.

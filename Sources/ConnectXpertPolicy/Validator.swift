@@ -34,9 +34,11 @@ struct Validator {
         let inbox = (document.inbox ?? []).enumerated().compactMap { index, rule in
             buildInboxRule(index: index, rule, remotes: document.remotes, me: id)
         }
+        var mail = MailSettings.default
+        if let document = document.mail { mail = buildMail(document) }
         guard errors.isEmpty else { return nil }
         return Policy(identity: Identity(id: id), spool: spool, remotes: remotes, outbox: outbox, inbox: inbox,
-                      sourceFile: context.file)
+                      sourceFile: context.file, mail: mail)
     }
 
     // MARK: Sections
@@ -50,18 +52,7 @@ struct Validator {
         let ssh = kind == .sftp ? server.map { SSHSettings(host: $0.host, port: $0.port ?? 22, user: $0.user ?? "root",
                                                          knownHosts: "", hostKey: .strict, fingerprint: nil,
                                                          useAgent: false, passphraseFile: nil) } : nil
-        var credentials: [Credential] = []
-        if let file = document.passwordFile {
-            let resolved = absolutePath(file, relativeTo: context.directory)
-            if checkSecretFile(resolved, path: path + ["password_file"]) { credentials.append(.passwordFile(resolved)) }
-        }
-        if let variable = document.passwordEnv {
-            if variable.isEmpty || !variable.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
-                report(path + ["password_env"], "'\(variable)' is not an environment variable name")
-            } else {
-                credentials.append(.passwordEnvironment(variable))
-            }
-        }
+        var credentials = passwordCredentials(file: document.passwordFile, environment: document.passwordEnv, path: path)
         if let file = document.keyFile {
             let resolved = absolutePath(file, relativeTo: context.directory)
             if checkSecretFile(resolved, path: path + ["key_file"]) { credentials.append(.keyFile(resolved)) }
@@ -137,6 +128,91 @@ struct Validator {
         return Remote(name: name, url: document.url, kind: kind, path: location, credentials: credentials,
                       maxConnections: maxConnections, timeout: document.timeout ?? TimeSpan(seconds: 30), ssh: settings,
                       ftp: ftp)
+    }
+
+    /// `password_file` (checked to be private) and `password_env`, in that order.
+    private mutating func passwordCredentials(file: String?, environment: String?, path: [Any]) -> [Credential] {
+        var credentials: [Credential] = []
+        if let file {
+            let resolved = absolutePath(file, relativeTo: context.directory)
+            if checkSecretFile(resolved, path: path + ["password_file"]) { credentials.append(.passwordFile(resolved)) }
+        }
+        if let environment {
+            if environment.isEmpty || !environment.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
+                report(path + ["password_env"], "'\(environment)' is not an environment variable name")
+            } else {
+                credentials.append(.passwordEnvironment(environment))
+            }
+        }
+        return credentials
+    }
+
+    private mutating func buildMail(_ document: MailDocument) -> MailSettings {
+        var mail = MailSettings.default
+        if let from = document.from {
+            if MailAddress.isPlausible(from) { mail.from = from } else {
+                report(["mail", "from"], "'\(from)' is not a mail address such as alice@example.org")
+            }
+        }
+        mail.after = document.after ?? .archive
+        if mail.after == .keep { report(["mail", "after"], "a sent message is archived or deleted; 'keep' would send it again") }
+        mail.retry = buildRetry(document.retry, default: mail.retry, path: ["mail", "retry"])
+        if document.retry?.giveUpAfter != nil {
+            report(["mail", "retry", "give_up_after"], "for mail this is mail.queue_lifetime", atKey: true)
+        }
+        mail.retry.giveUpAfter = document.queueLifetime ?? mail.retry.giveUpAfter
+        if let smtp = document.smtp { mail.smtp = buildSMTP(smtp) }
+        return mail
+    }
+
+    private mutating func buildSMTP(_ document: SMTPDocument) -> SMTPSettings? {
+        let path: [Any] = ["mail", "smtp"]
+        guard let components = URLComponents(string: document.url), let host = components.host, !host.isEmpty,
+              let scheme = components.scheme?.lowercased(), ["smtp", "smtps"].contains(scheme) else {
+            report(path + ["url"], "'\(document.url)' is not an SMTP server: write smtp://host:587 (STARTTLS) or smtps://host:465")
+            return nil
+        }
+        if components.password != nil {
+            report(path + ["url"], "the URL holds a password; secrets are never written in policies.yaml: "
+                + "use password_file: (mode 0600) or password_env: instead")
+        }
+        var tls: TLSMode = scheme == "smtps" ? .implicit : .required
+        switch (scheme, document.tls) {
+        case ("smtps", .some(let mode)) where mode != .implicit:
+            report(path + ["tls"], "smtps:// is TLS from the first byte; for STARTTLS or no TLS use smtp://")
+        case ("smtp", .implicit?):
+            report(path + ["tls"], "implicit TLS is written as an smtps:// URL")
+        case ("smtp", let mode?):
+            tls = mode
+        default:
+            break
+        }
+        var caFile: String?
+        if let file = document.caFile {
+            let resolved = absolutePath(file, relativeTo: context.directory)
+            if FileSystem.exists(resolved) { caFile = resolved } else { report(path + ["ca_file"], "\(resolved) does not exist") }
+        }
+        let user = document.user ?? components.user?.removingPercentEncoding
+        let credentials = passwordCredentials(file: document.passwordFile, environment: document.passwordEnv, path: path)
+        if user != nil && credentials.isEmpty {
+            report(path, "a user needs password_file or password_env", atKey: true)
+        } else if user == nil && !credentials.isEmpty {
+            report(path, "a password needs a user: write user: or smtp://user@host", atKey: true)
+        }
+        return SMTPSettings(url: document.url, host: host, port: components.port ?? (scheme == "smtps" ? 465 : 587),
+                            user: user, credentials: credentials, tls: tls, caFile: caFile,
+                            timeout: document.timeout ?? TimeSpan(seconds: 60))
+    }
+
+    private mutating func buildRetry(_ document: RetryDocument?, default retry: RetryPolicy, path: [Any]) -> RetryPolicy {
+        var retry = retry
+        guard let document else { return retry }
+        retry.initial = document.initial ?? retry.initial
+        retry.maximum = document.max ?? max(retry.maximum, retry.initial)
+        retry.giveUpAfter = document.giveUpAfter ?? retry.giveUpAfter
+        if retry.initial.seconds <= 0 { report(path + ["initial"], "must be more than 0s") }
+        if retry.maximum < retry.initial { report(path + ["max"], "must not be less than retry.initial") }
+        return retry
     }
 
     /// Where a network remote is: host, port (`nil`: the scheme's default) and user.
@@ -240,14 +316,7 @@ struct Validator {
             ["sender": "s", "recipient": "r", "path": "p", "name": "n", "date": "d"])) {
             report(path + ["remote_path"], "'\(template)' is not a safe relative path: \(problem)")
         }
-        var retry = RetryPolicy.default
-        if let document = document.retry {
-            retry.initial = document.initial ?? retry.initial
-            retry.maximum = document.max ?? max(retry.maximum, retry.initial)
-            retry.giveUpAfter = document.giveUpAfter ?? retry.giveUpAfter
-            if retry.initial.seconds <= 0 { report(path + ["retry", "initial"], "must be more than 0s") }
-            if retry.maximum < retry.initial { report(path + ["retry", "max"], "must not be less than retry.initial") }
-        }
+        let retry = buildRetry(document.retry, default: .default, path: path + ["retry"])
         var mode: UInt32?
         if let chmod = document.chmod {
             if let value = UInt32(chmod, radix: 8), value <= 0o777 {

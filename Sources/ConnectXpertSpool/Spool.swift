@@ -70,17 +70,24 @@ public struct Spool: Sendable {
     }
 
     private func moveAside(_ source: String, into folder: String, path: String) throws -> String {
-        var destination = joinPath(folder, path)
+        try Spool.move(source, toFreeNameAt: joinPath(folder, path))
+    }
+
+    /// Renames `source` to `destination`, or to `name (1).ext`, `name (2).ext`, … when that is
+    /// taken (never over another file); creates the folder and fsyncs it. Returns the name used.
+    /// With `linking`, `source` stays and a hard link is made instead.
+    public static func move(_ source: String, toFreeNameAt wanted: String, linking: Bool = false) throws -> String {
+        var destination = wanted
         try FileSystem.createDirectories(parentDirectory(of: destination))
         var number = 0
         while true {
             do {
-                try FileSystem.renameNoReplace(source, to: destination)
+                if linking { try FileSystem.link(source, to: destination) } else { try FileSystem.renameNoReplace(source, to: destination) }
                 try FileSystem.syncDirectory(parentDirectory(of: destination))
                 return destination
             } catch let error as SystemError where error.isAlreadyExists {
                 number += 1
-                destination = Names.alternative(to: joinPath(folder, path), number: number)
+                destination = Names.alternative(to: wanted, number: number)
             }
         }
     }

@@ -15,14 +15,17 @@ public enum WatchEvent: Sendable, Equatable {
     case rescan
     /// The policy file was written or replaced.
     case policyChanged
+    /// A message was queued in the mail outbox (closed after writing, or moved in).
+    case mailQueued
 }
 
-/// Watches `outbox/` recursively and the policy file with libinotifytools, on a thread of its own.
+/// Watches `outbox/` recursively, the mail outbox and the policy file with libinotifytools, on a thread of its own.
 /// libinotifytools keeps global state, so this is the only code that calls it and there is one
 /// watcher per process.
 public final class Watcher: Sendable {
     private let spool: Spool
     private let policyFile: String
+    private let mailOutbox: String
     private let logger: Logger
     private let handler: @Sendable (WatchEvent) -> Void
     private let stopRequested = Mutex(false)
@@ -30,8 +33,10 @@ public final class Watcher: Sendable {
 
     private static let outboxEvents = Int32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
 
-    public init(spool: Spool, policyFile: String, logger: Logger, handler: @escaping @Sendable (WatchEvent) -> Void) {
+    public init(spool: Spool, mailOutbox: String, policyFile: String, logger: Logger,
+                handler: @escaping @Sendable (WatchEvent) -> Void) {
         self.spool = spool
+        self.mailOutbox = mailOutbox
         self.policyFile = policyFile
         self.logger = logger
         self.handler = handler
@@ -72,6 +77,7 @@ public final class Watcher: Sendable {
             throw WatcherError(message: "cannot start inotify: \(String(cString: strerror(inotifytools_error())))")
         }
         try watch(spool.outbox, recursively: true)
+        try watch(mailOutbox, recursively: false, events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO))
         try watch(parentDirectory(of: policyFile), recursively: false,
                   events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO))
     }
@@ -105,6 +111,10 @@ public final class Watcher: Sendable {
             let name = event.pointee.len > 0 ? String(cString: inotifytools_event_name(event)) : ""
             if folder == policyFolder && name == policyName {
                 handler(.policyChanged)
+                continue
+            }
+            if folder == mailOutbox {
+                if name.hasSuffix(".eml") && !name.hasPrefix(".") { handler(.mailQueued) }
                 continue
             }
             let path = joinPath(folder, name)

@@ -98,9 +98,14 @@ public enum FileSystem {
         do {
             try syscall("rename", path: "\(from) -> \(to)") { cx_rename_noreplace(from, to) }
         } catch let error as SystemError where error.errno == EINVAL || error.errno == ENOSYS {
-            try syscall("link", path: "\(from) -> \(to)") { link(from, to) }
+            try link(from, to: to)
             try remove(from)
         }
+    }
+
+    /// A hard link at `to`; fails with EEXIST when `to` exists.
+    public static func link(_ from: String, to: String) throws {
+        _ = try syscall("link", path: to) { Glibc.link(from, to) }
     }
 
     public static func remove(_ path: String) throws {

@@ -33,12 +33,13 @@ struct RunCommand: AsyncParsableCommand {
             try runOnce(agent)
             return
         }
-        let reloader = PolicyReloader(agent: agent, path: policyOptions.path, logger: logger)
+        let mail = MailQueueWorker(agent: agent, logger: logger)
+        let reloader = PolicyReloader(agent: agent, mail: mail, path: policyOptions.path, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: TransferService(agent: agent, reloader: reloader, logger: logger)),
+                .init(service: TransferService(agent: agent, reloader: reloader, mail: mail, logger: logger)),
                 .init(service: InboxPollingService(agent: agent)),
-                .init(service: PolicyReloadService(reloader: reloader)),
+                .init(service: SignalService(reloader: reloader, mail: mail)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
@@ -53,9 +54,11 @@ struct RunCommand: AsyncParsableCommand {
         try agent.recover()
         agent.scanOutbox()
         agent.pollInboxes()
+        agent.waitUntilIdle()
+        try agent.sendMailQueue()
         try completeBatch(agent) {
-            "sent \($0.sent), received \($0.received), failed \($0.failed), to retry \($0.deferred)"
-                + ($0.refused > 0 ? ", refused \($0.refused)" : "")
+            "sent \($0.sent), received \($0.received)" + ($0.mailSent > 0 ? ", mail sent \($0.mailSent)" : "")
+                + ", failed \($0.failed), to retry \($0.deferred)" + ($0.refused > 0 ? ", refused \($0.refused)" : "")
         }
     }
 }

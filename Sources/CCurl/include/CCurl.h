@@ -15,6 +15,9 @@ CURLcode cx_curl_setopt_slist(CURL *handle, CURLoption option, struct curl_slist
 typedef size_t (*cx_curl_data_callback)(char *buffer, size_t size, size_t count, void *context);
 CURLcode cx_curl_setopt_data_callback(CURL *handle, CURLoption option, cx_curl_data_callback callback);
 
+typedef int (*cx_curl_debug_callback)(CURL *handle, curl_infotype type, char *data, size_t size, void *context);
+CURLcode cx_curl_setopt_debug_callback(CURL *handle, cx_curl_debug_callback callback);
+
 CURLcode cx_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode cx_curl_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *value);
 CURLcode cx_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value);

@@ -2,14 +2,14 @@ import CCurl
 import Foundation
 
 /// curl_global_init, once per process, before any thread uses libcurl.
-enum LibCurl {
+private enum LibCurl {
     static let initialized: Bool = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK
 }
 
 /// One libcurl easy handle with the lists and callback state it uses; cleaned up in `deinit`.
 /// libcurl keeps the control connection in the handle between requests, so one handle is one
 /// connection. Not thread-safe: a connection serves one transfer at a time.
-final class CurlEasy {
+public final class CurlEasy {
     private let raw: UnsafeMutableRawPointer
     /// Lists handed to libcurl for the request in progress; libcurl does not copy them.
     private var lists: [UnsafeMutablePointer<curl_slist>] = []
@@ -17,9 +17,12 @@ final class CurlEasy {
     fileprivate var sink: ((UnsafeRawBufferPointer) -> Bool)?
     fileprivate var source: ((UnsafeMutableRawBufferPointer) -> Int?)?
     /// The server's replies to the request in progress (`"550 No such file"`).
-    private(set) var replies: [String] = []
+    public private(set) var replies: [String] = []
+    /// The commands of the request in progress, each with the server's final reply, when
+    /// `recordExchanges()` was called (SMTP needs to know which `RCPT TO` a reply answers).
+    public private(set) var exchanges: [CurlExchange] = []
 
-    init() throws {
+    public init() throws {
         _ = LibCurl.initialized
         guard let handle = curl_easy_init() else { throw CurlError(code: CURLE_FAILED_INIT, reply: nil) }
         raw = handle
@@ -31,12 +34,13 @@ final class CurlEasy {
     }
 
     /// Clears the options of the previous request (the connection stays) and sets the callbacks.
-    func reset() {
+    public func reset() {
         curl_easy_reset(raw)
         freeLists()
         sink = nil
         source = nil
         replies = []
+        exchanges = []
         let context = Unmanaged.passUnretained(self).toOpaque()
         _ = cx_curl_setopt_pointer(raw, CURLOPT_WRITEDATA, context)
         _ = cx_curl_setopt_data_callback(raw, CURLOPT_WRITEFUNCTION, curlWrite)
@@ -47,12 +51,12 @@ final class CurlEasy {
         set(CURLOPT_NOSIGNAL, 1)
     }
 
-    func set(_ option: CURLoption, _ value: Int) { _ = cx_curl_setopt_long(raw, option, value) }
-    func set(_ option: CURLoption, _ value: String) { _ = cx_curl_setopt_string(raw, option, value) }
-    func set(_ option: CURLoption, offset value: Int64) { _ = cx_curl_setopt_offset(raw, option, curl_off_t(value)) }
+    public func set(_ option: CURLoption, _ value: Int) { _ = cx_curl_setopt_long(raw, option, value) }
+    public func set(_ option: CURLoption, _ value: String) { _ = cx_curl_setopt_string(raw, option, value) }
+    public func set(_ option: CURLoption, offset value: Int64) { _ = cx_curl_setopt_offset(raw, option, curl_off_t(value)) }
 
     /// Sets a list option (QUOTE, POSTQUOTE); the list lives until the next `reset`.
-    func set(_ option: CURLoption, lines: [String]) {
+    public func set(_ option: CURLoption, lines: [String]) {
         var list: UnsafeMutablePointer<curl_slist>?
         for line in lines { list = curl_slist_append(list, line) }
         guard let list else { return }
@@ -60,12 +64,22 @@ final class CurlEasy {
         _ = cx_curl_setopt_slist(raw, option, list)
     }
 
-    func receive(into sink: @escaping (UnsafeRawBufferPointer) -> Bool) { self.sink = sink }
-    func send(from source: @escaping (UnsafeMutableRawBufferPointer) -> Int?) { self.source = source }
+    public func receive(into sink: @escaping (UnsafeRawBufferPointer) -> Bool) { self.sink = sink }
+    /// Upload data: the source fills the buffer and returns the byte count (0 at the end), or `nil`
+    /// to abort the request.
+    public func send(from source: @escaping (UnsafeMutableRawBufferPointer) -> Int?) { self.source = source }
+
+    /// Records each command with its reply in `exchanges` for this request (through libcurl's
+    /// debug callback, which sees both directions). Credentials sent after `AUTH` are not recorded.
+    public func recordExchanges() {
+        set(CURLOPT_VERBOSE, 1)
+        _ = cx_curl_setopt_pointer(raw, CURLOPT_DEBUGDATA, Unmanaged.passUnretained(self).toOpaque())
+        _ = cx_curl_setopt_debug_callback(raw, curlDebug)
+    }
 
     /// Runs the request; throws `CurlError` with the server's last reply. The data callbacks are
     /// dropped when it ends: they belong to this request only.
-    func perform() throws {
+    public func perform() throws {
         defer {
             sink = nil
             source = nil
@@ -74,19 +88,19 @@ final class CurlEasy {
         guard code == CURLE_OK else { throw CurlError(code: code, reply: replies.last) }
     }
 
-    func info(_ info: CURLINFO) -> Int {
+    public func info(_ info: CURLINFO) -> Int {
         var value = 0
         _ = cx_curl_getinfo_long(raw, info, &value)
         return value
     }
 
-    func info(offset info: CURLINFO) -> Int64 {
+    public func info(offset info: CURLINFO) -> Int64 {
         var value: curl_off_t = -1
         _ = cx_curl_getinfo_offset(raw, info, &value)
         return Int64(value)
     }
 
-    func info(string info: CURLINFO) -> String? {
+    public func info(string info: CURLINFO) -> String? {
         var value: UnsafePointer<CChar>?
         _ = cx_curl_getinfo_string(raw, info, &value)
         return value.map { String(cString: $0) }
@@ -97,19 +111,59 @@ final class CurlEasy {
         if replies.count > 20 { replies.removeFirst() }
     }
 
+    fileprivate func record(command line: String) {
+        let words = line.split(separator: " ", maxSplits: 2)
+        let verb = words.first.map { $0.uppercased() } ?? ""
+        let previous = exchanges.last
+        let command: String
+        if verb == "AUTH" {
+            command = words.prefix(2).joined(separator: " ")
+        } else if previous?.command.hasPrefix("AUTH") == true && previous?.reply.hasPrefix("334") == true {
+            command = "AUTH (credentials)"
+        } else {
+            command = line
+        }
+        exchanges.append(CurlExchange(command: command, reply: ""))
+        if exchanges.count > 1000 { exchanges.removeFirst(500) }
+    }
+
+    /// Adds a reply line to the last command, or stands alone (the greeting) when that command
+    /// already has its final reply.
+    fileprivate func record(replyLine line: String) {
+        guard let last = exchanges.indices.last, !isFinal(exchanges[last].reply) else {
+            exchanges.append(CurlExchange(command: "", reply: line))
+            return
+        }
+        exchanges[last].reply = exchanges[last].reply.isEmpty ? line : exchanges[last].reply + "\n" + line
+    }
+
+    /// `250 OK` ends a reply; `250-PIPELINING` is followed by more lines.
+    private func isFinal(_ reply: String) -> Bool {
+        let lastLine = reply.split(separator: "\n").last ?? ""
+        return lastLine.count == 3 || lastLine.dropFirst(3).first == " "
+    }
+
     private func freeLists() {
         for list in lists { curl_slist_free_all(list) }
         lists = []
     }
 }
 
-/// A failed libcurl request: libcurl's code and the server's last reply.
-struct CurlError: Error, CustomStringConvertible {
-    let code: CURLcode
-    let reply: String?
+/// A command sent and the server's whole reply (several lines joined by `\n` when multi-line).
+public struct CurlExchange: Equatable, Sendable {
+    public var command: String
+    public var reply: String
 
-    var replyCode: Int? { reply.flatMap { Int($0.prefix(3)) } }
-    var description: String {
+    public var replyCode: Int? { Int(reply.prefix(3)) }
+}
+
+/// A failed libcurl request: libcurl's code and the server's last reply.
+public struct CurlError: Error, CustomStringConvertible {
+    public let code: CURLcode
+    public let reply: String?
+
+    public var replyCode: Int? { reply.flatMap { Int($0.prefix(3)) } }
+    public var description: String {
         let message = String(cString: curl_easy_strerror(code))
         return reply.map { "\(message) (server: \($0))" } ?? message
     }
@@ -135,4 +189,17 @@ private let curlHeader: cx_curl_data_callback = { buffer, size, count, context i
         .trimmingCharacters(in: .whitespacesAndNewlines)
     if line.count >= 3, line.prefix(3).allSatisfy(\.isNumber) { easy(context).record(reply: line) }
     return size * count
+}
+
+private let curlDebug: cx_curl_debug_callback = { _, type, data, size, context in
+    guard type == CURLINFO_HEADER_OUT || type == CURLINFO_HEADER_IN, let data else { return 0 }
+    let text = String(decoding: UnsafeRawBufferPointer(start: data, count: size), as: UTF8.self)
+    for line in text.split(whereSeparator: \.isNewline) where !line.isEmpty {
+        if type == CURLINFO_HEADER_OUT {
+            easy(context).record(command: String(line))
+        } else {
+            easy(context).record(replyLine: String(line))
+        }
+    }
+    return 0
 }

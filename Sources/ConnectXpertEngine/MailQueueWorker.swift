@@ -1,0 +1,83 @@
+import ConnectXpertMail
+import ConnectXpertPolicy
+import Foundation
+import Logging
+import Synchronization
+
+/// The daemon's mail sender: runs the queue on a thread of its own (libcurl blocks) whenever mail
+/// is queued, a pause ends, or it is asked to; one SMTP session per run.
+public final class MailQueueWorker: Sendable {
+    private struct Requests {
+        var pending = true
+        var ignoreBackoff = false
+        var forgetRefusal = false
+        var stopping = false
+    }
+
+    private let agent: Agent
+    private let logger: Logger
+    private let requests = Mutex(Requests())
+    private let wakeUp = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+
+    public init(agent: Agent, logger: Logger) {
+        self.agent = agent
+        self.logger = logger
+    }
+
+    public func start() throws {
+        let runner = try MailQueueRunner(spool: agent.mailSpool, journal: agent.journal, logger: logger)
+        let thread = Thread { [self] in
+            loop(runner)
+            finished.signal()
+        }
+        thread.name = "mail"
+        thread.start()
+    }
+
+    /// New mail was queued: pauses after earlier failures end (the network may be back).
+    public func mailQueued() {
+        try? agent.journal.resetMailBackoff()
+        wake()
+    }
+
+    /// `mail flush`, a reload or SIGHUP: try everything now, even after a refusal.
+    public func flush() {
+        requests.withLock {
+            $0.ignoreBackoff = true
+            $0.forgetRefusal = true
+        }
+        wake()
+    }
+
+    /// Ends the run in progress (the message being sent stays queued) and the thread.
+    public func stop() {
+        requests.withLock { $0.stopping = true }
+        wakeUp.signal()
+        finished.wait()
+    }
+
+    private func wake() {
+        requests.withLock { $0.pending = true }
+        wakeUp.signal()
+    }
+
+    private func loop(_ runner: MailQueueRunner) {
+        let isRunning: @Sendable () -> Bool = { [self] in !requests.withLock { $0.stopping } }
+        while isRunning() {
+            let request = requests.withLock { state -> Requests in
+                let taken = state
+                state.pending = false
+                state.ignoreBackoff = false
+                state.forgetRefusal = false
+                return taken
+            }
+            if request.forgetRefusal { runner.forgetRefusal() }
+            let tally = runner.run(settings: agent.policy.mail, ignoringBackoff: request.ignoreBackoff, shouldContinue: isRunning)
+            agent.count { $0.add(tally) }
+            if requests.withLock({ $0.pending }) { continue }
+            let pause = runner.nextDue().map { max(0, $0.timeIntervalSinceNow) } ?? 3600
+            if pause > 0 { _ = wakeUp.wait(timeout: .now() + min(pause, 3600)) }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+/// The header section of an RFC 5322 message, read from its raw bytes. Each field keeps its raw
+/// lines (continuations included, line ends stripped) so that what is sent is what was written.
+public struct HeaderBlock: Sendable {
+    public struct Field: Sendable {
+        /// As written (`Subject`); compare with `is(_:)`, names are case-insensitive.
+        public let name: String
+        /// The raw lines of the field: the first (`Name: value`) and its continuations.
+        public let lines: [[UInt8]]
+
+        public func `is`(_ other: String) -> Bool { name.lowercased() == other.lowercased() }
+
+        /// The value unfolded (continuation line breaks removed), decoded as UTF-8 where valid.
+        public var value: String {
+            var bytes = Array(lines[0].drop(while: { $0 != UInt8(ascii: ":") }).dropFirst())
+            for line in lines.dropFirst() { bytes += line }
+            return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        }
+    }
+
+    public let fields: [Field]
+    /// Where the body starts in the bytes the block was read from (after the empty line), or the
+    /// end of the data when the message has no body.
+    public let bodyOffset: Int
+
+    /// Reads the header section at the start of `data`. A leading mbox `From ` line is skipped.
+    /// Fails when the data does not start with a header field: then it is not a message.
+    public init(parsing data: [UInt8]) throws(MessageError) {
+        var lines: [(bytes: ArraySlice<UInt8>, next: Int)] = []
+        var start = 0
+        var end = data.count
+        while start < data.count {
+            let newline = data[start...].firstIndex(of: UInt8(ascii: "\n"))
+            var line = data[start..<(newline ?? data.count)]
+            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+            let next = newline.map { $0 + 1 } ?? data.count
+            if line.isEmpty {
+                end = next
+                break
+            }
+            lines.append((line, next))
+            start = next
+        }
+        if start >= data.count { end = data.count }
+        if let first = lines.first, first.bytes.starts(with: Array("From ".utf8)) { lines.removeFirst() }
+
+        var fields: [Field] = []
+        for (line, _) in lines {
+            if let first = line.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
+                guard let last = fields.popLast() else { throw .notAMessage("it starts with a continuation line") }
+                fields.append(Field(name: last.name, lines: last.lines + [Array(line)]))
+                continue
+            }
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
+                  line[..<colon].allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+                let shown = String(decoding: line.prefix(60), as: UTF8.self)
+                throw .notAMessage(fields.isEmpty
+                    ? "it does not start with a header field (first line: \(shown.debugDescription))"
+                    : "the header line \(shown.debugDescription) is not a field (Name: value)")
+            }
+            fields.append(Field(name: String(decoding: line[..<colon], as: UTF8.self), lines: [Array(line)]))
+        }
+        guard !fields.isEmpty else { throw .notAMessage("it has no header fields") }
+        self.fields = fields
+        bodyOffset = end
+    }
+
+    /// The unfolded values of every field named `name`, in order.
+    public func values(_ name: String) -> [String] {
+        fields.filter { $0.is(name) }.map(\.value)
+    }
+
+    public func contains(_ name: String) -> Bool { fields.contains { $0.is(name) } }
+}
+
+/// Why a file cannot be sent as mail; the message goes to `mail/failed/` with this as its reason.
+public enum MessageError: Error, CustomStringConvertible, Equatable {
+    case notAMessage(String)
+    case noRecipients
+    case noSender
+    case headerTooLarge(Int)
+
+    public var description: String {
+        switch self {
+        case .notAMessage(let why): return "this is not a mail message: \(why)"
+        case .noRecipients: return "the message has no recipient (no To:, Cc: or Bcc: address, and none given to sendmail)"
+        case .noSender: return "the message has no sender: add a From: header or set mail.from in the policy"
+        case .headerTooLarge(let limit): return "the header section is larger than \(limit / 1024 / 1024) MiB"
+        }
+    }
+}

@@ -1,0 +1,158 @@
+import CCurl
+import Foundation
+import ConnectXpertCurl
+import ConnectXpertPolicy
+import ConnectXpertTransport
+
+/// What the server made of one message's recipients.
+public struct SMTPDelivery: Equatable, Sendable {
+    public var accepted: [String]
+    /// Recipients the server refused while taking the message for the others.
+    public var refused: [RecipientRefusal]
+}
+
+public struct RecipientRefusal: Equatable, Sendable {
+    public var address: String
+    /// The server's reply to `RCPT TO` (`550 5.1.1 <x@y>: user unknown`).
+    public var reply: String
+    public var isPermanent: Bool { reply.hasPrefix("5") }
+}
+
+/// A failed attempt to send, classified for the queue.
+public struct SMTPError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable {
+        /// The server cannot be reached or went silent: no message can go now; retry later.
+        case unreachable
+        /// A 4xx reply to this message: retry it later.
+        case transient
+        /// A 5xx reply to this message: it goes to `failed/`.
+        case permanent
+        /// Login, STARTTLS or certificate refused: no message can go until a person acts.
+        case refused
+    }
+
+    public let kind: Kind
+    public let message: String
+
+    public init(_ kind: Kind, _ message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// A session with an SMTP submission server through libcurl. The easy handle keeps the
+/// connection, so a queue run logs in once and sends every message on the same session (servers
+/// such as Gmail throttle repeated logins). Not thread-safe: one queue runner owns it.
+public final class SMTPClient {
+    private let curl: CurlEasy
+    private let settings: SMTPSettings
+    private let password: String?
+    /// `smtp://host:port/<our name>`: libcurl sends the path as the EHLO name.
+    private let url: String
+
+    public init(settings: SMTPSettings, environment: [String: String], hostname: String) throws {
+        curl = try CurlEasy()
+        self.settings = settings
+        let place = "SMTP server \(settings.host):\(settings.port)"
+        do {
+            password = try settings.credentials.lazy.compactMap {
+                try Secrets.password($0, environment: environment, place: place)
+            }.first
+        } catch let error as TransportError {
+            throw SMTPError(.refused, error.message)
+        }
+        let scheme = settings.tls == .implicit ? "smtps" : "smtp"
+        url = "\(scheme)://\(settings.host):\(settings.port)/\(hostname)"
+    }
+
+    /// Sends one message; throws `SMTPError`, or `TransferCancelled` when `shouldContinue`
+    /// returned false. `shouldContinue` is asked between
+    /// pieces of the message; returning false aborts it (`TransferCancelled`).
+    public func send(_ message: OutgoingMessage, shouldContinue: @escaping () -> Bool) throws -> SMTPDelivery {
+        let stream = try MessageStream(message)
+        var readError: Error?
+        curl.reset()
+        curl.set(CURLOPT_URL, url)
+        if let user = settings.user {
+            curl.set(CURLOPT_USERNAME, user)
+            curl.set(CURLOPT_PASSWORD, password ?? "")
+            curl.set(CURLOPT_SASL_IR, 1)
+        }
+        switch settings.tls {
+        case .required: curl.set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
+        case .off: curl.set(CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
+        case .implicit: break
+        }
+        if let caFile = settings.caFile { curl.set(CURLOPT_CAINFO, caFile) }
+        let timeout = max(1, Int(settings.timeout.seconds.rounded()))
+        curl.set(CURLOPT_CONNECTTIMEOUT, timeout)
+        curl.set(CURLOPT_LOW_SPEED_LIMIT, 1)
+        curl.set(CURLOPT_LOW_SPEED_TIME, timeout)
+        curl.set(CURLOPT_MAIL_FROM, "<\(message.sender)>")
+        curl.set(CURLOPT_MAIL_RCPT, lines: message.recipients.map { "<\($0)>" })
+        curl.set(CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1)
+        curl.set(CURLOPT_UPLOAD, 1)
+        curl.recordExchanges()
+        curl.send { buffer in
+            guard shouldContinue() else { return nil }
+            do { return try stream.read(into: buffer) } catch {
+                readError = error
+                return nil
+            }
+        }
+        do {
+            try curl.perform()
+        } catch let error as CurlError {
+            if let readError { throw readError }
+            if error.code == CURLE_ABORTED_BY_CALLBACK { throw TransferCancelled() }
+            throw classify(error)
+        }
+        let refused = recipientReplies().filter { !$0.reply.hasPrefix("2") }
+        let refusedAddresses = Set(refused.map(\.address))
+        return SMTPDelivery(accepted: message.recipients.filter { !refusedAddresses.contains($0) }, refused: refused)
+    }
+
+    /// The reply to each `RCPT TO` of the request just made.
+    private func recipientReplies() -> [RecipientRefusal] {
+        curl.exchanges.compactMap { exchange in
+            guard exchange.command.uppercased().hasPrefix("RCPT TO:") else { return nil }
+            let address = exchange.command.dropFirst("RCPT TO:".count)
+                .trimmingCharacters(in: CharacterSet(charactersIn: " <>"))
+            return RecipientRefusal(address: address, reply: exchange.reply)
+        }
+    }
+
+    private var endpoint: String { "SMTP server \(settings.host):\(settings.port)" }
+
+    private func classify(_ error: CurlError) -> SMTPError {
+        switch error.code {
+        case CURLE_LOGIN_DENIED:
+            return SMTPError(.refused, "authentication failed for \(settings.user ?? "")@\(settings.host):\(settings.port)"
+                + (error.reply.map { " (server: \($0))" } ?? "") + "; check the password")
+        case CURLE_USE_SSL_FAILED:
+            return SMTPError(.refused, "\(endpoint) does not offer STARTTLS; mail and passwords would cross the "
+                + "network readable. Set tls: off under mail.smtp only if that is acceptable")
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CONNECT_ERROR:
+            return SMTPError(.refused, "\(endpoint): the server's TLS certificate cannot be trusted (\(error)); "
+                + "for a private CA set ca_file")
+        default:
+            break
+        }
+        // A reply the server gave: 4xx is worth retrying, 5xx is final for this message.
+        if let failed = curl.exchanges.last(where: { ($0.replyCode ?? 0) >= 400 }) {
+            let rcpts = recipientReplies().filter { !$0.reply.hasPrefix("2") }
+            if failed.command.uppercased().hasPrefix("RCPT TO:") && !rcpts.isEmpty {
+                let kind: SMTPError.Kind = rcpts.allSatisfy(\.isPermanent) ? .permanent : .transient
+                return SMTPError(kind, "\(endpoint) refused every recipient: "
+                    + rcpts.map { "\($0.address): \($0.reply)" }.joined(separator: "; "))
+            }
+            let command = failed.command.isEmpty ? "the end of the message" : failed.command
+            let code = failed.replyCode ?? 0
+            let kind: SMTPError.Kind = code == 421 ? .unreachable : code >= 500 ? .permanent : .transient
+            return SMTPError(kind, "\(endpoint) answered \(command) with: \(failed.reply.replacingOccurrences(of: "\n", with: " "))")
+        }
+        return SMTPError(.unreachable, "\(endpoint): \(error)")
+    }
+}
