@@ -79,7 +79,8 @@ let package = Package(
             "ConnectXpertSFTP", "ConnectXpertPolicy", "ConnectXpertTransport", "ConnectXpertSystem", "ConnectXpertTestSupport",
         ]),
         .testTarget(name: "ConnectXpertMailTests", dependencies: [
-            "ConnectXpertMail", "ConnectXpertPolicy", "ConnectXpertSystem", "ConnectXpertTestSupport",
+            "ConnectXpertMail", "ConnectXpertPolicy", "ConnectXpertSystem", "ConnectXpertJournal", "ConnectXpertTestSupport",
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ConnectXpertSpoolTests", dependencies: ["ConnectXpertSpool", "ConnectXpertSystem"]),
         .testTarget(name: "ConnectXpertJournalTests", dependencies: ["ConnectXpertJournal"]),

@@ -90,6 +90,8 @@ public final class SMTPClient {
         curl.set(CURLOPT_CONNECTTIMEOUT, timeout)
         curl.set(CURLOPT_LOW_SPEED_LIMIT, 1)
         curl.set(CURLOPT_LOW_SPEED_TIME, timeout)
+        // Also bounds each wait for a reply, the QUIT at the end included (libcurl's default is 120 s).
+        curl.set(CURLOPT_SERVER_RESPONSE_TIMEOUT, timeout)
         curl.set(CURLOPT_MAIL_FROM, "<\(message.sender)>")
         curl.set(CURLOPT_MAIL_RCPT, lines: message.recipients.map { "<\($0)>" })
         curl.set(CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1)

@@ -95,6 +95,57 @@ public final class FTPTestServer: TestServer, @unchecked Sendable {
     public func url(_ folder: String) -> String { "ftp://\(user)@127.0.0.1:\(port)/~/\(folder)" }
 }
 
+/// A private SMTP server (`scripts/test-servers/smtpd`, aiosmtpd): STARTTLS and AUTH required
+/// (`starttls`), TLS from the first byte (`implicit`) or no TLS (`plain`). Login `cx`.
+public final class SMTPTestServer: TestServer, @unchecked Sendable {
+    public enum Mode: String { case starttls, implicit, plain }
+
+    public let mode: Mode
+
+    public init(_ mode: Mode = .starttls) throws {
+        self.mode = mode
+        try super.init(script: "smtpd", options: [mode.rawValue])
+    }
+
+    public var certificate: String { joinPath(folder, "cert.pem") }
+    public var url: String { "\(mode == .implicit ? "smtps" : "smtp")://127.0.0.1:\(port)" }
+
+    /// One message as the server stored it.
+    public struct Received {
+        public let sender: String
+        public let recipients: [String]
+        public let login: String
+        /// The DATA bytes as they arrived, dot-unstuffed.
+        public let data: [UInt8]
+    }
+
+    /// Everything the server accepted, in order.
+    public func received() throws -> [Received] {
+        let folder = joinPath(self.folder, "received")
+        return try FileSystem.contents(of: folder).filter { $0.hasSuffix(".eml") }.sorted().map { name in
+            let stem = joinPath(folder, String(name.dropLast(4)))
+            let meta = try JSONSerialization.jsonObject(with: Data(try FileSystem.readFile(stem + ".json"))) as? [String: Any] ?? [:]
+            return Received(sender: meta["mail_from"] as? String ?? "", recipients: meta["rcpt_tos"] as? [String] ?? [],
+                            login: meta["login"] as? String ?? "", data: try FileSystem.readFile(stem + ".eml"))
+        }
+    }
+
+    /// The replies the next DATA commands get, one per line ("451 4.3.0 busy").
+    public func failNextData(_ replies: [String]) throws {
+        try FileSystem.writeFileAtomically(joinPath(folder, "fail-data"), contents: Array(replies.map { $0 + "\n" }.joined().utf8))
+    }
+
+    /// While hanging, the server does not answer the end of a message.
+    public func hang(_ on: Bool) throws {
+        if on { try FileSystem.writeFileAtomically(joinPath(folder, "hang"), contents: []) } else { _ = try FileSystem.removeIfPresent(joinPath(folder, "hang")) }
+    }
+
+    /// How many logins (successful AUTH) the server has seen.
+    public func logins() -> Int {
+        ((try? FileSystem.readFile(joinPath(folder, "logins"))) ?? []).filter { $0 == 10 }.count
+    }
+}
+
 public struct TestServerError: Error, CustomStringConvertible {
     public let message: String
     public init(message: String) { self.message = message }
