@@ -1,4 +1,5 @@
 import ConnectXpertSystem
+import ConnectXpertTestSupport
 import Foundation
 import Testing
 

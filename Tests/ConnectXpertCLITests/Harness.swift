@@ -23,7 +23,8 @@ final class AgentProcess {
     let stdoutPath: String
     let stderrPath: String
 
-    init(_ arguments: [String], in folder: String, environment: [String: String] = [:]) throws {
+    /// - Parameter input: written to the process's standard input (else it reads nothing).
+    init(_ arguments: [String], in folder: String, environment: [String: String] = [:], input: [UInt8]? = nil) throws {
         // Logs go to the temporary folder, never into `folder` (which may be the package itself).
         let id = UUID().uuidString.prefix(8)
         stdoutPath = NSTemporaryDirectory() + "cx-out-\(id).log"
@@ -34,7 +35,13 @@ final class AgentProcess {
         process.arguments = arguments
         process.currentDirectoryURL = URL(fileURLWithPath: folder)
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        process.standardInput = FileHandle.nullDevice
+        if let input {
+            let inputPath = NSTemporaryDirectory() + "cx-in-\(id)"
+            try FileSystem.writeFileAtomically(inputPath, contents: input)
+            process.standardInput = FileHandle(forReadingAtPath: inputPath)
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
         process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
         process.standardError = FileHandle(forWritingAtPath: stderrPath)
         try process.run()
@@ -176,18 +183,6 @@ func write(_ path: String, _ bytes: [UInt8]) throws {
 func write(_ path: String, _ text: String) throws { try write(path, Array(text.utf8)) }
 
 func read(_ path: String) -> [UInt8]? { try? FileSystem.readFile(path) }
-
-func randomBytes(_ count: Int) -> [UInt8] {
-    var bytes = [UInt8](repeating: 0, count: count)
-    let source = try! FileDescriptor.openForReading("/dev/urandom")
-    var filled = 0
-    while filled < count {
-        filled += bytes.withUnsafeMutableBytes { raw in
-            try! source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
-        }
-    }
-    return bytes
-}
 
 /// Every file below `folder`, as paths relative to it.
 func files(below folder: String) -> [String] {

@@ -68,7 +68,7 @@ struct SMTPDeliveryTests {
     @Test func composedMessageDecodesBackToItsParts() throws {
         let server = try SMTPTestServer(.implicit)
         let queue = try Queue(server)
-        let big = try temporaryFile(randomData(25 * 1024 * 1024)).path
+        let big = try temporaryFile(randomBytes(25 * 1024 * 1024)).path
         let named = NSTemporaryDirectory() + "Bericht-ü-\(UUID().uuidString.prefix(4)).pdf"
         try FileSystem.writeFileAtomically(named, contents: Array("%PDF-1.4 small".utf8))
         let composition = Composition(from: "alice@example.org", to: ["Jörg <joerg@example.org>"], cc: [], bcc: ["b@example.org"],
@@ -206,11 +206,6 @@ private func tally(sent: Int = 0, failed: Int = 0, deferred: Int = 0, refused: I
     tally.deferred = deferred
     tally.refused = refused
     return tally
-}
-
-private func randomData(_ count: Int) -> [UInt8] {
-    var generator = SystemRandomNumberGenerator()
-    return (0..<count / 8).flatMap { _ in withUnsafeBytes(of: generator.next() as UInt64) { Array($0) } }
 }
 
 private func sha256(_ path: String) throws -> String {

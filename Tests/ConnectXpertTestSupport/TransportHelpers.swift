@@ -32,3 +32,15 @@ public func parseRemote(_ lines: [String]) throws -> Remote {
     }
     return remote
 }
+
+public func randomBytes(_ count: Int) -> [UInt8] {
+    var bytes = [UInt8](repeating: 0, count: count)
+    let source = try! FileDescriptor.openForReading("/dev/urandom")
+    var filled = 0
+    while filled < count {
+        filled += bytes.withUnsafeMutableBytes { raw in
+            try! source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
+        }
+    }
+    return bytes
+}

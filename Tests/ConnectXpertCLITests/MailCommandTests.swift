@@ -1,0 +1,170 @@
+import ConnectXpertSystem
+import ConnectXpertTestSupport
+import Foundation
+import Testing
+
+/// An agent whose policy sends mail to a test SMTP server.
+private struct MailAgent {
+    let root = NSTemporaryDirectory() + "cx-mailagent-" + UUID().uuidString.prefix(8)
+    let server: SMTPTestServer
+
+    init(_ server: SMTPTestServer) throws {
+        self.server = server
+        try FileSystem.createDirectories(root)
+        try write(joinPath(root, "policies.yaml"), """
+            identity:
+              id: alice
+            remotes:
+              drop:
+                url: file:drop
+            mail:
+              from: alice@example.org
+              smtp:
+                url: \(server.url)
+                user: cx
+                password_file: \(server.passwordFile)
+                ca_file: \(server.certificate)
+                timeout: 5s
+              retry:
+                initial: 300ms
+                max: 1s
+
+            """)
+    }
+
+    var outbox: String { joinPath(root, "spool/mail/outbox") }
+    var queued: [String] { ((try? FileSystem.contents(of: outbox)) ?? []).filter { $0.hasSuffix(".eml") && !$0.hasPrefix(".") }.sorted() }
+
+    func run(_ arguments: [String], input: String? = nil) throws -> Outcome {
+        try AgentProcess(arguments, in: root, input: input.map { Array($0.utf8) }).wait(timeout: 120)
+    }
+
+    func daemon() throws -> AgentProcess {
+        let agent = try AgentProcess(["run"], in: root)
+        #expect(eventually { agent.log.contains("watching the outbox") }, "\(agent.log)")
+        return agent
+    }
+
+    /// Writes `count` messages straight into the queue, subjects "0" … "count-1".
+    func queueNumbered(_ count: Int) throws {
+        try FileSystem.createDirectories(outbox)
+        for n in 0..<count {
+            let temporary = joinPath(outbox, ".m\(n).tmp")
+            try write(temporary, "From: alice@example.org\nTo: bob@example.org\nSubject: \(n)\n\nmessage \(n)\n")
+            try FileSystem.rename(temporary, to: joinPath(outbox, String(format: "m%05d.eml", n)))
+        }
+    }
+
+    /// How many times the server received each numbered subject.
+    func deliveries() throws -> [String: Int] {
+        var counts: [String: Int] = [:]
+        for message in try server.received() {
+            let text = String(decoding: message.data, as: UTF8.self)
+            guard let line = text.components(separatedBy: "\r\n").first(where: { $0.hasPrefix("Subject: ") }) else { continue }
+            counts[String(line.dropFirst("Subject: ".count)), default: 0] += 1
+        }
+        return counts
+    }
+}
+
+@Suite(.serialized) struct MailCommandTests {
+    @Test func sendmailQueuesTheMessageWithItsEnvelope() throws {
+        let agent = try MailAgent(try SMTPTestServer())
+        let message = "To: a@example.org\nBcc: b@example.org\nSubject: cron\n\nfirst\n.\nafter the dot\n"
+        let outcome = try agent.run(["sendmail", "-t", "-oi", "-f", "root@host.example", "extra@example.org"], input: message)
+        #expect(outcome.status == 0 && outcome.stdout.isEmpty && outcome.stderr.isEmpty, "\(outcome.stderr)")
+        let name = try #require(agent.queued.first)
+        #expect(String(decoding: read(joinPath(agent.outbox, name)) ?? [], as: UTF8.self) == "From: <root@host.example>\n" + message)
+        let envelope = String(decoding: read(joinPath(agent.outbox, String(name.dropLast(4)) + ".envelope")) ?? [], as: UTF8.self)
+        #expect(envelope == "from root@host.example\nto a@example.org\nto b@example.org\nto extra@example.org\n")
+
+        // Without -i a lone "." ends the message; without -t only the arguments are recipients.
+        _ = try agent.run(["sendmail", "c@example.org"], input: "Subject: dot\n\nfirst\n.\nnever\n")
+        let second = try #require(agent.queued.last)
+        let text = String(decoding: read(joinPath(agent.outbox, second)) ?? [], as: UTF8.self)
+        #expect(text.hasPrefix("From: <alice@example.org>\nSubject: dot\n\nfirst\n") && !text.contains("never"), "\(text)")
+    }
+
+    @Test func sendmailRefusesWhatItCannotQueue() throws {
+        let agent = try MailAgent(try SMTPTestServer())
+        let noRecipient = try agent.run(["sendmail"], input: "Subject: x\n\nbody\n")
+        #expect(noRecipient.status == 64)
+        #expect(noRecipient.stderr == "connectxpert: no recipients given (name them as arguments, or use -t)\n")
+        let notMail = try agent.run(["sendmail", "a@example.org"], input: "\u{1}binary garbage\n")
+        #expect(notMail.status == 65)
+        #expect(notMail.stderr.hasPrefix("connectxpert: this is not a mail message: it does not start with a header field"))
+        let daemonMode = try agent.run(["sendmail", "-bd"])
+        #expect(daemonMode.status == 64 && daemonMode.stderr.contains("sendmail mode -bd is not supported"), "\(daemonMode.stderr)")
+        #expect(agent.queued.isEmpty)
+    }
+
+    @Test func mailSendQueueAndBatchRun() throws {
+        let agent = try MailAgent(try SMTPTestServer())
+        let sent = try agent.run(["mail", "send", "--to", "bob@example.org", "--subject", "hi", "--body", "hello"])
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let name = try #require(agent.queued.first)
+        #expect(sent.stdout == "queued \(joinPath(agent.outbox, name)) for bob@example.org\n")
+        let size = try #require(try FileSystem.status(joinPath(agent.outbox, name))).size
+        let queue = try agent.run(["mail", "queue"])
+        #expect(queue.stdout == "\(name)  from alice@example.org to bob@example.org  \(size) B\n    not tried yet\n", "\(queue.stdout)")
+        let once = try agent.run(["run", "--once"])
+        #expect(once.status == 0)
+        #expect(once.stderr.hasSuffix("connectxpert: sent 0, received 0, mail sent 1, failed 0, to retry 0\n"), "\(once.stderr)")
+        #expect(try agent.run(["mail", "queue"]).stdout == "the mail queue is empty\n")
+        #expect(try agent.server.received().count == 1)
+    }
+
+    @Test func aFailedBatchRunSaysWhenTheQueueIsRetried() throws {
+        let agent = try MailAgent(try SMTPTestServer())
+        try agent.server.failNextData(["451 4.3.0 busy"])
+        _ = try agent.run(["sendmail", "bob@example.org"], input: "Subject: later\n\nbody\n")
+        let once = try agent.run(["run", "--once"])
+        #expect(once.status == 75, "\(once.stderr)")
+        let queue = try agent.run(["mail", "queue"]).stdout
+        #expect(queue.contains("    attempts 1, next try ") && queue.hasSuffix("last error: SMTP server 127.0.0.1:\(agent.server.port) answered the end of the message with: 451 4.3.0 busy\n"), "\(queue)")
+        let flush = try agent.run(["mail", "flush"])
+        #expect(flush.status == 0 && flush.stderr.hasSuffix("connectxpert: mail sent 1, failed 0, to retry 0\n"), "\(flush.stderr)")
+    }
+
+    @Test func theDaemonSendsQueuedMailAtOnce() throws {
+        let agent = try MailAgent(try SMTPTestServer())
+        let daemon = try agent.daemon()
+        _ = try agent.run(["sendmail", "bob@example.org"], input: "Subject: now\n\nbody\n")
+        #expect(eventually(timeout: 10) { (try? agent.server.received().count) == 1 }, "\(daemon.log)")
+        #expect(eventually { agent.queued.isEmpty })
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait().status == 0)
+    }
+
+    @Test func killedDuringTheQueueEachMessageIsDeliveredOnce() throws {
+        let agent = try MailAgent(try SMTPTestServer())
+        try agent.queueNumbered(400)
+        let first = try agent.daemon()
+        #expect(eventually(timeout: 60) { ((try? agent.server.received().count) ?? 0) >= 120 })
+        first.signal(SIGKILL)
+        first.wait()
+        let second = try agent.daemon()
+        #expect(eventually(timeout: 120) { agent.queued.isEmpty }, "\(second.log)")
+        second.signal(SIGTERM)
+        second.wait()
+        let deliveries = try agent.deliveries()
+        #expect(deliveries.count == 400)
+        #expect(deliveries.filter { $0.value != 1 }.isEmpty, "\(deliveries.filter { $0.value != 1 })")
+    }
+
+    @Test func aServerKilledDuringTheQueueGetsEachMessageOnce() throws {
+        let agent = try MailAgent(try SMTPTestServer())
+        try agent.queueNumbered(300)
+        let daemon = try agent.daemon()
+        #expect(eventually(timeout: 60) { ((try? agent.server.received().count) ?? 0) >= 80 })
+        agent.server.stop()
+        usleep(500_000)
+        try agent.server.start()
+        #expect(eventually(timeout: 120) { agent.queued.isEmpty }, "\(daemon.log)")
+        daemon.signal(SIGTERM)
+        daemon.wait()
+        let deliveries = try agent.deliveries()
+        #expect(deliveries.count == 300)
+        #expect(deliveries.filter { $0.value != 1 }.isEmpty, "\(deliveries.filter { $0.value != 1 })")
+    }
+}
