@@ -10,9 +10,9 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Bench: inotifywait, and the peers the agent is measured against.
 APT_BUILD  := libssh2-1-dev libcurl4-openssl-dev libinotifytools0-dev libsqlite3-dev
 APT_TEST   := inotify-tools systemd openssh-server openssh-client vsftpd openssl python3-aiosmtpd
-APT_BENCH  := rclone lftp
+APT_BENCH  := rclone lftp msmtp
 
-.PHONY: all deps test-deps build run test bench demo install clean
+.PHONY: all deps test-deps build run test bench demo install install-sendmail clean
 
 all: build
 
@@ -56,6 +56,20 @@ install:
 		$(DESTDIR)/etc/systemd/system
 	$(SUDO) install -m 0644 systemd/connectxpert.service systemd/connectxpert-batch.service \
 		systemd/connectxpert-batch.path $(DESTDIR)/etc/systemd/system/
+
+# Makes /usr/sbin/sendmail (and /usr/lib/sendmail) queue mail through the agent. Never part of
+# `install`; an existing sendmail (another MTA) is left alone.
+install-sendmail: install
+	@for link in /usr/sbin/sendmail /usr/lib/sendmail; do \
+		if [ -e $(DESTDIR)$$link ] && [ "$$(readlink $(DESTDIR)$$link)" != "$(PREFIX)/bin/connectxpert-sendmail" ]; then \
+			echo "keeping the existing $$link"; \
+		else \
+			$(SUDO) install -d $(DESTDIR)$$(dirname $$link); \
+			$(SUDO) ln -sf $(PREFIX)/bin/connectxpert-sendmail $(DESTDIR)$$link; \
+		fi; \
+	done
+	printf '#!/bin/sh\nexec $(PREFIX)/bin/connectxpert sendmail "$$@"\n' \
+		| $(SUDO) install -m 0755 /dev/stdin $(DESTDIR)$(PREFIX)/bin/connectxpert-sendmail
 
 clean:
 	rm -rf .build

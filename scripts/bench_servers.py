@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """make bench, the transports: the agent against the peer tools on the same private server on
 loopback, in one run: OpenSSH sftp -b, rclone and lftp on an sshd (issue 3); curl, lftp and rclone
-on a vsftpd with explicit TLS (issue 4). Prints files/s and MB/s, the agent's ratio to the best
+on a vsftpd with explicit TLS (issue 4); msmtp, run once per message, on an SMTP server with
+STARTTLS and AUTH (issue 5). Prints files/s and MB/s, the agent's ratio to the best
 peer, and the agent's peak RSS."""
 import os
 import shutil
@@ -42,7 +43,7 @@ class ServerBench:
         self.dir = tempfile.mkdtemp(prefix=f"cx-bench-{script}-")
         os.chmod(self.dir, 0o755)  # the server reads files in it as the test login
         self.server = os.path.join(self.dir, "server")
-        self.port = 2400 + os.getpid() % 1000 + (100 if script == "vsftpd" else 0)
+        self.port = 2400 + os.getpid() % 1000 + {"vsftpd": 100, "smtpd": 200}.get(script, 0)
         run([self.script, "start", self.server, str(self.port), *options])
         self.home = "/var/lib/cxdrop"
         self.rows = []
@@ -319,9 +320,56 @@ class FTPBench(ServerBench):
         self.report()
 
 
+class MailBench(ServerBench):
+    """Issue 5: queued mail to the private SMTP server (aiosmtpd, STARTTLS and AUTH), against msmtp
+    started once per message, as cron or mutt would."""
+    MESSAGES, MSMTP_MESSAGES = 1000, 300
+
+    def __init__(self, binary):
+        super().__init__(binary, "smtpd", ("starttls",))
+
+    def message(self, number):
+        line = "0123456789" * 7 + "\n"
+        body = line * (10240 // len(line))
+        return f"From: alice@example.org\nTo: bob@example.org\nSubject: message {number}\n\n{body}"
+
+    def run_all(self):
+        password, cert = os.path.join(self.server, "password"), os.path.join(self.server, "cert.pem")
+        folder = os.path.join(self.dir, "agents", "mail")
+        outbox = os.path.join(folder, "spool/mail/outbox")
+        os.makedirs(outbox)
+        with open(os.path.join(folder, "policies.yaml"), "w") as f:
+            f.write(f"identity:\n  id: alice\nremotes:\n  drop:\n    url: file:drop\nmail:\n  after: delete\n"
+                    f"  smtp:\n    url: smtp://127.0.0.1:{self.port}\n    user: cx\n    password_file: {password}\n"
+                    f"    ca_file: {cert}\n")
+        for n in range(self.MESSAGES):
+            with open(os.path.join(outbox, f"m{n:04d}.eml"), "w") as f:
+                f.write(self.message(n))
+        results = {"connectxpert run --once": self.MESSAGES / self.agent(folder)}
+        left = [name for name in os.listdir(outbox) if name.endswith(".eml")]
+        if left:
+            raise RuntimeError(f"the agent left {len(left)} messages queued")
+
+        sample = os.path.join(self.dir, "message.eml")
+        with open(sample, "w") as f:
+            f.write(self.message("msmtp"))
+        msmtp = ["msmtp", "--host=127.0.0.1", f"--port={self.port}", "--tls=on", "--tls-starttls=on",
+                 f"--tls-trust-file={cert}", "--auth=on", "--user=cx", f"--passwordeval=cat {password}",
+                 "--from=alice@example.org", "bob@example.org"]
+        start = time.monotonic()
+        for _ in range(self.MSMTP_MESSAGES):
+            with open(sample) as message:
+                run(msmtp, stdin=message)
+        results[f"msmtp, once per message ({self.MSMTP_MESSAGES} sent)"] = self.MSMTP_MESSAGES / (time.monotonic() - start)
+        self.table(f"send {self.MESSAGES} queued 10 KiB messages", results, "messages/s", 5.0)
+        self.report()
+
+
 def main():
     binary = sys.argv[1]
-    for kind in (SFTPBench, FTPBench):
+    kinds = {"sftp": SFTPBench, "ftp": FTPBench, "mail": MailBench}
+    only = sys.argv[2:] or list(kinds)
+    for kind in (kinds[name] for name in only):
         bench = kind(binary)
         try:
             bench.run_all()
