@@ -104,14 +104,7 @@ public enum MessageComposer {
         let file = try FileDescriptor.openForReading(path)
         var chunk = [UInt8](repeating: 0, count: 57 * 1024)
         while true {
-            var filled = 0
-            while filled < chunk.count {
-                let n = try chunk.withUnsafeMutableBytes { buffer in
-                    try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
-                }
-                if n == 0 { break }
-                filled += n
-            }
+            let filled = try chunk.withUnsafeMutableBytes { try file.read(filling: $0) }
             if filled == 0 { return }
             let encoded = Data(chunk[0..<filled]).base64EncodedData(options: [.lineLength76Characters, .endLineWithCarriageReturn, .endLineWithLineFeed])
             try write(Array(encoded) + [13, 10])

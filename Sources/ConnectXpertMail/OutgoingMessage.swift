@@ -22,14 +22,7 @@ public struct OutgoingMessage: Sendable {
         let file = try FileDescriptor.openForReading(path)
         let status = try file.status()
         var head = [UInt8](repeating: 0, count: Int(min(status.size, Int64(Self.headerLimit))))
-        var filled = 0
-        while filled < head.count {
-            let n = try head.withUnsafeMutableBytes { buffer in
-                try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
-            }
-            if n == 0 { break }
-            filled += n
-        }
+        let filled = try head.withUnsafeMutableBytes { try file.read(filling: $0) }
         head.removeSubrange(filled...)
         let block = try HeaderBlock(parsing: head)
         if block.bodyOffset == head.count && status.size > Int64(head.count) {

@@ -39,6 +39,17 @@ public final class FileDescriptor: Sendable {
         try syscall("read", path: path) { Glibc.read(rawValue, buffer.baseAddress, buffer.count) }
     }
 
+    /// Fills `buffer` unless the file ends first; returns the bytes read.
+    public func read(filling buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        var filled = 0
+        while filled < buffer.count {
+            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            if n == 0 { break }
+            filled += n
+        }
+        return filled
+    }
+
     /// Reads at an offset without moving the file position.
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
         try syscall("pread", path: path) { Glibc.pread(rawValue, buffer.baseAddress, buffer.count, off_t(offset)) }

@@ -52,6 +52,17 @@ struct PolicyExplanation {
             lines.append("  \(rule.remote):\(rule.remoteFolder.render(["recipient": policy.identity.id])) from senders \(senders), every \(rule.every)")
             lines.append("    into \(rule.destination); remote copies are \(rule.deleteRemote ? "deleted once stored" : "kept"); on a name conflict: \(rule.conflict.rawValue)")
         }
+        lines.append("")
+        lines.append("Mail:")
+        let mail = policy.mail
+        if let smtp = mail.smtp {
+            let security = smtp.tls == .implicit ? "TLS" : smtp.tls == .required ? "STARTTLS required" : "NO TLS"
+            lines.append("  mail/outbox/*.eml -> \(smtp.url) (\(security)\(smtp.user.map { ", login \($0)" } ?? ""), timeout \(smtp.timeout))")
+            lines.append("    from \(mail.from ?? "each message's From:"); sent mail is \(mail.after == .archive ? "kept in mail/sent/" : "deleted")")
+            lines.append("    retry after \(mail.retry.initial), doubling up to \(mail.retry.maximum); give up after \(mail.retry.giveUpAfter)")
+        } else {
+            lines.append("  no SMTP server (mail.smtp): queued mail waits")
+        }
         return lines.joined(separator: "\n")
     }
 }

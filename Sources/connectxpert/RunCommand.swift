@@ -70,11 +70,11 @@ func completeBatch(_ agent: Agent, summary: (Tally) -> String) throws {
     agent.shutdown()
     let tally = agent.tally
     if tally.refused > 0 {
-        throw fail("\(summary(tally)); a remote refused us (authentication or host key; see the log), "
-            + "the files wait in the outbox", .noPermission)
+        throw fail("\(summary(tally)); a server refused us (authentication, host key or TLS; see the log), "
+            + "the files and mail wait in their outboxes", .noPermission)
     }
     if tally.failed > 0 {
-        throw fail("\(summary(tally)) (see \(agent.spool.failed) and the log)", .dataError)
+        throw fail("\(summary(tally)) (see \(agent.spool.failed), \(agent.mailSpool.failed) and the log)", .dataError)
     }
     if tally.deferred > 0 {
         throw fail("\(summary(tally)) (transient failures; run again later)", .tempFail)

@@ -221,6 +221,40 @@ func problems(_ text: String) -> [String] {
             .remotes["drop"]?.ftp?.user == nil)
     }
 
+    @Test func mailSection() throws {
+        let folder = try temporaryFolder()
+        let secret = joinPath(folder, "pw")
+        try FileSystem.writeFileAtomically(secret, contents: Array("pw".utf8), mode: 0o600)
+        func mail(_ body: String) -> String { validPolicy + "mail:\n" + body }
+        #expect(try parse(validPolicy).mail == .default)
+        let settings = try parse(mail("""
+              from: alice@example.org
+              smtp:
+                url: smtp://alice%40example.org@mail.example.org
+                password_file: \(secret)
+              after: delete
+              queue_lifetime: 2d
+              retry: {initial: 30s}
+
+            """)).mail
+        #expect(settings.from == "alice@example.org" && settings.after == .delete)
+        #expect(settings.retry == RetryPolicy(initial: TimeSpan(seconds: 30), maximum: TimeSpan(seconds: 3600),
+                                              giveUpAfter: TimeSpan(seconds: 2 * 86400)))
+        #expect(settings.smtp == SMTPSettings(url: "smtp://alice%40example.org@mail.example.org", host: "mail.example.org", port: 587,
+                                              user: "alice@example.org", credentials: [.passwordFile(secret)], tls: .required,
+                                              caFile: nil, timeout: TimeSpan(seconds: 60)))
+        #expect(try parse(mail("  smtp:\n    url: smtps://h\n")).mail.smtp?.port == 465)
+
+        #expect(problems(mail("  smtp:\n    url: smtp://h\n    password: hunter2\n")).first?
+            .contains("secrets are never written in policies.yaml") == true)
+        #expect(problems(mail("  smtp:\n    url: smtps://h\n    tls: off\n")).first?.contains("smtps:// is TLS from the first byte") == true)
+        #expect(problems(mail("  smtp:\n    url: imap://h\n")).first?.contains("is not an SMTP server") == true)
+        #expect(problems(mail("  smtp:\n    url: smtp://h\n    user: cx\n")).first?.contains("a user needs password_file or password_env") == true)
+        #expect(problems(mail("  form: a@b.org\n")).first?.contains("unknown key 'form'; did you mean 'from'?") == true)
+        #expect(problems(mail("  from: not-an-address\n")).first?.contains("is not a mail address") == true)
+        #expect(problems(mail("  retry: {give_up_after: 1d}\n")).first?.contains("for mail this is mail.queue_lifetime") == true)
+    }
+
     @Test func unsupportedSchemeIsExplained() {
         let text = validPolicy.replacingOccurrences(of: "file:///srv/drop", with: "gopher://x/")
         #expect(problems(text).first?.contains("unknown URL scheme 'gopher'; use file, sftp, ftp or ftps") == true)
