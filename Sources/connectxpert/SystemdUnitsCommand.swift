@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConnectXpertMail
 import ConnectXpertPolicy
 import ConnectXpertSpool
 import ConnectXpertSystem
@@ -9,7 +10,8 @@ struct SystemdUnitsCommand: ParsableCommand {
         abstract: "Print a connectxpert-batch.path unit that watches each recipient's outbox folder.",
         discussion: """
             systemd path units do not watch sub-folders, so the batch unit needs one line per recipient \
-            folder: those the policy names without wildcards, and those that exist now. Save the output \
+            folder: those the policy names without wildcards, and those that exist now, plus the mail \
+            outbox when the policy names an SMTP server. Save the output \
             as /etc/systemd/system/connectxpert-batch.path beside the shipped connectxpert-batch.service.
             """)
 
@@ -41,6 +43,7 @@ enum SystemdUnits {
             "[Path]",
         ]
         let folders = recipients(policy).map { spool.outbox(for: $0) }
+            + (policy.mail.smtp == nil ? [] : [MailSpool(spool: policy.spool).outbox])
         for folder in folders { lines.append("DirectoryNotEmpty=\(folder)") }
         if folders.isEmpty { lines.append("# no recipient folders yet: create outbox/<recipient>/ and run this again") }
         lines += ["Unit=connectxpert-batch.service", "", "[Install]", "WantedBy=paths.target"]
