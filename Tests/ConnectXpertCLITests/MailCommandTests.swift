@@ -8,7 +8,7 @@ private struct MailAgent {
     let root = NSTemporaryDirectory() + "cx-mailagent-" + UUID().uuidString.prefix(8)
     let server: SMTPTestServer
 
-    init(_ server: SMTPTestServer) throws {
+    init(_ server: SMTPTestServer, firstRetryAfter: String = "300ms") throws {
         self.server = server
         try FileSystem.createDirectories(root)
         try write(joinPath(root, "policies.yaml"), """
@@ -26,8 +26,8 @@ private struct MailAgent {
                 ca_file: \(server.certificate)
                 timeout: 5s
               retry:
-                initial: 300ms
-                max: 1s
+                initial: \(firstRetryAfter)
+                max: \(firstRetryAfter)
 
             """)
     }
@@ -147,6 +147,20 @@ private struct MailAgent {
         _ = try agent.run(["sendmail", "bob@example.org"], input: "Subject: now\n\nbody\n")
         #expect(eventually(timeout: 10) { (try? agent.server.received().count) == 1 }, "\(daemon.log)")
         #expect(eventually { agent.queued.isEmpty })
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait().status == 0)
+    }
+
+    @Test func flushMakesTheDaemonRetryAtOnce() throws {
+        let agent = try MailAgent(try SMTPTestServer(), firstRetryAfter: "1h")
+        try agent.server.failNextData(["451 4.3.0 busy"])
+        let daemon = try agent.daemon()
+        _ = try agent.run(["sendmail", "bob@example.org"], input: "Subject: flushed\n\nbody\n")
+        #expect(eventually { daemon.log.contains("message deferred") }, "\(daemon.log)")
+        let flush = try agent.run(["mail", "flush"])
+        #expect(flush.status == 0 && flush.stdout == "asked the agent (pid \(daemon.process.processIdentifier)) to send the mail queue now\n",
+                "\(flush.stdout) \(flush.stderr)")
+        #expect(eventually(timeout: 10) { (try? agent.server.received().count) == 1 }, "\(daemon.log)")
         daemon.signal(SIGTERM)
         #expect(daemon.wait().status == 0)
     }
