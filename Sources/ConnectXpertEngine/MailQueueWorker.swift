@@ -10,6 +10,7 @@ public final class MailQueueWorker: Sendable {
     private struct Requests {
         var pending = true
         var ignoreBackoff = false
+        var endPause = false
         var forgetRefusal = false
         var stopping = false
     }
@@ -38,6 +39,7 @@ public final class MailQueueWorker: Sendable {
     /// New mail was queued: pauses after earlier failures end (the network may be back).
     public func mailQueued() {
         try? agent.journal.resetMailBackoff()
+        requests.withLock { $0.endPause = true }
         wake()
     }
 
@@ -69,14 +71,17 @@ public final class MailQueueWorker: Sendable {
                 let taken = state
                 state.pending = false
                 state.ignoreBackoff = false
+                state.endPause = false
                 state.forgetRefusal = false
                 return taken
             }
             if request.forgetRefusal { runner.forgetRefusal() }
-            let tally = runner.run(settings: agent.policy.mail, ignoringBackoff: request.ignoreBackoff, shouldContinue: isRunning)
+            if request.endPause { runner.endPause() }
+            let settings = agent.policy.mail
+            let tally = runner.run(settings: settings, ignoringBackoff: request.ignoreBackoff, shouldContinue: isRunning)
             agent.count { $0.add(tally) }
             if requests.withLock({ $0.pending }) { continue }
-            let pause = runner.nextDue().map { max(0, $0.timeIntervalSinceNow) } ?? 3600
+            let pause = runner.nextDue(settings: settings).map { max(0, $0.timeIntervalSinceNow) } ?? 3600
             if pause > 0 { _ = wakeUp.wait(timeout: .now() + min(pause, 3600)) }
         }
     }

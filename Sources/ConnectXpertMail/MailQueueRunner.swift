@@ -47,9 +47,15 @@ public final class MailQueueRunner {
         serverPausedUntil = nil
     }
 
-    /// When the next message falls due (now for one that never failed), or `nil` with an empty queue.
-    public func nextDue() -> Date? {
-        guard let queued = try? spool.queued(), !queued.isEmpty else { return nil }
+    /// New mail was queued: the network may be back, so the pause after an unreachable server ends.
+    public func endPause() { serverPausedUntil = nil }
+
+    /// When the next message falls due (now for one that never failed), or `nil` when nothing will
+    /// fall due by itself: an empty queue, no SMTP server set, or a refusal waiting for a person.
+    public func nextDue(settings: MailSettings) -> Date? {
+        guard refusal == nil, settings.smtp != nil,
+              let queued = try? spool.queued().filter({ $0.status.kind == .regular || $0.status.kind == .symlink }),
+              !queued.isEmpty else { return nil }
         let records = Dictionary(((try? journal.mailRecords()) ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let due = queued.map { entry -> Date in
             let record = records[entry.name].flatMap { $0.inode == Int64(bitPattern: entry.status.inode) ? $0 : nil }
@@ -131,8 +137,7 @@ public final class MailQueueRunner {
         } catch let error as SystemError where error.isNotFound {
             return .skipped
         } catch {
-            logger.error("cannot read a queued message", metadata: metadata.adding(["mail.error": "\(error)"]))
-            return .deferred
+            return retryLater(entry, error: "cannot read the message: \(error)", settings: settings, metadata: metadata)
         }
 
         do {
