@@ -165,6 +165,22 @@ private struct MailAgent {
         #expect(daemon.wait().status == 0)
     }
 
+    @Test func mailThatCannotGoWaitsWithoutSpinning() throws {
+        let agent = try MailAgent(try SMTPTestServer())
+        let policy = joinPath(agent.root, "policies.yaml")
+        let text = String(decoding: read(policy) ?? [], as: UTF8.self)
+        try write(policy, String(text[..<text.range(of: "  smtp:")!.lowerBound]))  // no SMTP server
+        let daemon = try agent.daemon()
+        _ = try agent.run(["sendmail", "bob@example.org"], input: "Subject: waits\n\nbody\n")
+        #expect(eventually { daemon.log.contains("mail is queued but no SMTP server is set") }, "\(daemon.log)")
+        let before = cpuSeconds(daemon.process.processIdentifier)
+        sleep(2)
+        #expect(cpuSeconds(daemon.process.processIdentifier) - before < 0.5)
+        #expect(agent.queued.count == 1)
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait().status == 0)
+    }
+
     @Test func killedDuringTheQueueNoMessageIsLostOrSentTwiceWithoutItsMessageID() throws {
         let agent = try MailAgent(try SMTPTestServer())
         try agent.queueNumbered(400)
@@ -192,4 +208,14 @@ private struct MailAgent {
         daemon.wait()
         try agent.checkEachDeliveredOnce(count: 300, crashes: 1)
     }
+}
+
+/// User plus system CPU time of a process, from /proc/<pid>/stat.
+private func cpuSeconds(_ pid: Int32) -> Double {
+    let stat = String(decoding: read("/proc/\(pid)/stat") ?? [], as: UTF8.self)
+    guard let close = stat.lastIndex(of: ")") else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // After the command: state is field 3 of stat(5), utime 14 and stime 15.
+    let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+    return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
 }
