@@ -179,10 +179,10 @@ public final class Agent: Sendable {
     func scheduleRetry(_ record: inout TransferRecord, error: Error, retry: RetryPolicy) -> Double? {
         let now = Date().timeIntervalSince1970
         record.attempts += 1
-        record.firstFailure = record.firstFailure ?? now
+        let firstFailure = record.firstFailure ?? now
+        record.firstFailure = firstFailure
         record.lastError = "\(error)"
-        if now - (record.firstFailure ?? now) >= retry.giveUpAfter.seconds { return nil }
-        let delay = retry.delay(afterAttempt: record.attempts)
+        guard let delay = retry.pause(afterAttempt: record.attempts, firstFailure: firstFailure, now: now) else { return nil }
         record.nextAttempt = now + delay
         record.state = .queued
         return delay

@@ -56,12 +56,20 @@ public final class MailQueueRunner {
         guard refusal == nil, settings.smtp != nil,
               let queued = try? spool.queued().filter({ $0.status.kind == .regular || $0.status.kind == .symlink }),
               !queued.isEmpty else { return nil }
-        let records = Dictionary(((try? journal.mailRecords()) ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let due = queued.map { entry -> Date in
-            let record = records[entry.name].flatMap { $0.inode == Int64(bitPattern: entry.status.inode) ? $0 : nil }
-            return record?.nextAttempt.map { Date(timeIntervalSince1970: $0) } ?? .distantPast
-        }.min() ?? .distantPast
-        return max(due, serverPausedUntil ?? .distantPast)
+        let nextAttempts = self.nextAttempts(of: queued)
+        let due = queued.map { nextAttempts[$0.name] ?? 0 }.min() ?? 0
+        return max(Date(timeIntervalSince1970: due), serverPausedUntil ?? .distantPast)
+    }
+
+    /// The next attempt of each entry that has one (it failed before), by name: one journal read.
+    private func nextAttempts(of entries: [MailSpool.Entry]) -> [String: Double] {
+        let records = (try? journal.mailRecords()) ?? []
+        let inodes = Dictionary(entries.map { ($0.name, $0.inode) }, uniquingKeysWith: { first, _ in first })
+        var attempts: [String: Double] = [:]
+        for record in records where inodes[record.name] == record.inode {
+            attempts[record.name] = record.nextAttempt
+        }
+        return attempts
     }
 
     /// Sends what is due (everything with `ignoringBackoff`). `shouldContinue` is asked between
@@ -80,17 +88,16 @@ public final class MailQueueRunner {
                 break
             }
             let now = Date().timeIntervalSince1970
-            let due = entries.filter { entry in
-                ignoringBackoff || (record(for: entry)?.nextAttempt ?? 0) <= now
-            }
+            let nextAttempts = ignoringBackoff ? [:] : self.nextAttempts(of: entries)
+            let due = entries.filter { (nextAttempts[$0.name] ?? 0) <= now }
             if due.isEmpty { break }
+            guard let smtp = settings.smtp else {
+                warnNoServer(entries.count)
+                tally.deferred += due.count
+                return tally
+            }
             for entry in due where shouldContinue() {
                 tried.insert(entry.name)
-                guard let smtp = settings.smtp else {
-                    warnNoServer(entries.count)
-                    tally.deferred += due.count
-                    return tally
-                }
                 let outcome = deliver(entry, settings: settings, smtp: smtp, client: &client, shouldContinue: shouldContinue)
                 switch outcome {
                 case .sent: tally.sent += 1
@@ -107,13 +114,16 @@ public final class MailQueueRunner {
     }
 
     private enum Outcome {
-        case sent, failed, deferred, skipped
+        case sent, failed, skipped
+        /// Left queued until the time given (seconds since 1970).
+        case deferred(until: Double)
         /// The server cannot take any message now; `refused` when a person must act.
         case stopRun(refused: Bool)
     }
 
-    private func record(for entry: MailSpool.Entry) -> MailQueueRecord? {
-        try? journal.mailRecord(name: entry.name, inode: Int64(bitPattern: entry.status.inode))
+    /// The entry's record, or a new one when it has not failed before.
+    private func record(for entry: MailSpool.Entry) -> MailQueueRecord {
+        (try? journal.mailRecord(name: entry.name, inode: entry.inode)) ?? MailQueueRecord(name: entry.name, inode: entry.inode)
     }
 
     private func deliver(_ entry: MailSpool.Entry, settings: MailSettings, smtp: SMTPSettings,
@@ -154,14 +164,13 @@ public final class MailQueueRunner {
                 return retryLater(entry, error: error.message, settings: settings, metadata: metadata)
             case .unreachable:
                 let outcome = retryLater(entry, error: error.message, settings: settings, metadata: metadata)
-                if case .deferred = outcome {
-                    let pause = record(for: entry)?.nextAttempt ?? Date().timeIntervalSince1970
-                    serverPausedUntil = Date(timeIntervalSince1970: pause)
-                    return .stopRun(refused: false)
-                }
-                return outcome
+                guard case .deferred(let until) = outcome else { return outcome }
+                serverPausedUntil = Date(timeIntervalSince1970: until)
+                return .stopRun(refused: false)
             case .refused:
-                saveError(entry, error.message)
+                var record = self.record(for: entry)
+                record.lastError = error.message
+                try? journal.saveMailRecord(record)
                 refusal = error.message
                 logger.error("the SMTP server refused us; mail waits in the queue until the policy is reloaded, `mail flush` or a restart",
                              metadata: ["mail.error": "\(error.message)"])
@@ -223,27 +232,21 @@ public final class MailQueueRunner {
     /// Counts a transient failure and sets the next attempt; past the queue lifetime the message fails.
     private func retryLater(_ entry: MailSpool.Entry, error: String, settings: MailSettings, metadata: Logger.Metadata) -> Outcome {
         let now = Date().timeIntervalSince1970
-        var record = self.record(for: entry) ?? MailQueueRecord(name: entry.name, inode: Int64(bitPattern: entry.status.inode))
+        var record = self.record(for: entry)
         record.attempts += 1
-        record.firstFailure = record.firstFailure ?? now
+        let firstFailure = record.firstFailure ?? now
+        record.firstFailure = firstFailure
         record.lastError = error
-        if now - (record.firstFailure ?? now) >= settings.retry.giveUpAfter.seconds {
+        guard let delay = settings.retry.pause(afterAttempt: record.attempts, firstFailure: firstFailure, now: now) else {
             return failed(entry.name, reason: "still failing after \(settings.retry.giveUpAfter) (mail.queue_lifetime), "
                 + "\(record.attempts) attempts; last error: \(error)",
                 advice: "check the server and the addresses, then move the message back into mail/outbox/", metadata: metadata)
         }
-        let delay = settings.retry.delay(afterAttempt: record.attempts)
         record.nextAttempt = now + delay
         try? journal.saveMailRecord(record)
         logger.warning("message deferred", metadata: metadata.adding(
             ["mail.error": "\(error)", "mail.retry_in": "\(TimeSpan(seconds: delay))"]))
-        return .deferred
-    }
-
-    private func saveError(_ entry: MailSpool.Entry, _ error: String) {
-        var record = self.record(for: entry) ?? MailQueueRecord(name: entry.name, inode: Int64(bitPattern: entry.status.inode))
-        record.lastError = error
-        try? journal.saveMailRecord(record)
+        return .deferred(until: now + delay)
     }
 
     private var warnedNoServer = false

@@ -29,6 +29,9 @@ public struct MailSpool: Sendable {
         public let name: String
         public let path: String
         public let status: FileStatus
+
+        /// The journal keys retry state by name and inode, so a new file under an old name starts afresh.
+        public var inode: Int64 { Int64(bitPattern: status.inode) }
     }
 
     /// The `*.eml` entries of the outbox, oldest first (by modification time, then name).
@@ -95,14 +98,7 @@ public struct MailSpool: Sendable {
         let path = joinPath(outbox, name)
         let destination = try Spool.move(path, toFreeNameAt: joinPath(failed, name), linking: keepQueued)
         if !keepQueued { _ = try FileSystem.removeIfPresent(envelopePath(for: name)) }
-        let text = """
-            message: \(name)
-            failed at: \(ISO8601DateFormatter().string(from: Date()))
-            reason: \(reason)
-            what to do: \(advice)
-
-            """
-        try FileSystem.writeFileAtomically(destination + ".reason", contents: Array(text.utf8))
+        try Spool.writeReason(for: destination, about: ["message: \(name)"], reason: reason, advice: advice)
         return destination
     }
 }

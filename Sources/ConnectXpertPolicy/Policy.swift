@@ -117,6 +117,12 @@ public struct RetryPolicy: Equatable, Sendable {
     public static let `default` = RetryPolicy(
         initial: TimeSpan(seconds: 5), maximum: TimeSpan(seconds: 600), giveUpAfter: TimeSpan(seconds: 3 * 86400))
 
+    /// The pause after failed attempt `attempt` (counting from 1) whose first failure was at
+    /// `firstFailure`, or `nil` once `giveUpAfter` has passed and the failure is permanent.
+    public func pause(afterAttempt attempt: Int, firstFailure: Double, now: Double) -> Double? {
+        now - firstFailure >= giveUpAfter.seconds ? nil : delay(afterAttempt: attempt)
+    }
+
     /// The pause before attempt `attempt + 1` (attempt counts from 1), with ±20 % jitter.
     public func delay(afterAttempt attempt: Int) -> Double {
         let exponent = Double(min(attempt - 1, 30))

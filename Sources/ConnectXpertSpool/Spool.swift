@@ -51,16 +51,15 @@ public struct Spool: Sendable {
     public func moveToFailed(recipient: String, path: String, reason: String, advice: String) throws -> String {
         let source = joinPath(outbox(for: recipient), path)
         let destination = try moveAside(source, into: joinPath(failed, recipient), path: path)
-        let text = """
-            file: \(Names.printable(path))
-            recipient: \(recipient)
-            failed at: \(ISO8601DateFormatter().string(from: Date()))
-            reason: \(reason)
-            what to do: \(advice)
-
-            """
-        try FileSystem.writeFileAtomically(destination + ".reason", contents: Array(text.utf8))
+        try Spool.writeReason(for: destination, about: ["file: \(Names.printable(path))", "recipient: \(recipient)"],
+                              reason: reason, advice: advice)
         return destination
+    }
+
+    /// Writes `<failed file>.reason`: what it is (`about`), when and why it failed, what to do.
+    public static func writeReason(for failedFile: String, about: [String], reason: String, advice: String) throws {
+        let lines = about + ["failed at: \(ISO8601DateFormatter().string(from: Date()))", "reason: \(reason)", "what to do: \(advice)"]
+        try FileSystem.writeFileAtomically(failedFile + ".reason", contents: Array((lines.joined(separator: "\n") + "\n").utf8))
     }
 
     /// Moves a sent file to `sent/<recipient>/<path>`; returns where it went.

@@ -14,6 +14,11 @@ struct MailCommand: ParsableCommand {
         subcommands: [MailSendCommand.self, MailQueueCommand.self, MailFlushCommand.self])
 }
 
+/// The From: address for mail composed here when none is given: `mail.from`, else user@host.
+func defaultSender(_ policy: Policy) -> String {
+    policy.mail.from ?? "\(ProcessInfo.processInfo.environment["USER"] ?? "root")@\(ProcessInfo.processInfo.hostName)"
+}
+
 struct MailSendCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "send",
@@ -69,7 +74,7 @@ struct MailSendCommand: ParsableCommand {
             text = body ?? ""
         }
         let hostname = ProcessInfo.processInfo.hostName
-        let sender = from ?? policy.mail.from ?? "\(ProcessInfo.processInfo.environment["USER"] ?? "root")@\(hostname)"
+        let sender = from ?? defaultSender(policy)
         let composition = Composition(from: sender, to: to, cc: cc, bcc: bcc, subject: subject, body: text,
                                       attachments: attach, domain: sender.split(separator: "@").last.map(String.init) ?? hostname)
         let spool = MailSpool(spool: policy.spool)
@@ -113,7 +118,7 @@ struct MailQueueCommand: ParsableCommand {
                 line += "  (cannot be sent: \(error))"
             }
             print(line)
-            if let record = records.first(where: { $0.name == entry.name && $0.inode == Int64(bitPattern: entry.status.inode) }) {
+            if let record = records.first(where: { $0.name == entry.name && $0.inode == entry.inode }) {
                 let next = record.nextAttempt.map { formatter.string(from: Date(timeIntervalSince1970: $0)) } ?? "now"
                 print("    attempts \(record.attempts), next try \(next), last error: \(record.lastError ?? "none")")
             } else {

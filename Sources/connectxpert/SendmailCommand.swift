@@ -105,8 +105,7 @@ struct SendmailCommand: ParsableCommand {
                                                        : "no recipients given (name them as arguments, or use -t)", .usage)
         }
         if !header.contains("From") {
-            let address = options.sender ?? policy.mail.from
-                ?? "\(ProcessInfo.processInfo.environment["USER"] ?? "root")@\(ProcessInfo.processInfo.hostName)"
+            let address = options.sender ?? defaultSender(policy)
             let name = options.fullName.map { "\(MessageComposer.encodeHeaderText($0)) " } ?? ""
             message = Array("From: \(name)<\(address)>\n".utf8) + message
         }
