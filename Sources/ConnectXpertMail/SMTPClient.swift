@@ -111,15 +111,15 @@ public final class SMTPClient {
             if error.code == CURLE_ABORTED_BY_CALLBACK { throw TransferCancelled() }
             throw classify(error)
         }
-        let refused = recipientReplies().filter { !$0.reply.hasPrefix("2") }
+        let refused = refusedRecipients()
         let refusedAddresses = Set(refused.map(\.address))
         return SMTPDelivery(accepted: message.recipients.filter { !refusedAddresses.contains($0) }, refused: refused)
     }
 
-    /// The reply to each `RCPT TO` of the request just made.
-    private func recipientReplies() -> [RecipientRefusal] {
+    /// The `RCPT TO`s of the request just made that the server did not accept, with its replies.
+    private func refusedRecipients() -> [RecipientRefusal] {
         curl.exchanges.compactMap { exchange in
-            guard exchange.command.uppercased().hasPrefix("RCPT TO:") else { return nil }
+            guard exchange.command.uppercased().hasPrefix("RCPT TO:"), !exchange.reply.hasPrefix("2") else { return nil }
             let address = exchange.command.dropFirst("RCPT TO:".count)
                 .trimmingCharacters(in: CharacterSet(charactersIn: " <>"))
             return RecipientRefusal(address: address, reply: exchange.reply)
@@ -144,7 +144,7 @@ public final class SMTPClient {
         }
         // A reply the server gave: 4xx is worth retrying, 5xx is final for this message.
         if let failed = curl.exchanges.last(where: { ($0.replyCode ?? 0) >= 400 }) {
-            let rcpts = recipientReplies().filter { !$0.reply.hasPrefix("2") }
+            let rcpts = refusedRecipients()
             if failed.command.uppercased().hasPrefix("RCPT TO:") && !rcpts.isEmpty {
                 let kind: SMTPError.Kind = rcpts.allSatisfy(\.isPermanent) ? .permanent : .transient
                 return SMTPError(kind, "\(endpoint) refused every recipient: "
