@@ -39,3 +39,7 @@ CURLcode cx_curl_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *value) 
 CURLcode cx_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value) {
     return curl_easy_getinfo(handle, info, value);
 }
+
+CURLcode cx_curl_getinfo_socket(CURL *handle, CURLINFO info, curl_socket_t *value) {
+    return curl_easy_getinfo(handle, info, value);
+}

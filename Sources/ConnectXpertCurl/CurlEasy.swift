@@ -1,5 +1,9 @@
 import CCurl
+import ConnectXpertSystem
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// curl_global_init, once per process, before any thread uses libcurl.
 private enum LibCurl {
@@ -86,6 +90,46 @@ public final class CurlEasy {
         }
         let code = curl_easy_perform(raw)
         guard code == CURLE_OK else { throw CurlError(code: code, reply: replies.last) }
+    }
+
+    /// Writes all of `bytes` on a connection opened with `CURLOPT_CONNECT_ONLY` (libcurl did the
+    /// TLS and the login; the caller speaks the protocol), waiting at most `timeout` seconds for
+    /// the socket to take more.
+    public func sendRaw(_ bytes: UnsafeRawBufferPointer, timeout: Double) throws {
+        var offset = 0
+        while offset < bytes.count {
+            var sent = 0
+            let code = curl_easy_send(raw, bytes.baseAddress! + offset, bytes.count - offset, &sent)
+            switch code {
+            case CURLE_OK: offset += sent
+            case CURLE_AGAIN: try waitForSocket(events: Int16(POLLOUT), timeout: timeout)
+            default: throw CurlError(code: code, reply: nil)
+            }
+        }
+    }
+
+    /// Reads what the connection has (at least one byte) into `buffer`; 0 means the server
+    /// closed the connection. Throws `CURLE_OPERATION_TIMEDOUT` after `timeout` seconds of silence.
+    public func receiveRaw(into buffer: UnsafeMutableRawBufferPointer, timeout: Double) throws -> Int {
+        while true {
+            var received = 0
+            // Asked first, not after a poll: TLS may hold decrypted bytes the socket no longer shows.
+            let code = curl_easy_recv(raw, buffer.baseAddress, buffer.count, &received)
+            switch code {
+            case CURLE_OK: return received
+            case CURLE_AGAIN: try waitForSocket(events: Int16(POLLIN), timeout: timeout)
+            default: throw CurlError(code: code, reply: nil)
+            }
+        }
+    }
+
+    private func waitForSocket(events: Int16, timeout: Double) throws {
+        var socket: curl_socket_t = -1
+        _ = cx_curl_getinfo_socket(raw, CURLINFO_ACTIVESOCKET, &socket)
+        guard socket >= 0 else { throw CurlError(code: CURLE_RECV_ERROR, reply: nil) }
+        var descriptor = pollfd(fd: socket, events: events, revents: 0)
+        let ready = try syscall("poll") { poll(&descriptor, 1, Int32(timeout * 1000)) }
+        if ready == 0 { throw CurlError(code: CURLE_OPERATION_TIMEDOUT, reply: nil) }
     }
 
     public func info(_ info: CURLINFO) -> Int {

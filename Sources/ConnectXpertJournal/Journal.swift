@@ -78,6 +78,7 @@ public final class Journal: Sendable {
         try db.execute("CREATE INDEX IF NOT EXISTS transfers_by_source ON transfers(direction, peer, source, remote, state)")
         try db.execute("CREATE INDEX IF NOT EXISTS transfers_by_state ON transfers(state)")
         try MailQueueRecord.createTable(in: db)
+        try FetchedMessage.createTable(in: db)
         database = Mutex(db)
         log = try FileDescriptor.open(path + "-wal", flags: O_RDWR)
         self.path = path

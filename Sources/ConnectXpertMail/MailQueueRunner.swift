@@ -126,7 +126,7 @@ public final class MailQueueRunner {
         (try? journal.mailRecord(name: entry.name, inode: entry.inode)) ?? MailQueueRecord(name: entry.name, inode: entry.inode)
     }
 
-    private func deliver(_ entry: MailSpool.Entry, settings: MailSettings, smtp: SMTPSettings,
+    private func deliver(_ entry: MailSpool.Entry, settings: MailSettings, smtp: MailServer,
                          client: inout SMTPClient?, shouldContinue: @escaping () -> Bool) -> Outcome {
         let metadata: Logger.Metadata = ["mail.message": "\(entry.name)"]
         switch entry.status.kind {
@@ -155,7 +155,7 @@ public final class MailQueueRunner {
             client = session
             let delivery = try session.send(message, shouldContinue: shouldContinue)
             return delivered(entry, message: message, delivery: delivery, settings: settings, metadata: metadata)
-        } catch let error as SMTPError {
+        } catch let error as MailServerError {
             switch error.kind {
             case .permanent:
                 return failed(entry.name, reason: error.message,

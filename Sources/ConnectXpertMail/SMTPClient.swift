@@ -18,56 +18,25 @@ public struct RecipientRefusal: Equatable, Sendable {
     public var isPermanent: Bool { reply.hasPrefix("5") }
 }
 
-/// A failed attempt to send, classified for the queue.
-public struct SMTPError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable {
-        /// The server cannot be reached or went silent: no message can go now; retry later.
-        case unreachable
-        /// A 4xx reply to this message: retry it later.
-        case transient
-        /// A 5xx reply to this message: it goes to `failed/`.
-        case permanent
-        /// Login, STARTTLS or certificate refused: no message can go until a person acts.
-        case refused
-    }
-
-    public let kind: Kind
-    public let message: String
-
-    public init(_ kind: Kind, _ message: String) {
-        self.kind = kind
-        self.message = message
-    }
-
-    public var description: String { message }
-}
-
 /// A session with an SMTP submission server through libcurl. The easy handle keeps the
 /// connection, so a queue run logs in once and sends every message on the same session (servers
 /// such as Gmail throttle repeated logins). Not thread-safe: one queue runner owns it.
 public final class SMTPClient {
     private let curl: CurlEasy
-    private let settings: SMTPSettings
+    private let settings: MailServer
     private let password: String?
     /// `smtp://host:port/<our name>`: libcurl sends the path as the EHLO name.
     private let url: String
 
-    public init(settings: SMTPSettings, environment: [String: String], hostname: String) throws {
+    public init(settings: MailServer, environment: [String: String], hostname: String) throws {
         curl = try CurlEasy()
         self.settings = settings
-        let place = "SMTP server \(settings.host):\(settings.port)"
-        do {
-            password = try settings.credentials.lazy.compactMap {
-                try Secrets.password($0, environment: environment, place: place)
-            }.first
-        } catch let error as TransportError {
-            throw SMTPError(.refused, error.message)
-        }
+        password = try settings.password(environment: environment, place: "SMTP server \(settings.host):\(settings.port)")
         let scheme = settings.tls == .implicit ? "smtps" : "smtp"
         url = "\(scheme)://\(settings.host):\(settings.port)/\(hostname)"
     }
 
-    /// Sends one message; throws `SMTPError`, or `TransferCancelled` when `shouldContinue`
+    /// Sends one message; throws `MailServerError`, or `TransferCancelled` when `shouldContinue`
     /// returned false. `shouldContinue` is asked between
     /// pieces of the message; returning false aborts it (`TransferCancelled`).
     public func send(_ message: OutgoingMessage, shouldContinue: @escaping () -> Bool) throws -> SMTPDelivery {
@@ -128,33 +97,23 @@ public final class SMTPClient {
 
     private var endpoint: String { "SMTP server \(settings.host):\(settings.port)" }
 
-    private func classify(_ error: CurlError) -> SMTPError {
-        switch error.code {
-        case CURLE_LOGIN_DENIED:
-            return SMTPError(.refused, "authentication failed for \(settings.user ?? "")@\(settings.host):\(settings.port)"
-                + (error.reply.map { " (server: \($0))" } ?? "") + "; check the password")
-        case CURLE_USE_SSL_FAILED:
-            return SMTPError(.refused, "\(endpoint) does not offer STARTTLS; mail and passwords would cross the "
-                + "network readable. Set tls: off under mail.smtp only if that is acceptable")
-        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CONNECT_ERROR:
-            return SMTPError(.refused, "\(endpoint): the server's TLS certificate cannot be trusted (\(error)); "
-                + "for a private CA set ca_file")
-        default:
-            break
+    private func classify(_ error: CurlError) -> MailServerError {
+        if let refusal = MailServerError(refusal: error, server: settings, endpoint: endpoint, section: "mail.smtp") {
+            return refusal
         }
         // A reply the server gave: 4xx is worth retrying, 5xx is final for this message.
         if let failed = curl.exchanges.last(where: { ($0.replyCode ?? 0) >= 400 }) {
             let rcpts = refusedRecipients()
             if failed.command.uppercased().hasPrefix("RCPT TO:") && !rcpts.isEmpty {
-                let kind: SMTPError.Kind = rcpts.allSatisfy(\.isPermanent) ? .permanent : .transient
-                return SMTPError(kind, "\(endpoint) refused every recipient: "
+                let kind: MailServerError.Kind = rcpts.allSatisfy(\.isPermanent) ? .permanent : .transient
+                return MailServerError(kind, "\(endpoint) refused every recipient: "
                     + rcpts.map { "\($0.address): \($0.reply)" }.joined(separator: "; "))
             }
             let command = failed.command.isEmpty ? "the end of the message" : failed.command
             let code = failed.replyCode ?? 0
-            let kind: SMTPError.Kind = code == 421 ? .unreachable : code >= 500 ? .permanent : .transient
-            return SMTPError(kind, "\(endpoint) answered \(command) with: \(failed.reply.replacingOccurrences(of: "\n", with: " "))")
+            let kind: MailServerError.Kind = code == 421 ? .unreachable : code >= 500 ? .permanent : .transient
+            return MailServerError(kind, "\(endpoint) answered \(command) with: \(failed.reply.replacingOccurrences(of: "\n", with: " "))")
         }
-        return SMTPError(.unreachable, "\(endpoint): \(error)")
+        return MailServerError(.unreachable, "\(endpoint): \(error)")
     }
 }

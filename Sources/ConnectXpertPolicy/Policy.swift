@@ -175,20 +175,23 @@ public struct MailSettings: Equatable, Sendable {
     /// The envelope sender; `nil` takes the address in each message's `From:` header.
     public var from: String?
     /// Where queued mail is sent; `nil` keeps it queued (and says so in the log).
-    public var smtp: SMTPSettings?
+    public var smtp: MailServer?
+    /// The IMAP mailboxes fetched into Maildirs.
+    public var inbox: [IMAPSource]
     /// What happens to a sent message: kept in `mail/sent/` (`archive`) or deleted.
     public var after: AfterUpload
     /// Backoff after a transient failure; `giveUpAfter` is the queue lifetime (default 5 days).
     public var retry: RetryPolicy
 
     public static let `default` = MailSettings(
-        from: nil, smtp: nil, after: .archive,
+        from: nil, smtp: nil, inbox: [], after: .archive,
         retry: RetryPolicy(initial: TimeSpan(seconds: 60), maximum: TimeSpan(seconds: 3600),
                            giveUpAfter: TimeSpan(seconds: 5 * 86400)))
 }
 
-/// An SMTP submission server: `smtp://host:587` (STARTTLS) or `smtps://host:465`.
-public struct SMTPSettings: Equatable, Sendable {
+/// A mail server: SMTP submission (`smtp://host:587` with STARTTLS, `smtps://host:465`) or IMAP
+/// (`imap://host:143` with STARTTLS, `imaps://host:993`).
+public struct MailServer: Equatable, Sendable {
     public var url: String
     public var host: String
     public var port: Int
@@ -200,4 +203,25 @@ public struct SMTPSettings: Equatable, Sendable {
     public var caFile: String?
     /// A server that stays silent this long is cut off (the message is retried later).
     public var timeout: TimeSpan
+}
+
+/// One `mail.inbox` source: an IMAP mailbox fetched into a Maildir.
+public struct IMAPSource: Equatable, Sendable {
+    public enum Selection: String, CaseIterable, Sendable { case unseen, all }
+    /// What is done on the server once a message is safe in the Maildir.
+    public enum AfterFetch: String, CaseIterable, Sendable {
+        case markSeen = "mark-seen", delete, keep
+    }
+
+    public var server: MailServer
+    /// The mailbox (`INBOX`), from the URL's path.
+    public var mailbox: String
+    public var every: TimeSpan
+    public var select: Selection
+    public var after: AfterFetch
+    /// The Maildir messages are delivered to, absolute.
+    public var maildir: String
+
+    /// Names the account and mailbox in the journal and the log (`alice@imap.example.org:993/INBOX`).
+    public var name: String { "\(server.user ?? "")@\(server.host):\(server.port)/\(mailbox)" }
 }

@@ -23,26 +23,29 @@ struct PolicyDocument: Decodable {
 
 struct MailDocument: Decodable {
     var from: String?
-    var smtp: SMTPDocument?
+    var smtp: MailServerDocument?
+    var inbox: [IMAPSourceDocument]?
     var after: AfterUpload?
     var queueLifetime: TimeSpan?
     var retry: RetryDocument?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case from, smtp, after, queueLifetime = "queue_lifetime", retry
+        case from, smtp, inbox, after, queueLifetime = "queue_lifetime", retry
     }
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
         from = try c.decodeIfPresent(String.self, forKey: .from)
-        smtp = try c.decodeIfPresent(SMTPDocument.self, forKey: .smtp)
+        smtp = try c.decodeIfPresent(MailServerDocument.self, forKey: .smtp)
+        inbox = try c.decodeListIfPresent(IMAPSourceDocument.self, forKey: .inbox)
         after = try c.decodeChoiceIfPresent(AfterUpload.self, forKey: .after)
         queueLifetime = try c.decodeIfPresent(TimeSpan.self, forKey: .queueLifetime)
         retry = try c.decodeIfPresent(RetryDocument.self, forKey: .retry)
     }
 }
 
-struct SMTPDocument: Decodable {
+/// A mail server's keys, shared by `mail.smtp` and each `mail.inbox` source.
+struct MailServerDocument: Decodable {
     var url: String
     var user: String?
     var passwordFile: String?
@@ -56,8 +59,13 @@ struct SMTPDocument: Decodable {
     }
 
     init(from decoder: Decoder) throws {
+        try self.init(from: decoder, alsoKnown: [])
+    }
+
+    /// Reads the server's keys from a mapping that may also hold the keys `alsoKnown`.
+    init(from decoder: Decoder, alsoKnown: [String]) throws {
         try rejectInlineSecrets(decoder)
-        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
+        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true, alsoKnown: alsoKnown)
         url = try c.decode(String.self, forKey: .url)
         user = try c.decodeIfPresent(String.self, forKey: .user)
         passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
@@ -65,6 +73,26 @@ struct SMTPDocument: Decodable {
         tls = try c.decodeChoiceIfPresent(TLSMode.self, forKey: .tls)
         caFile = try c.decodeIfPresent(String.self, forKey: .caFile)
         timeout = try c.decodeIfPresent(TimeSpan.self, forKey: .timeout)
+    }
+}
+
+/// One `mail.inbox` entry: an IMAP mailbox and what to do with its mail.
+struct IMAPSourceDocument: Decodable {
+    var server: MailServerDocument
+    var every: TimeSpan?
+    var select: IMAPSource.Selection?
+    var after: IMAPSource.AfterFetch?
+    var maildir: String?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case every, select, after, maildir }
+
+    init(from decoder: Decoder) throws {
+        server = try MailServerDocument(from: decoder, alsoKnown: CodingKeys.allCases.map(\.stringValue))
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        every = try c.decodeIfPresent(TimeSpan.self, forKey: .every)
+        select = try c.decodeChoiceIfPresent(IMAPSource.Selection.self, forKey: .select)
+        after = try c.decodeChoiceIfPresent(IMAPSource.AfterFetch.self, forKey: .after)
+        maildir = try c.decodeIfPresent(String.self, forKey: .maildir)
     }
 }
 
@@ -238,11 +266,12 @@ struct AnyCodingKey: CodingKey {
 }
 
 extension Decoder {
+    /// A keyed container that refuses keys other than `Key`'s and `alsoKnown`, with a suggestion.
     func container<Key: CodingKey & CaseIterable>(
-        keyedBy type: Key.Type, rejectingUnknownKeys: Bool
+        keyedBy type: Key.Type, rejectingUnknownKeys: Bool, alsoKnown: [String] = []
     ) throws -> KeyedDecodingContainer<Key> {
         let any = try container(keyedBy: AnyCodingKey.self)
-        let known = Key.allCases.map(\.stringValue)
+        let known = Key.allCases.map(\.stringValue) + alsoKnown
         for key in any.allKeys where !known.contains(key.stringValue) {
             var message = "unknown key '\(key.stringValue)'"
             if let suggestion = closestMatch(to: key.stringValue, in: known) {

@@ -35,7 +35,7 @@ struct Validator {
             buildInboxRule(index: index, rule, remotes: document.remotes, me: id)
         }
         var mail = MailSettings.default
-        if let document = document.mail { mail = buildMail(document) }
+        if let document = document.mail { mail = buildMail(document, spool: spool) }
         guard errors.isEmpty else { return nil }
         return Policy(identity: Identity(id: id), spool: spool, remotes: remotes, outbox: outbox, inbox: inbox,
                       sourceFile: context.file, mail: mail)
@@ -147,7 +147,7 @@ struct Validator {
         return credentials
     }
 
-    private mutating func buildMail(_ document: MailDocument) -> MailSettings {
+    private mutating func buildMail(_ document: MailDocument, spool: String) -> MailSettings {
         var mail = MailSettings.default
         if let from = document.from {
             if MailAddress.isPlausible(from) { mail.from = from } else {
@@ -161,28 +161,64 @@ struct Validator {
             report(["mail", "retry", "give_up_after"], "for mail this is mail.queue_lifetime", atKey: true)
         }
         mail.retry.giveUpAfter = document.queueLifetime ?? mail.retry.giveUpAfter
-        if let smtp = document.smtp { mail.smtp = buildSMTP(smtp) }
+        if let smtp = document.smtp { mail.smtp = buildMailServer(smtp, protocol: .smtp, path: ["mail", "smtp"]) }
+        mail.inbox = (document.inbox ?? []).enumerated().compactMap { index, source in
+            buildIMAPSource(source, path: ["mail", "inbox", index], spool: spool)
+        }
+        let names = mail.inbox.map(\.name)
+        if Set(names).count < names.count {
+            report(["mail", "inbox"], "the same mailbox is listed twice", atKey: true)
+        }
         return mail
     }
 
-    private mutating func buildSMTP(_ document: SMTPDocument) -> SMTPSettings? {
-        let path: [Any] = ["mail", "smtp"]
+    private mutating func buildIMAPSource(_ document: IMAPSourceDocument, path: [Any], spool: String) -> IMAPSource? {
+        guard let server = buildMailServer(document.server, protocol: .imap, path: path) else { return nil }
+        if server.user == nil { report(path, "an IMAP source needs user: and password_file or password_env", atKey: true) }
+        let components = URLComponents(string: document.server.url)
+        let mailbox = (components?.path ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        let every = document.every ?? TimeSpan(seconds: 300)
+        if every.seconds < 1 { report(path + ["every"], "must be at least 1s") }
+        return IMAPSource(server: server, mailbox: mailbox.isEmpty ? "INBOX" : mailbox, every: every,
+                          select: document.select ?? .unseen, after: document.after ?? .markSeen,
+                          maildir: absolutePath(document.maildir ?? joinPath(spool, "mail/inbox"), relativeTo: context.directory))
+    }
+
+    /// The URL schemes and ports of a mail protocol.
+    enum MailProtocol {
+        case smtp, imap
+
+        var plainScheme: String { self == .smtp ? "smtp" : "imap" }
+        var tlsScheme: String { plainScheme + "s" }
+        var example: String {
+            self == .smtp ? "smtp://host:587 (STARTTLS) or smtps://host:465" : "imaps://host/INBOX or imap://host/INBOX (STARTTLS)"
+        }
+        func defaultPort(tls: Bool) -> Int {
+            switch self {
+            case .smtp: return tls ? 465 : 587
+            case .imap: return tls ? 993 : 143
+            }
+        }
+    }
+
+    private mutating func buildMailServer(_ document: MailServerDocument, protocol kind: MailProtocol, path: [Any]) -> MailServer? {
         guard let components = URLComponents(string: document.url), let host = components.host, !host.isEmpty,
-              let scheme = components.scheme?.lowercased(), ["smtp", "smtps"].contains(scheme) else {
-            report(path + ["url"], "'\(document.url)' is not an SMTP server: write smtp://host:587 (STARTTLS) or smtps://host:465")
+              let scheme = components.scheme?.lowercased(), [kind.plainScheme, kind.tlsScheme].contains(scheme) else {
+            report(path + ["url"], "'\(document.url)' is not an \(kind.plainScheme.uppercased()) server: write \(kind.example)")
             return nil
         }
         if components.password != nil {
             report(path + ["url"], "the URL holds a password; secrets are never written in policies.yaml: "
                 + "use password_file: (mode 0600) or password_env: instead")
         }
-        var tls: TLSMode = scheme == "smtps" ? .implicit : .required
-        switch (scheme, document.tls) {
-        case ("smtps", .some(let mode)) where mode != .implicit:
-            report(path + ["tls"], "smtps:// is TLS from the first byte; for STARTTLS or no TLS use smtp://")
-        case ("smtp", .implicit?):
-            report(path + ["tls"], "implicit TLS is written as an smtps:// URL")
-        case ("smtp", let mode?):
+        let implicit = scheme == kind.tlsScheme
+        var tls: TLSMode = implicit ? .implicit : .required
+        switch (implicit, document.tls) {
+        case (true, .some(let mode)) where mode != .implicit:
+            report(path + ["tls"], "\(kind.tlsScheme):// is TLS from the first byte; for STARTTLS or no TLS use \(kind.plainScheme)://")
+        case (false, .implicit?):
+            report(path + ["tls"], "implicit TLS is written as an \(kind.tlsScheme):// URL")
+        case (false, let mode?):
             tls = mode
         default:
             break
@@ -197,11 +233,11 @@ struct Validator {
         if user != nil && credentials.isEmpty {
             report(path, "a user needs password_file or password_env", atKey: true)
         } else if user == nil && !credentials.isEmpty {
-            report(path, "a password needs a user: write user: or smtp://user@host", atKey: true)
+            report(path, "a password needs a user: write user: or \(kind.plainScheme)://user@host", atKey: true)
         }
-        return SMTPSettings(url: document.url, host: host, port: components.port ?? (scheme == "smtps" ? 465 : 587),
-                            user: user, credentials: credentials, tls: tls, caFile: caFile,
-                            timeout: document.timeout ?? TimeSpan(seconds: 60))
+        return MailServer(url: document.url, host: host, port: components.port ?? kind.defaultPort(tls: implicit),
+                          user: user, credentials: credentials, tls: tls, caFile: caFile,
+                          timeout: document.timeout ?? TimeSpan(seconds: 60))
     }
 
     private mutating func buildRetry(_ document: RetryDocument?, default retry: RetryPolicy, path: [Any]) -> RetryPolicy {

@@ -21,7 +21,7 @@ private struct Queue {
         journal = try Journal(path: joinPath(root, "journal.sqlite"))
         runner = try MailQueueRunner(spool: spool, journal: journal, logger: Logger(label: "test"))
         settings = .default
-        settings.smtp = SMTPSettings(
+        settings.smtp = MailServer(
             url: server.url, host: "127.0.0.1", port: server.port, user: "cx",
             credentials: [.passwordFile(passwordFile ?? server.passwordFile)],
             tls: server.mode == .implicit ? .implicit : .required, caFile: server.certificate,

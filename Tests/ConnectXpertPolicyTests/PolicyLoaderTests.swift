@@ -240,7 +240,7 @@ func problems(_ text: String) -> [String] {
         #expect(settings.from == "alice@example.org" && settings.after == .delete)
         #expect(settings.retry == RetryPolicy(initial: TimeSpan(seconds: 30), maximum: TimeSpan(seconds: 3600),
                                               giveUpAfter: TimeSpan(seconds: 2 * 86400)))
-        #expect(settings.smtp == SMTPSettings(url: "smtp://alice%40example.org@mail.example.org", host: "mail.example.org", port: 587,
+        #expect(settings.smtp == MailServer(url: "smtp://alice%40example.org@mail.example.org", host: "mail.example.org", port: 587,
                                               user: "alice@example.org", credentials: [.passwordFile(secret)], tls: .required,
                                               caFile: nil, timeout: TimeSpan(seconds: 60)))
         #expect(try parse(mail("  smtp:\n    url: smtps://h\n")).mail.smtp?.port == 465)

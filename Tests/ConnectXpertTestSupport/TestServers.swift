@@ -169,3 +169,52 @@ public func freePort() throws -> Int {
     }
     return Int(UInt16(bigEndian: address.sin_port))
 }
+
+/// A private Dovecot IMAP server (`scripts/test-servers/dovecot`): STARTTLS required
+/// (`starttls`), TLS from the first byte (`implicit`) or no TLS (`plain`). Login `cxdrop`; the
+/// mailbox is the Maildir `maildir`, seeded and inspected through its files.
+public final class IMAPTestServer: TestServer, @unchecked Sendable {
+    public enum Mode: String { case starttls, implicit, plain }
+
+    public let mode: Mode
+
+    public init(_ mode: Mode = .starttls) throws {
+        self.mode = mode
+        try super.init(script: "dovecot", options: [mode.rawValue])
+    }
+
+    public var certificate: String { joinPath(folder, "cert.pem") }
+    public var url: String { "\(mode == .implicit ? "imaps" : "imap")://127.0.0.1:\(port)/INBOX" }
+    public var maildir: String { joinPath(folder, "mail") }
+
+    /// Puts a message into the mailbox, unseen (`new/`) or seen (`cur/…:2,S`), owned by the login.
+    public func deliver(_ message: [UInt8], seen: Bool = false) throws {
+        let name = "\(Date().timeIntervalSince1970).\(UUID().uuidString.prefix(8)).test"
+        let temporary = joinPath(maildir, "tmp", name)
+        try FileSystem.writeFileAtomically(temporary, contents: message, mode: 0o600)
+        guard let account = getpwnam(user), chown(temporary, account.pointee.pw_uid, account.pointee.pw_gid) == 0 else {
+            throw TestServerError(message: "cannot give \(temporary) to \(user)")
+        }
+        try FileSystem.rename(temporary, to: seen ? joinPath(maildir, "cur", name + ":2,S") : joinPath(maildir, "new", name))
+    }
+
+    public func deliver(_ message: String, seen: Bool = false) throws {
+        try deliver(Array(message.utf8), seen: seen)
+    }
+
+    /// The flags of each message now in the mailbox (`""` for a new one, `"S"` once seen).
+    public func flags() throws -> [String] {
+        let fresh = try FileSystem.contents(of: joinPath(maildir, "new")).map { _ in "" }
+        let current = try FileSystem.contents(of: joinPath(maildir, "cur")).map { name in
+            name.range(of: ":2,").map { String(name[$0.upperBound...]) } ?? ""
+        }
+        return (fresh + current).sorted()
+    }
+
+    /// Makes the server number the mailbox anew (a new UIDVALIDITY), as after a restore from backup.
+    public func renumber() throws {
+        for name in try FileSystem.contents(of: maildir) where name.hasPrefix("dovecot-uidlist") || name.hasPrefix("dovecot.index") {
+            try FileSystem.remove(joinPath(maildir, name))
+        }
+    }
+}

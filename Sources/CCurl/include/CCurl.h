@@ -21,5 +21,6 @@ CURLcode cx_curl_setopt_debug_callback(CURL *handle, cx_curl_debug_callback call
 CURLcode cx_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
 CURLcode cx_curl_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *value);
 CURLcode cx_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value);
+CURLcode cx_curl_getinfo_socket(CURL *handle, CURLINFO info, curl_socket_t *value);
 
 #endif
