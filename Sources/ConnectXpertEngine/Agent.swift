@@ -24,6 +24,8 @@ public struct Tally: Sendable, Equatable {
     public var refused = 0
     /// Messages the SMTP server took (their failures count in `failed`, `deferred`, `refused`).
     public var mailSent = 0
+    /// Messages fetched from IMAP mailboxes into Maildirs.
+    public var mailFetched = 0
 
     mutating func add(_ mail: MailTally) {
         mailSent += mail.sent
@@ -141,6 +143,36 @@ public final class Agent: Sendable {
         let runner = try MailQueueRunner(spool: mailSpool, journal: journal, logger: logger)
         let tally = runner.run(settings: policy.mail, ignoringBackoff: true) { [scheduler] in !scheduler.isStopping }
         count { $0.add(tally) }
+    }
+
+    /// Fetches every `mail.inbox` source once, on this thread (batch mode and `mail fetch`).
+    public func fetchMail() {
+        let fetcher = MailFetcher(journal: journal, logger: logger)
+        for source in policy.mail.inbox where !scheduler.isStopping {
+            fetchMail(from: source, fetcher: fetcher) { [scheduler] in !scheduler.isStopping }
+        }
+    }
+
+    /// Fetches one source and counts the outcome; returns the reason when the server refused us
+    /// (the source waits for a person: a policy edit or `mail fetch`).
+    @discardableResult
+    func fetchMail(from source: IMAPSource, fetcher: MailFetcher, shouldContinue: () -> Bool) -> String? {
+        do {
+            let tally = try fetcher.fetch(source, shouldContinue: shouldContinue)
+            count { $0.mailFetched += tally.delivered }
+            return nil
+        } catch let error as MailServerError {
+            let refused = error.kind == .refused
+            logger.error(refused ? "cannot fetch mail until the policy or the server changes" : "cannot fetch mail now; will retry",
+                         metadata: ["mail.source": "\(source.name)", "mail.error": "\(error)"])
+            count { if refused { $0.refused += 1 } else { $0.deferred += 1 } }
+            return refused ? error.message : nil
+        } catch {
+            logger.error("cannot deliver fetched mail; will retry",
+                         metadata: ["mail.source": "\(source.name)", "mail.maildir": "\(source.maildir)", "mail.error": "\(error)"])
+            count { $0.deferred += 1 }
+            return nil
+        }
     }
 
     /// Blocks until all queued work is done (batch mode).

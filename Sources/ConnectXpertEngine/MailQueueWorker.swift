@@ -12,14 +12,12 @@ public final class MailQueueWorker: Sendable {
         var ignoreBackoff = false
         var endPause = false
         var forgetRefusal = false
-        var stopping = false
     }
 
     private let agent: Agent
     private let logger: Logger
     private let requests = Mutex(Requests())
-    private let wakeUp = DispatchSemaphore(value: 0)
-    private let finished = DispatchSemaphore(value: 0)
+    private let thread = WorkerThread()
 
     public init(agent: Agent, logger: Logger) {
         self.agent = agent
@@ -28,12 +26,7 @@ public final class MailQueueWorker: Sendable {
 
     public func start() throws {
         let runner = try MailQueueRunner(spool: agent.mailSpool, journal: agent.journal, logger: logger)
-        let thread = Thread { [self] in
-            loop(runner)
-            finished.signal()
-        }
-        thread.name = "mail"
-        thread.start()
+        thread.start(name: "mail") { [self] in round(runner) }
     }
 
     /// New mail was queued: pauses after earlier failures end (the network may be back).
@@ -53,36 +46,26 @@ public final class MailQueueWorker: Sendable {
     }
 
     /// Ends the run in progress (the message being sent stays queued) and the thread.
-    public func stop() {
-        requests.withLock { $0.stopping = true }
-        wakeUp.signal()
-        finished.wait()
-    }
+    public func stop() { thread.stop() }
 
     private func wake() {
         requests.withLock { $0.pending = true }
-        wakeUp.signal()
+        thread.wake()
     }
 
-    private func loop(_ runner: MailQueueRunner) {
-        let isRunning: @Sendable () -> Bool = { [self] in !requests.withLock { $0.stopping } }
-        while isRunning() {
-            let request = requests.withLock { state -> Requests in
-                let taken = state
-                state.pending = false
-                state.ignoreBackoff = false
-                state.endPause = false
-                state.forgetRefusal = false
-                return taken
-            }
-            if request.forgetRefusal { runner.forgetRefusal() }
-            if request.endPause { runner.endPause() }
-            let settings = agent.policy.mail
-            let tally = runner.run(settings: settings, ignoringBackoff: request.ignoreBackoff, shouldContinue: isRunning)
-            agent.count { $0.add(tally) }
-            if requests.withLock({ $0.pending }) { continue }
-            let pause = runner.nextDue(settings: settings).map { max(0, $0.timeIntervalSinceNow) } ?? 3600
-            if pause > 0 { _ = wakeUp.wait(timeout: .now() + min(pause, 3600)) }
+    /// One queue run; returns when the next message falls due (`nil`: when woken).
+    private func round(_ runner: MailQueueRunner) -> Date? {
+        let request = requests.withLock { state -> Requests in
+            let taken = state
+            state = Requests(pending: false)
+            return taken
         }
+        if request.forgetRefusal { runner.forgetRefusal() }
+        if request.endPause { runner.endPause() }
+        let settings = agent.policy.mail
+        let tally = runner.run(settings: settings, ignoringBackoff: request.ignoreBackoff) { [thread] in thread.isRunning }
+        agent.count { $0.add(tally) }
+        if requests.withLock({ $0.pending }) { return .distantPast }
+        return runner.nextDue(settings: settings)
     }
 }

@@ -77,20 +77,46 @@ public struct InboxPollingService: Service {
     }
 }
 
+/// Polls the `mail.inbox` sources on the fetch worker's thread until graceful shutdown.
+public struct MailFetchService: Service {
+    let fetcher: MailFetchWorker
+
+    public init(fetcher: MailFetchWorker) { self.fetcher = fetcher }
+
+    public func run() async throws {
+        fetcher.start()
+        try? await gracefulShutdown()
+        let fetcher = self.fetcher
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread {
+                fetcher.stop()
+                done.resume()
+            }.start()
+        }
+    }
+}
+
 /// Reloads the policy on SIGHUP (and, through the watcher, when the file is saved); sends the
-/// mail queue at once, pauses ignored, on SIGUSR1 (`connectxpert mail flush`).
+/// mail queue at once, pauses ignored, on SIGUSR1 (`connectxpert mail flush`); fetches mail at once
+/// on SIGUSR2 (`connectxpert mail fetch`).
 public struct SignalService: Service {
     let reloader: PolicyReloader
     let mail: MailQueueWorker
+    let fetcher: MailFetchWorker
 
-    public init(reloader: PolicyReloader, mail: MailQueueWorker) {
+    public init(reloader: PolicyReloader, mail: MailQueueWorker, fetcher: MailFetchWorker) {
         self.reloader = reloader
         self.mail = mail
+        self.fetcher = fetcher
     }
 
     public func run() async throws {
-        for await signal in await UnixSignalsSequence(trapping: .sighup, .sigusr1).cancelOnGracefulShutdown() {
-            if signal == .sigusr1 { mail.flush() } else { reloader.reload() }
+        for await signal in await UnixSignalsSequence(trapping: .sighup, .sigusr1, .sigusr2).cancelOnGracefulShutdown() {
+            switch signal {
+            case .sigusr1: mail.flush()
+            case .sigusr2: fetcher.fetchNow()
+            default: reloader.reload()
+            }
         }
     }
 }
@@ -100,12 +126,14 @@ public struct SignalService: Service {
 public final class PolicyReloader: Sendable {
     let agent: Agent
     let mail: MailQueueWorker
+    let fetcher: MailFetchWorker
     let path: String
     let logger: Logger
 
-    public init(agent: Agent, mail: MailQueueWorker, path: String, logger: Logger) {
+    public init(agent: Agent, mail: MailQueueWorker, fetcher: MailFetchWorker, path: String, logger: Logger) {
         self.agent = agent
         self.mail = mail
+        self.fetcher = fetcher
         self.path = path
         self.logger = logger
     }
@@ -122,6 +150,7 @@ public final class PolicyReloader: Sendable {
             agent.forgetRefusals()
             agent.scanOutbox()
             mail.flush()
+            fetcher.fetchNow()
         } catch {
             logger.error("policy edit rejected; the previous policy stays in force",
                          metadata: ["policy.file": "\(path)", "policy.error": "\(error)"])

@@ -9,11 +9,21 @@ public struct HeaderBlock: Sendable {
 
         public func `is`(_ other: String) -> Bool { name.lowercased() == other.lowercased() }
 
-        /// The value unfolded (continuation line breaks removed), decoded as UTF-8 where valid.
-        public var value: String {
+        /// The value's bytes unfolded (continuation line breaks removed).
+        public var rawValue: [UInt8] {
             var bytes = Array(lines[0].drop(while: { $0 != UInt8(ascii: ":") }).dropFirst())
             for line in lines.dropFirst() { bytes += line }
-            return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            return bytes
+        }
+
+        /// The value unfolded, decoded as UTF-8 where valid.
+        public var value: String {
+            String(decoding: rawValue, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        }
+
+        /// The value for reading: RFC 2047 encoded words and 8-bit bytes decoded.
+        public var text: String {
+            MailDecoding.headerText(rawValue).trimmingCharacters(in: .whitespaces)
         }
     }
 
@@ -70,6 +80,11 @@ public struct HeaderBlock: Sendable {
     }
 
     public func contains(_ name: String) -> Bool { fields.contains { $0.is(name) } }
+
+    /// The decoded text of the first field named `name`.
+    public func text(_ name: String) -> String? {
+        fields.first { $0.is(name) }?.text
+    }
 }
 
 /// Why a file cannot be sent as mail; the message goes to `mail/failed/` with this as its reason.

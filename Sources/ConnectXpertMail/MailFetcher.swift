@@ -23,8 +23,9 @@ public struct FetchTally: Equatable, Sendable {
 /// 3. it is journalled `delivered` (durably), and only then
 /// 4. marked `\Seen`, or deleted and expunged, on the server, and journalled `done`.
 /// A crash after 1 is settled by looking for the name in the Maildir; after 3 by redoing 4.
-/// Not thread-safe: one fetcher per agent, used from one thread at a time.
-public final class MailFetcher {
+/// Holds no state of its own, but two fetches of one source must not overlap (the agent's lock and
+/// its one fetch thread see to that).
+public final class MailFetcher: Sendable {
     private let journal: Journal
     private let logger: Logger
     private let environment: [String: String]

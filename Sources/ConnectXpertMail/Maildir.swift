@@ -108,3 +108,43 @@ public final class MaildirDelivery {
         buffer.removeAll(keepingCapacity: true)
     }
 }
+
+extension Maildir {
+    /// A message in the Maildir.
+    public struct Message: Sendable {
+        public let path: String
+        /// In `new/`, or in `cur/` without the `S` (seen) flag.
+        public let isUnread: Bool
+        public let modificationNanoseconds: Int64
+    }
+
+    /// The messages in `new/` and `cur/`, in the order they were delivered.
+    public func messages() throws -> [Message] {
+        var found: [Message] = []
+        for folder in ["new", "cur"] {
+            let directory = joinPath(path, folder)
+            for name in try FileSystem.contents(of: directory) where !name.hasPrefix(".") {
+                guard let status = try FileSystem.status(joinPath(directory, name)), status.kind == .regular else { continue }
+                let flags = name.range(of: ":2,").map { name[$0.upperBound...] } ?? ""
+                found.append(Message(path: joinPath(directory, name), isUnread: folder == "new" || !flags.contains("S"),
+                                     modificationNanoseconds: status.modificationNanoseconds))
+            }
+        }
+        return found.sorted {
+            ($0.modificationNanoseconds, lastComponent(of: $0.path)) < ($1.modificationNanoseconds, lastComponent(of: $1.path))
+        }
+    }
+
+    /// Marks a message seen, as a mail reader does: `new/name` becomes `cur/name:2,S`, and `S` is
+    /// added to the flags of one in `cur/`. Returns its new path.
+    @discardableResult
+    public func markSeen(_ message: Message) throws -> String {
+        guard message.isUnread else { return message.path }
+        let name = lastComponent(of: message.path)
+        let base = name.range(of: ":2,").map { String(name[..<$0.lowerBound]) } ?? name
+        let flags = name.range(of: ":2,").map { String(name[$0.upperBound...]) } ?? ""
+        let destination = joinPath(path, "cur", base + ":2," + String((flags + "S").sorted()))
+        try FileSystem.rename(message.path, to: destination)
+        return destination
+    }
+}

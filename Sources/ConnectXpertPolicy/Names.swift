@@ -38,6 +38,18 @@ public enum Names {
         return folder + name + " (\(number))"
     }
 
+    /// A file name made from an untrusted one (an attachment's): its last path component, without
+    /// control characters, leading dots or spaces and trailing dots, at most 200 bytes; `fallback`
+    /// when nothing usable is left.
+    public static func safeFileName(_ untrusted: String, fallback: String) -> String {
+        var name = String(untrusted.split(whereSeparator: { $0 == "/" || $0 == "\\" }).last ?? "")
+        name.unicodeScalars.removeAll { $0.value < 0x20 || $0.value == 0x7f }
+        name = String(name.drop { $0 == "." || $0 == " " })
+        while name.last == "." || name.last == " " { name.removeLast() }
+        while name.utf8.count > 200 { name.removeFirst() }
+        return name.isEmpty ? fallback : name
+    }
+
     /// A printable form of an untrusted name for logs and reasons.
     public static func printable(_ name: String) -> String {
         name.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "\\x" + String($0.value, radix: 16) : String($0) }

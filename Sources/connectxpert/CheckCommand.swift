@@ -55,13 +55,25 @@ struct PolicyExplanation {
         lines.append("")
         lines.append("Mail:")
         let mail = policy.mail
+        func security(_ server: MailServer) -> String {
+            server.tls == .implicit ? "TLS" : server.tls == .required ? "STARTTLS required" : "NO TLS"
+        }
         if let smtp = mail.smtp {
-            let security = smtp.tls == .implicit ? "TLS" : smtp.tls == .required ? "STARTTLS required" : "NO TLS"
-            lines.append("  mail/outbox/*.eml -> \(smtp.url) (\(security)\(smtp.user.map { ", login \($0)" } ?? ""), timeout \(smtp.timeout))")
+            lines.append("  mail/outbox/*.eml -> \(smtp.url) (\(security(smtp))\(smtp.user.map { ", login \($0)" } ?? ""), timeout \(smtp.timeout))")
             lines.append("    from \(mail.from ?? "each message's From:"); sent mail is \(mail.after == .archive ? "kept in mail/sent/" : "deleted")")
             lines.append("    retry after \(mail.retry.initial), doubling up to \(mail.retry.maximum); give up after \(mail.retry.giveUpAfter)")
         } else {
             lines.append("  no SMTP server (mail.smtp): queued mail waits")
+        }
+        if mail.inbox.isEmpty { lines.append("  no mailbox to fetch from (mail.inbox)") }
+        for source in mail.inbox {
+            let after = switch source.after {
+            case .markSeen: "marked seen"
+            case .delete: "deleted"
+            case .keep: "left as they are"
+            }
+            lines.append("  \(source.server.url) (\(security(source.server)), login \(source.server.user ?? "")) -> \(source.maildir), every \(source.every)")
+            lines.append("    fetches \(source.select == .unseen ? "unseen" : "all") messages; on the server they are then \(after)")
         }
         return lines.joined(separator: "\n")
     }

@@ -10,8 +10,9 @@ import Foundation
 struct MailCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mail",
-        abstract: "Compose mail, and look at or flush the outgoing mail queue.",
-        subcommands: [MailSendCommand.self, MailQueueCommand.self, MailFlushCommand.self])
+        abstract: "Send mail through the queue, fetch mail into a Maildir and read it.",
+        subcommands: [MailSendCommand.self, MailQueueCommand.self, MailFlushCommand.self, MailFetchCommand.self,
+                      MailListCommand.self, MailShowCommand.self, MailSaveCommand.self])
 }
 
 /// The From: address for mail composed here when none is given: `mail.from`, else user@host.

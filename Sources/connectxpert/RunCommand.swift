@@ -13,7 +13,8 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             The daemon sends files as soon as they are closed in the outbox, polls the inboxes, reloads \
             the policy on SIGHUP or when the file is saved, and stops cleanly on SIGTERM or SIGINT.
-            With --once it sends what is waiting, polls every inbox once and exits: 0 when all \
+            With --once it sends what is waiting (files and mail), polls every inbox and mailbox once \
+            and exits: 0 when all \
             succeeded, 65 when files went to failed/, 75 when some must be retried later, 78 for an \
             invalid policy.
             """)
@@ -34,12 +35,14 @@ struct RunCommand: AsyncParsableCommand {
             return
         }
         let mail = MailQueueWorker(agent: agent, logger: logger)
-        let reloader = PolicyReloader(agent: agent, mail: mail, path: policyOptions.path, logger: logger)
+        let fetcher = MailFetchWorker(agent: agent, logger: logger)
+        let reloader = PolicyReloader(agent: agent, mail: mail, fetcher: fetcher, path: policyOptions.path, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: TransferService(agent: agent, reloader: reloader, mail: mail, logger: logger)),
                 .init(service: InboxPollingService(agent: agent)),
-                .init(service: SignalService(reloader: reloader, mail: mail)),
+                .init(service: MailFetchService(fetcher: fetcher)),
+                .init(service: SignalService(reloader: reloader, mail: mail, fetcher: fetcher)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
@@ -56,8 +59,10 @@ struct RunCommand: AsyncParsableCommand {
         agent.pollInboxes()
         agent.waitUntilIdle()
         try agent.sendMailQueue()
+        agent.fetchMail()
         try completeBatch(agent) {
             "sent \($0.sent), received \($0.received)" + ($0.mailSent > 0 ? ", mail sent \($0.mailSent)" : "")
+                + ($0.mailFetched > 0 ? ", mail fetched \($0.mailFetched)" : "")
                 + ", failed \($0.failed), to retry \($0.deferred)" + ($0.refused > 0 ? ", refused \($0.refused)" : "")
         }
     }

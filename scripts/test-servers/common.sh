@@ -21,6 +21,13 @@ descendants() {
     done
 }
 
+# Whether the process runs: a killed server whose parent has not reaped it yet (a zombie) does not.
+running() {
+    local state
+    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
 # Stops the server whose pid is in $1, and its connections, as a crash of the server would (each
 # connection's processes may start sessions of their own, so they are found through their parents).
 stop_server() {
@@ -28,6 +35,6 @@ stop_server() {
     [ -f "$pidfile" ] || return 0
     pid=$(cat "$pidfile")
     kill -KILL $(descendants "$pid") "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do running "$pid" || break; sleep 0.05; done
     rm -f "$pidfile"
 }
