@@ -187,10 +187,14 @@ struct HeaderFingerprint {
     private var complete = false
 
     mutating func add(_ bytes: UnsafeRawBufferPointer) {
-        for byte in bytes where !complete {
+        guard !complete else { return }
+        for byte in bytes {
             hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
             tail = (tail << 8) | UInt32(byte)
-            if tail == 0x0d0a_0d0a { complete = true }
+            if tail == 0x0d0a_0d0a {
+                complete = true
+                return
+            }
         }
     }
 

@@ -77,12 +77,25 @@ public final class MaildirDelivery {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        for byte in bytes {
-            if pendingCarriageReturn {
-                pendingCarriageReturn = false
-                if byte != UInt8(ascii: "\n") { buffer.append(UInt8(ascii: "\r")) }
+        guard let base = bytes.baseAddress, !bytes.isEmpty else { return }
+        var offset = 0
+        if pendingCarriageReturn {
+            pendingCarriageReturn = false
+            if bytes[0] != UInt8(ascii: "\n") { buffer.append(UInt8(ascii: "\r")) }
+        }
+        while offset < bytes.count {
+            guard let found = memchr(base + offset, Int32(UInt8(ascii: "\r")), bytes.count - offset) else {
+                buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+                break
             }
-            if byte == UInt8(ascii: "\r") { pendingCarriageReturn = true } else { buffer.append(byte) }
+            let carriageReturn = base.distance(to: UnsafeRawPointer(found))
+            buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<carriageReturn]))
+            offset = carriageReturn + 1
+            if offset == bytes.count {
+                pendingCarriageReturn = true
+            } else if bytes[offset] != UInt8(ascii: "\n") {
+                buffer.append(UInt8(ascii: "\r"))
+            }
         }
         if buffer.count >= 256 * 1024 { try flush() }
     }

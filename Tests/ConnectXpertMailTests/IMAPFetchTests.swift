@@ -213,3 +213,45 @@ private func uidValidity(of server: IMAPTestServer) throws -> Int64? {
     let text = String(decoding: try FileSystem.readFile(joinPath(server.maildir, "dovecot-uidlist")), as: UTF8.self)
     return text.split(separator: " ").first { $0.hasPrefix("V") }.flatMap { Int64($0.dropFirst()) }
 }
+
+extension IMAPFetchTests {
+    @Test func fiftyMiBMessageArrivesWhole() throws {
+        let server = try IMAPTestServer()
+        var text = Array("From: a@example.org\nSubject: big\n\n".utf8)
+        let line = Array(String(repeating: "x", count: 75).utf8) + [10]
+        text.reserveCapacity(50 * 1024 * 1024 + 100)
+        while text.count < 50 * 1024 * 1024 { text += line }
+        try server.deliver(text)
+        let mailbox = try Mailbox(server)
+        #expect(try mailbox.fetch().delivered == 1)
+        let folder = joinPath(mailbox.source.maildir, "new")
+        let names = try FileSystem.contents(of: folder)
+        try #require(names.count == 1)
+        #expect(try FileSystem.readFile(joinPath(folder, names[0])) == text)
+    }
+}
+
+@Suite struct MaildirTests {
+    @Test func lineEndsSplitAcrossChunksBecomeLF() throws {
+        let maildir = Maildir(path: NSTemporaryDirectory() + "cx-maildir-" + UUID().uuidString.prefix(8))
+        try maildir.create()
+        let delivery = try maildir.beginDelivery(name: "one")
+        for chunk in ["a\r", "\nb\r", "x\r\n\r", "\n", "lone\r"] {
+            try Array(chunk.utf8).withUnsafeBytes { try delivery.write($0) }
+        }
+        let path = try delivery.commit()
+        #expect(try FileSystem.readFile(path) == Array("a\nb\rx\n\nlone\r".utf8))
+        #expect(try maildir.location(of: "one") == path)
+        let message = try #require(try maildir.messages().first)
+        #expect(message.isUnread)
+        let seen = try maildir.markSeen(message)
+        #expect(seen == joinPath(maildir.path, "cur", "one:2,S"))
+        #expect(try maildir.location(of: "one") == seen)
+        #expect(try maildir.messages().map(\.isUnread) == [false])
+    }
+
+    @Test func uidSetsAreCompact() {
+        #expect(uidSet([9, 1, 2, 3, 7, 10]) == "1:3,7,9:10")
+        #expect(uidSet([5]) == "5")
+    }
+}

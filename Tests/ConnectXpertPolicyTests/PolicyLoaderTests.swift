@@ -221,6 +221,45 @@ func problems(_ text: String) -> [String] {
             .remotes["drop"]?.ftp?.user == nil)
     }
 
+    @Test func mailInboxSources() throws {
+        let folder = try temporaryFolder()
+        let secret = joinPath(folder, "pw")
+        try FileSystem.writeFileAtomically(secret, contents: Array("pw".utf8), mode: 0o600)
+        func inbox(_ body: String) -> String { validPolicy + "mail:\n  inbox:\n" + body }
+        let sources = try parse(inbox("""
+                - url: imaps://imap.example.org
+                  user: alice
+                  password_file: \(secret)
+                - url: imap://alice@mail.example.org/Archive/2026
+                  password_env: IMAP_PASSWORD
+                  every: 30s
+                  select: all
+                  after: delete
+                  maildir: /var/mail/alice
+
+            """)).mail.inbox
+        try #require(sources.count == 2)
+        #expect(sources[0].server.port == 993 && sources[0].server.tls == .implicit && sources[0].mailbox == "INBOX")
+        #expect(sources[0].select == .unseen && sources[0].after == .markSeen && sources[0].every == TimeSpan(seconds: 300))
+        #expect(sources[0].maildir == "/etc/cx/spool/mail/inbox")
+        #expect(sources[0].name == "alice@imap.example.org:993/INBOX")
+        #expect(sources[1].server.port == 143 && sources[1].server.tls == .required && sources[1].mailbox == "Archive/2026")
+        #expect(sources[1].server.user == "alice" && sources[1].server.credentials == [.passwordEnvironment("IMAP_PASSWORD")])
+        #expect(sources[1].select == .all && sources[1].after == .delete && sources[1].maildir == "/var/mail/alice")
+
+        #expect(problems(inbox("    - url: imaps://h\n      user: a\n      password_env: P\n      after: mark-read\n")).first?
+            .contains("'mark-read' is not one of mark-seen, delete, keep; did you mean 'mark-seen'?") == true)
+        #expect(problems(inbox("    - url: imaps://h\n      user: a\n      password_env: P\n      maildri: x\n")).first?
+            .contains("unknown key 'maildri'; did you mean 'maildir'?") == true)
+        #expect(problems(inbox("    - url: imaps://h\n      user: a\n      password: x\n")).first?
+            .contains("secrets are never written in policies.yaml") == true)
+        #expect(problems(inbox("    - url: imaps://h\n")).first?.contains("an IMAP source needs user:") == true)
+        #expect(problems(inbox("    - url: smtp://h\n      user: a\n      password_env: P\n")).first?
+            .contains("is not an IMAP server: write imaps://host/INBOX or imap://host/INBOX (STARTTLS)") == true)
+        #expect(problems(inbox("    - url: imaps://h\n      user: a\n      password_env: P\n      tls: off\n")).first?
+            .contains("imaps:// is TLS from the first byte") == true)
+    }
+
     @Test func mailSection() throws {
         let folder = try temporaryFolder()
         let secret = joinPath(folder, "pw")
