@@ -6,11 +6,11 @@ PREFIX     ?= /usr/local
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Build: the C libraries. Tests: systemd-analyze for the units, sshd and sftp for the SFTP tests,
-# vsftpd and openssl (its certificate) for the FTP tests, aiosmtpd for the mail tests.
+# vsftpd and openssl (its certificate) for the FTP tests, aiosmtpd and Dovecot for the mail tests.
 # Bench: inotifywait, and the peers the agent is measured against.
 APT_BUILD  := libssh2-1-dev libcurl4-openssl-dev libinotifytools0-dev libsqlite3-dev
-APT_TEST   := inotify-tools systemd openssh-server openssh-client vsftpd openssl python3-aiosmtpd
-APT_BENCH  := rclone lftp msmtp
+APT_TEST   := inotify-tools systemd openssh-server openssh-client vsftpd openssl python3-aiosmtpd dovecot-imapd
+APT_BENCH  := rclone lftp msmtp getmail6 isync
 
 .PHONY: all deps test-deps build run test bench demo install install-sendmail clean
 

@@ -2,8 +2,8 @@
 """make bench, the transports: the agent against the peer tools on the same private server on
 loopback, in one run: OpenSSH sftp -b, rclone and lftp on an sshd (issue 3); curl, lftp and rclone
 on a vsftpd with explicit TLS (issue 4); msmtp, run once per message, on an SMTP server with
-STARTTLS and AUTH (issue 5). Prints files/s and MB/s, the agent's ratio to the best
-peer, and the agent's peak RSS."""
+STARTTLS and AUTH (issue 5); getmail6 and mbsync fetching from Dovecot (issue 6). Prints
+files/s and MB/s, the agent's ratio to the best peer, and the agent's peak RSS."""
 import os
 import shutil
 import subprocess
@@ -43,7 +43,7 @@ class ServerBench:
         self.dir = tempfile.mkdtemp(prefix=f"cx-bench-{script}-")
         os.chmod(self.dir, 0o755)  # the server reads files in it as the test login
         self.server = os.path.join(self.dir, "server")
-        self.port = 2400 + os.getpid() % 1000 + {"vsftpd": 100, "smtpd": 200}.get(script, 0)
+        self.port = 2400 + os.getpid() % 1000 + {"vsftpd": 100, "smtpd": 200, "dovecot": 300}.get(script, 0)
         run([self.script, "start", self.server, str(self.port), *options])
         self.home = "/var/lib/cxdrop"
         self.rows = []
@@ -365,9 +365,111 @@ class MailBench(ServerBench):
         self.report()
 
 
+class MailFetchBench(ServerBench):
+    """Issue 6: fetching from the private Dovecot (implicit TLS, which every peer speaks) into an
+    empty Maildir, leaving the server as it is, against getmail6 and mbsync; then the agent's
+    peak RSS while it fetches one 50 MiB message."""
+    MESSAGES = 1000
+
+    def __init__(self, binary):
+        super().__init__(binary, "dovecot", ("implicit",))
+        self.password = os.path.join(self.server, "password")
+        self.cert = os.path.join(self.server, "cert.pem")
+
+    def seed(self, messages):
+        """Puts the messages straight into the server's Maildir, unseen, and lets Dovecot index them."""
+        mail = os.path.join(self.server, "mail")
+        for name in os.listdir(os.path.join(mail, "new")) + os.listdir(os.path.join(mail, "cur")):
+            for folder in ("new", "cur"):
+                path = os.path.join(mail, folder, name)
+                if os.path.exists(path):
+                    os.remove(path)
+        for index, text in enumerate(messages):
+            path = os.path.join(mail, "new", f"{time.time():.6f}.{index}.bench")
+            with open(path, "wb") as f:
+                f.write(text)
+            shutil.chown(path, "cxdrop", "cxdrop")
+
+    def message(self, number):
+        line = "0123456789" * 7 + "\n"
+        body = line * (10240 // len(line))
+        return (f"From: bob@example.org\nTo: alice@example.org\nSubject: message {number}\n"
+                f"Message-ID: <{number}@bench.example.org>\n\n{body}").encode()
+
+    def maildir(self, name):
+        path = os.path.join(self.dir, "maildirs", name)
+        for folder in ("tmp", "new", "cur"):
+            os.makedirs(os.path.join(path, folder))
+        return path
+
+    def delivered(self, path):
+        return len(os.listdir(os.path.join(path, "new"))) + len(os.listdir(os.path.join(path, "cur")))
+
+    def agent_fetch(self, name):
+        folder = os.path.join(self.dir, "agents", name)
+        os.makedirs(folder)
+        maildir = os.path.join(folder, "Maildir")
+        with open(os.path.join(folder, "policies.yaml"), "w") as f:
+            f.write(f"identity:\n  id: alice\nremotes:\n  drop:\n    url: file:drop\nmail:\n  inbox:\n"
+                    f"    - url: imaps://127.0.0.1:{self.port}/INBOX\n      user: cxdrop\n"
+                    f"      password_file: {self.password}\n      ca_file: {self.cert}\n"
+                    f"      select: all\n      after: keep\n      maildir: {maildir}\n")
+        elapsed = self.agent(folder)
+        return elapsed, self.delivered(maildir)
+
+    def getmail(self):
+        maildir = self.maildir("getmail")
+        state = os.path.join(self.dir, "getmail-state")
+        os.makedirs(state)
+        password = os.path.join(state, "password")
+        shutil.copy(self.password, password)
+        with open(os.path.join(state, "getmailrc"), "w") as f:
+            f.write(f"[retriever]\ntype = SimpleIMAPSSLRetriever\nserver = 127.0.0.1\nport = {self.port}\n"
+                    f"username = cxdrop\npassword_command = (\"/bin/cat\", \"{password}\")\n"
+                    f"mailboxes = (\"INBOX\",)\nca_certs = {self.cert}\n"
+                    f"[destination]\ntype = Maildir\npath = {maildir}/\n"
+                    f"[options]\nread_all = true\ndelete = false\nverbose = 0\n")
+        # getmail refuses to deliver as root: it runs as the test login, owning its files.
+        run(["chown", "-R", "cxdrop:cxdrop", state, os.path.dirname(maildir)])
+        elapsed, _ = timed(["runuser", "-u", "cxdrop", "--", "getmail", f"--getmaildir={state}", "--rcfile=getmailrc"])
+        return elapsed, self.delivered(maildir)
+
+    def mbsync(self):
+        root = os.path.join(self.dir, "mbsync")
+        os.makedirs(root)
+        config = os.path.join(self.dir, "mbsyncrc")
+        with open(config, "w") as f:
+            f.write(f"IMAPAccount bench\nHost 127.0.0.1\nPort {self.port}\nUser cxdrop\n"
+                    f"PassCmd \"cat {self.password}\"\nSSLType IMAPS\nCertificateFile {self.cert}\n\n"
+                    f"IMAPStore remote\nAccount bench\n\nMaildirStore local\nPath {root}/\nInbox {root}/INBOX\n\n"
+                    f"Channel bench\nFar :remote:\nNear :local:\nPatterns INBOX\nSync Pull\nCreate Near\n"
+                    f"SyncState *\n")
+        elapsed, _ = timed(["mbsync", "-c", config, "-q", "-a"])
+        return elapsed, self.delivered(os.path.join(root, "INBOX"))
+
+    def run_all(self):
+        self.seed(self.message(n) for n in range(self.MESSAGES))
+        results = {}
+        for name, fetch in (("connectxpert run --once", lambda: self.agent_fetch("agent")),
+                            ("getmail6", self.getmail), ("mbsync", self.mbsync)):
+            elapsed, count = fetch()
+            if count != self.MESSAGES:
+                raise RuntimeError(f"{name} fetched {count} of {self.MESSAGES} messages")
+            results[name] = count / elapsed
+        self.table(f"fetch {self.MESSAGES} messages of 10 KiB", results, "messages/s", 1.0, peers=["getmail6"])
+
+        line = b"x" * 75 + b"\n"
+        self.seed([b"From: bob@example.org\nSubject: big\n\n" + line * ((50 << 20) // len(line))])
+        elapsed, count = self.agent_fetch("large")
+        if count != 1:
+            raise RuntimeError("the agent did not fetch the 50 MiB message")
+        print(f"\none 50 MiB message fetched in {elapsed:.2f} s")
+        self.report()
+
+
 def main():
     binary = sys.argv[1]
-    kinds = {"sftp": SFTPBench, "ftp": FTPBench, "mail": MailBench}
+    kinds = {"sftp": SFTPBench, "ftp": FTPBench, "mail": MailBench, "mail-fetch": MailFetchBench}
     only = sys.argv[2:] or list(kinds)
     for kind in (kinds[name] for name in only):
         bench = kind(binary)
