@@ -9,7 +9,6 @@ import ConnectXpertPolicy
 public final class IMAPSession {
     public struct Mailbox: Sendable {
         public let uidValidity: Int64
-        public let exists: Int
     }
 
     /// Where the bytes of one message go: the sink for its data, and what to do once all arrived.
@@ -31,6 +30,9 @@ public final class IMAPSession {
     private var inputEnd = 0
     private var tagCounter = 0
     private var capabilities: Set<String> = []
+    /// Set when a read or write failed, or a response was left half read: the connection can no
+    /// longer carry a command, not even LOGOUT.
+    private var broken = false
 
     public var endpoint: String { "IMAP server \(server.host):\(server.port)" }
 
@@ -72,13 +74,10 @@ public final class IMAPSession {
     /// Opens `name` read-write (flags and deletions are ours to set).
     public func select(_ name: String) throws -> Mailbox {
         var uidValidity: Int64?
-        var exists = 0
         do {
             try run("SELECT \(quoted(name))") { line in
                 if let range = line.range(of: "[UIDVALIDITY ") {
                     uidValidity = Int64(line[range.upperBound...].prefix { $0.isNumber })
-                } else if line.hasSuffix(" EXISTS") {
-                    exists = Int(line.split(separator: " ")[1]) ?? 0
                 }
             }
         } catch let error as MailServerError where error.kind == .transient {
@@ -86,7 +85,7 @@ public final class IMAPSession {
                 + "check the URL's path under mail.inbox")
         }
         guard let uidValidity else { throw MailServerError(.unreachable, "\(endpoint) sent no UIDVALIDITY for \(quoted(name))") }
-        return Mailbox(uidValidity: uidValidity, exists: exists)
+        return Mailbox(uidValidity: uidValidity)
     }
 
     /// The UIDs of the messages not yet seen (`unseenOnly`), or of all messages, ascending.
@@ -166,6 +165,7 @@ public final class IMAPSession {
 
     /// Ends the session politely; errors do not matter any more.
     public func logout() {
+        guard !broken else { return }
         try? run("LOGOUT") { _ in }
     }
 
@@ -187,6 +187,7 @@ public final class IMAPSession {
         do {
             try bytes.withUnsafeMutableBytes { try curl.sendRaw(UnsafeRawBufferPointer($0), timeout: timeout) }
         } catch let error as CurlError {
+            broken = true
             throw MailServerError(.unreachable, "\(endpoint): sending failed: \(error)")
         }
     }
@@ -201,17 +202,20 @@ public final class IMAPSession {
             var text = try readLine()
             while let size = literalSize(at: text) {
                 let before = String(text[..<text.lastIndex(of: "{")!]).trimmingTrailingSpace
-                let target = try literal(before, size)
-                try readLiteral(size, into: target?.write)
-                try target?.finish()
+                do {
+                    let target = try literal(before, size)
+                    try readLiteral(size, into: target?.write)
+                    try target?.finish()
+                } catch {
+                    broken = true
+                    throw error
+                }
                 text = before + " {}" + (try readLine())
             }
             if text.hasPrefix(tag + " ") {
                 let status = text.dropFirst(tag.count + 1)
                 if status.hasPrefix("OK") { return }
-                let shownCommand = command.hasPrefix("LOGIN") ? "LOGIN" : command
-                throw MailServerError(status.hasPrefix("NO") ? .transient : .unreachable,
-                                      "\(endpoint) answered \(shownCommand) with: \(status)")
+                throw MailServerError(.transient, "\(endpoint) answered \(command) with: \(status)")
             }
             if text.hasPrefix("* BYE") && !command.hasPrefix("LOGOUT") {
                 throw MailServerError(.unreachable, "\(endpoint) closed the session: \(text.dropFirst(2))")
@@ -246,10 +250,14 @@ public final class IMAPSession {
                 try curl.receiveRaw(into: UnsafeMutableRawBufferPointer(rebasing: buffer[inputEnd...]), timeout: timeout)
             }
         } catch let error as CurlError {
+            broken = true
             throw MailServerError(.unreachable, error.code == CURLE_OPERATION_TIMEDOUT
                 ? "\(endpoint) sent nothing for \(Int(timeout)) s" : "\(endpoint): \(error)")
         }
-        guard count > 0 else { throw MailServerError(.unreachable, "\(endpoint) closed the connection") }
+        guard count > 0 else {
+            broken = true
+            throw MailServerError(.unreachable, "\(endpoint) closed the connection")
+        }
         inputEnd += count
     }
 
