@@ -42,7 +42,7 @@ let package = Package(
             "CSSH2", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport",
         ]),
         // The libcurl easy handle owner, shared by FTP and mail.
-        .target(name: "ConnectXpertCurl", dependencies: ["CCurl", "ConnectXpertSystem"]),
+        .target(name: "ConnectXpertCurl", dependencies: ["CCurl", "ConnectXpertSystem", "ConnectXpertPolicy"]),
         // FTP and FTPS through libcurl.
         .target(name: "ConnectXpertFTP", dependencies: [
             "CCurl", "ConnectXpertCurl", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport",

@@ -1,4 +1,5 @@
 import CCurl
+import ConnectXpertPolicy
 import ConnectXpertSystem
 import Foundation
 #if canImport(Glibc)
@@ -66,6 +67,22 @@ public final class CurlEasy {
         guard let list else { return }
         lists.append(list)
         _ = cx_curl_setopt_slist(raw, option, list)
+    }
+
+    /// The login and its protection, as FTP, SMTP and IMAP share them: `required` upgrades in the
+    /// protocol (AUTH TLS, STARTTLS) and refuses a server that cannot; `implicit` comes from the
+    /// URL's scheme. Certificates are always verified, against `caFile` when given.
+    public func setLogin(user: String?, password: String?, tls: TLSMode, caFile: String?) {
+        if let user {
+            set(CURLOPT_USERNAME, user)
+            set(CURLOPT_PASSWORD, password ?? "")
+        }
+        switch tls {
+        case .required: set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
+        case .off: set(CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
+        case .implicit: break
+        }
+        if let caFile { set(CURLOPT_CAINFO, caFile) }
     }
 
     public func receive(into sink: @escaping (UnsafeRawBufferPointer) -> Bool) { self.sink = sink }

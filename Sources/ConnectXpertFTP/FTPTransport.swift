@@ -70,16 +70,7 @@ public final class FTPTransport: Transport {
     private func request(url: String, action: String, path: String, configure: (CurlEasy) -> Void) throws {
         curl.reset()
         curl.set(CURLOPT_URL, url)
-        if let user = settings.user {
-            curl.set(CURLOPT_USERNAME, user)
-            curl.set(CURLOPT_PASSWORD, password ?? "")
-        }
-        switch settings.tls {
-        case .required: curl.set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
-        case .off: curl.set(CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
-        case .implicit: break
-        }
-        if let caFile = settings.caFile { curl.set(CURLOPT_CAINFO, caFile) }
+        curl.setLogin(user: settings.user, password: password, tls: settings.tls, caFile: settings.caFile)
         // TLS 1.2 at most: with 1.3 the server sends session tickets on each data connection after
         // the handshake, and closing an upload's data connection with a ticket unread resets it,
         // which vsftpd reports as "426 Failure reading network stream" (seen in the tests).

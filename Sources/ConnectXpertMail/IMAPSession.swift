@@ -43,16 +43,7 @@ public final class IMAPSession {
         let password = try server.password(environment: environment, place: "IMAP server \(server.host):\(server.port)")
         curl.reset()
         curl.set(CURLOPT_URL, "\(server.tls == .implicit ? "imaps" : "imap")://\(server.host):\(server.port)/")
-        if let user = server.user {
-            curl.set(CURLOPT_USERNAME, user)
-            curl.set(CURLOPT_PASSWORD, password ?? "")
-        }
-        switch server.tls {
-        case .required: curl.set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
-        case .off: curl.set(CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
-        case .implicit: break
-        }
-        if let caFile = server.caFile { curl.set(CURLOPT_CAINFO, caFile) }
+        curl.setLogin(user: server.user, password: password, tls: server.tls, caFile: server.caFile)
         curl.set(CURLOPT_CONNECTTIMEOUT, Int(timeout.rounded(.up)))
         curl.set(CURLOPT_SERVER_RESPONSE_TIMEOUT, Int(timeout.rounded(.up)))
         curl.set(CURLOPT_CONNECT_ONLY, 1)

@@ -44,17 +44,8 @@ public final class SMTPClient {
         var readError: Error?
         curl.reset()
         curl.set(CURLOPT_URL, url)
-        if let user = settings.user {
-            curl.set(CURLOPT_USERNAME, user)
-            curl.set(CURLOPT_PASSWORD, password ?? "")
-            curl.set(CURLOPT_SASL_IR, 1)
-        }
-        switch settings.tls {
-        case .required: curl.set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
-        case .off: curl.set(CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
-        case .implicit: break
-        }
-        if let caFile = settings.caFile { curl.set(CURLOPT_CAINFO, caFile) }
+        curl.setLogin(user: settings.user, password: password, tls: settings.tls, caFile: settings.caFile)
+        if settings.user != nil { curl.set(CURLOPT_SASL_IR, 1) }
         let timeout = max(1, Int(settings.timeout.seconds.rounded()))
         curl.set(CURLOPT_CONNECTTIMEOUT, timeout)
         curl.set(CURLOPT_LOW_SPEED_LIMIT, 1)

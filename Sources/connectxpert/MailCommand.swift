@@ -15,6 +15,17 @@ struct MailCommand: ParsableCommand {
                       MailListCommand.self, MailShowCommand.self, MailSaveCommand.self])
 }
 
+/// Sends `signal` to the agent running on the policy's spool, if one runs, and says so; `false`
+/// when none runs (the command then does the work itself).
+func askRunningAgent(policy: Policy, signal: Int32, to request: String) throws -> Bool {
+    guard let holder = AgentLock.holder(path: Spool(root: policy.spool).lock) else { return false }
+    guard let pid = Int32(holder), kill(pid, signal) == 0 else {
+        throw fail("the agent (pid \(holder)) cannot be signalled: \(String(cString: strerror(errno)))", .noPermission)
+    }
+    print("asked the agent (pid \(pid)) to \(request)")
+    return true
+}
+
 /// The From: address for mail composed here when none is given: `mail.from`, else user@host.
 func defaultSender(_ policy: Policy) -> String {
     policy.mail.from ?? "\(ProcessInfo.processInfo.environment["USER"] ?? "root")@\(ProcessInfo.processInfo.hostName)"
@@ -145,14 +156,7 @@ struct MailFlushCommand: ParsableCommand {
     func run() throws {
         let logger = loggingOptions.bootstrap()
         let policy = try policyOptions.load()
-        let spool = Spool(root: policy.spool)
-        if let holder = AgentLock.holder(path: spool.lock) {
-            guard let pid = Int32(holder), kill(pid, SIGUSR1) == 0 else {
-                throw fail("the agent (pid \(holder)) cannot be signalled: \(String(cString: strerror(errno)))", .noPermission)
-            }
-            print("asked the agent (pid \(pid)) to send the mail queue now")
-            return
-        }
+        if try askRunningAgent(policy: policy, signal: SIGUSR1, to: "send the mail queue now") { return }
         let (agent, lock) = try startAgent(policy: policy, mode: .batch, logger: logger)
         defer { withExtendedLifetime(lock) {} }
         do { try agent.sendMailQueue() } catch { throw fail("cannot send the mail queue: \(error)", .cantCreate) }

@@ -28,14 +28,7 @@ struct MailFetchCommand: ParsableCommand {
         guard !policy.mail.inbox.isEmpty else {
             throw fail("no mailbox to fetch from: add mail.inbox to \(policy.sourceFile)", .config)
         }
-        let spool = Spool(root: policy.spool)
-        if let holder = AgentLock.holder(path: spool.lock) {
-            guard let pid = Int32(holder), kill(pid, SIGUSR2) == 0 else {
-                throw fail("the agent (pid \(holder)) cannot be signalled: \(String(cString: strerror(errno)))", .noPermission)
-            }
-            print("asked the agent (pid \(pid)) to fetch mail now")
-            return
-        }
+        if try askRunningAgent(policy: policy, signal: SIGUSR2, to: "fetch mail now") { return }
         let (agent, lock) = try startAgent(policy: policy, mode: .batch, logger: logger)
         defer { withExtendedLifetime(lock) {} }
         agent.fetchMail()

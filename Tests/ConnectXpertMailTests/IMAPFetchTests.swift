@@ -95,12 +95,7 @@ extension IMAPFetchTests {
         text += binary
         text += Array("\nend\n".utf8)
         try server.deliver(text)
-        let mailbox = try Mailbox(server)
-        #expect(try mailbox.fetch().delivered == 1)
-        let folder = joinPath(mailbox.source.maildir, "new")
-        let names = try FileSystem.contents(of: folder)
-        try #require(names.count == 1)
-        #expect(try FileSystem.readFile(joinPath(folder, names[0])) == text)
+        try expectFetchedAlone(text, from: server)
     }
 
     @Test func renumberedMailboxIsNotFetchedAgain() throws {
@@ -200,6 +195,16 @@ extension IMAPFetchTests {
     }
 }
 
+/// Fetches the one message on `server` and checks it arrived as `text`.
+private func expectFetchedAlone(_ text: [UInt8], from server: IMAPTestServer) throws {
+    let mailbox = try Mailbox(server)
+    #expect(try mailbox.fetch().delivered == 1)
+    let folder = joinPath(mailbox.source.maildir, "new")
+    let names = try FileSystem.contents(of: folder)
+    try #require(names.count == 1)
+    #expect(try FileSystem.readFile(joinPath(folder, names[0])) == text)
+}
+
 /// The mailbox's UIDVALIDITY, as the server's own uidlist file gives it (`3 V1234 N5 …`).
 private func uidValidity(of server: IMAPTestServer) throws -> Int64? {
     // The server writes the file on first access: a login makes it.
@@ -222,12 +227,7 @@ extension IMAPFetchTests {
         text.reserveCapacity(50 * 1024 * 1024 + 100)
         while text.count < 50 * 1024 * 1024 { text += line }
         try server.deliver(text)
-        let mailbox = try Mailbox(server)
-        #expect(try mailbox.fetch().delivered == 1)
-        let folder = joinPath(mailbox.source.maildir, "new")
-        let names = try FileSystem.contents(of: folder)
-        try #require(names.count == 1)
-        #expect(try FileSystem.readFile(joinPath(folder, names[0])) == text)
+        try expectFetchedAlone(text, from: server)
     }
 }
 
