@@ -200,6 +200,20 @@ struct MailInboxCommandTests {
         #expect(try server.flags() == [""])
     }
 
+    @Test func unreachableServerExits75AndNoMailboxExits78() throws {
+        let server = try IMAPTestServer()
+        let agent = try FetchingAgent(server)
+        server.stop()
+        var outcome = try agent.run(["mail", "fetch"])
+        #expect(outcome.status == 75)
+        #expect(outcome.stderr.hasSuffix("connectxpert: mail fetched 0, to retry 1 (transient failures; run again later)\n"),
+                "\(outcome.stderr)")
+        try write(joinPath(agent.root, "policies.yaml"), "identity:\n  id: alice\nremotes:\n  drop:\n    url: file:drop\n")
+        outcome = try agent.run(["mail", "fetch"])
+        #expect(outcome.status == 78)
+        #expect(outcome.stderr == "connectxpert: no mailbox to fetch from: add mail.inbox to \(agent.root)/policies.yaml\n")
+    }
+
     @Test func daemonPollsAndFetchSignalsIt() throws {
         let server = try IMAPTestServer()
         try server.deliver(numbered(1))
