@@ -1,4 +1,5 @@
 import CCurl
+import Foundation
 import ConnectXpertCurl
 import ConnectXpertPolicy
 
@@ -66,7 +67,7 @@ public final class IMAPSession {
     public func select(_ name: String) throws -> Mailbox {
         var uidValidity: Int64?
         do {
-            try run("SELECT \(quoted(name))") { line in
+            try run("SELECT \(quoted(IMAPSession.mailboxName(name)))") { line in
                 if let range = line.range(of: "[UIDVALIDITY ") {
                     uidValidity = Int64(line[range.upperBound...].prefix { $0.isNumber })
                 }
@@ -282,6 +283,31 @@ public final class IMAPSession {
             inputStart += count
             remaining -= count
         }
+    }
+
+    /// A mailbox name as IMAP writes it (RFC 3501 5.1.3, modified UTF-7): `Entwürfe` is
+    /// `Entw&APw-rfe`, `&` is `&-`.
+    static func mailboxName(_ name: String) -> String {
+        var result = ""
+        var pending: [UInt16] = []
+        func flush() {
+            guard !pending.isEmpty else { return }
+            let bytes = pending.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
+            let encoded = Data(bytes).base64EncodedString().replacingOccurrences(of: "/", with: ",")
+                .replacingOccurrences(of: "=", with: "")
+            result += "&" + encoded + "-"
+            pending = []
+        }
+        for scalar in name.unicodeScalars {
+            if (0x20...0x7e).contains(scalar.value) {
+                flush()
+                result += scalar == "&" ? "&-" : String(scalar)
+            } else {
+                pending += Array(String(scalar).utf16)
+            }
+        }
+        flush()
+        return result
     }
 
     private func quoted(_ name: String) -> String {

@@ -250,6 +250,13 @@ extension IMAPFetchTests {
         #expect(try maildir.messages().map(\.isUnread) == [false])
     }
 
+    @Test func mailboxNamesInModifiedUTF7() {
+        #expect(IMAPSession.mailboxName("INBOX") == "INBOX")
+        #expect(IMAPSession.mailboxName("Entwürfe") == "Entw&APw-rfe")
+        #expect(IMAPSession.mailboxName("A&B") == "A&-B")
+        #expect(IMAPSession.mailboxName("台北") == "&U,BTFw-")
+    }
+
     @Test func uidSetsAreCompact() {
         #expect(uidSet([9, 1, 2, 3, 7, 10]) == "1:3,7,9:10")
         #expect(uidSet([5]) == "5")
