@@ -20,6 +20,9 @@ let package = Package(
         .systemLibrary(name: "CSSH2", providers: [.apt(["libssh2-1-dev"])]),
         .target(name: "CSystemShims"),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(name: "CX11", linkerSettings: [.linkedLibrary("X11"), .linkedLibrary("Xext"), .linkedLibrary("Xtst")]),
+        .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
+        .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
 
         // Syscalls with EINTR retry and typed errno errors.
         .target(name: "ConnectXpertSystem", dependencies: ["CSystemShims"]),
@@ -53,18 +56,25 @@ let package = Package(
             "ConnectXpertSpool", "ConnectXpertTransport",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Screen share: an RFB (VNC) server for an X11 display, and a small RFB client.
+        .target(name: "ConnectXpertScreen", dependencies: [
+            "CX11", "CZlib", "CCrypto", "ConnectXpertSystem", "ConnectXpertPolicy",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Outbox sender, inbox poller, retry, the daemon's services.
         .target(name: "ConnectXpertEngine", dependencies: [
             "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
             "ConnectXpertSpool", "ConnectXpertTransport", "ConnectXpertSFTP", "ConnectXpertFTP", "ConnectXpertMail",
+            "ConnectXpertScreen",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "connectxpert", dependencies: [
             "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
-            "ConnectXpertSpool", "ConnectXpertEngine", "ConnectXpertMail",
+            "ConnectXpertSpool", "ConnectXpertEngine", "ConnectXpertMail", "ConnectXpertScreen",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
@@ -80,6 +90,10 @@ let package = Package(
         ]),
         .testTarget(name: "ConnectXpertMailTests", dependencies: [
             "ConnectXpertMail", "ConnectXpertPolicy", "ConnectXpertSystem", "ConnectXpertJournal", "ConnectXpertTestSupport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "ConnectXpertScreenTests", dependencies: [
+            "ConnectXpertScreen", "ConnectXpertPolicy", "ConnectXpertSystem", "ConnectXpertTestSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "ConnectXpertSpoolTests", dependencies: ["ConnectXpertSpool", "ConnectXpertSystem"]),

@@ -10,6 +10,8 @@ public struct Policy: Equatable, Sendable {
     public var sourceFile: String
     /// The `mail:` section; the defaults (no SMTP server: mail waits in the queue) when absent.
     public var mail: MailSettings
+    /// `jobs.screen_share`: defaults and limits of screen sharing.
+    public var screenShare: ScreenShareSettings
 
     /// The first outbox rule whose `recipients` match, or `nil` when no rule covers the recipient.
     public func outboxRule(for recipient: String) -> OutboxRule? {
@@ -224,4 +226,64 @@ public struct IMAPSource: Equatable, Sendable {
 
     /// Names the account and mailbox in the journal and the log (`alice@imap.example.org:993/INBOX`).
     public var name: String { "\(server.user ?? "")@\(server.host):\(server.port)/\(mailbox)" }
+}
+
+/// `jobs.screen_share`: the defaults of a screen share, and its limits.
+public struct ScreenShareSettings: Equatable, Sendable {
+    public enum Authentication: String, CaseIterable, Sendable, Decodable {
+        /// VNC Authentication with the password in `password_file`.
+        case vnc
+        /// None: anyone who can reach the port sees the screen. Only on a loopback listener.
+        case none
+    }
+
+    /// The X display (`:0`).
+    public var display: String
+    /// Where to listen; a loopback address unless written otherwise here.
+    public var listen: ListenAddress
+    /// No job runs longer; also the default duration.
+    public var maxDuration: TimeSpan
+    public var passwordFile: String?
+    public var authentication: Authentication
+    public var viewOnly: Bool
+    /// End the job when its viewer leaves.
+    public var once: Bool
+
+    public static let `default` = ScreenShareSettings(
+        display: ":0", listen: ListenAddress(host: "127.0.0.1", port: 5900), maxDuration: TimeSpan(seconds: 3600),
+        passwordFile: nil, authentication: .vnc, viewOnly: false, once: true)
+}
+
+/// `host:port` to listen on; IPv6 hosts in brackets (`[::1]:5900`).
+public struct ListenAddress: Equatable, Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public init?(parsing text: String) {
+        let host: Substring, port: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[close...].dropFirst().drop { $0 == ":" }
+        } else if let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") {
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+        } else {
+            return nil
+        }
+        guard !host.isEmpty, let number = Int(port), (0...65535).contains(number) else { return nil }
+        self.host = String(host)
+        self.port = number
+    }
+
+    /// 127.0.0.0/8, ::1 and localhost.
+    public var isLoopback: Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

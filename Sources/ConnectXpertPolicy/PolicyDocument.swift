@@ -7,8 +7,9 @@ struct PolicyDocument: Decodable {
     var outbox: [OutboxRuleDocument]?
     var inbox: [InboxRuleDocument]?
     var mail: MailDocument?
+    var jobs: JobsDocument?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case identity, spool, remotes, outbox, inbox, mail }
+    enum CodingKeys: String, CodingKey, CaseIterable { case identity, spool, remotes, outbox, inbox, mail, jobs }
 
     init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
@@ -18,6 +19,51 @@ struct PolicyDocument: Decodable {
         outbox = try c.decodeIfPresent([OutboxRuleDocument].self, forKey: .outbox)
         inbox = try c.decodeIfPresent([InboxRuleDocument].self, forKey: .inbox)
         mail = try c.decodeIfPresent(MailDocument.self, forKey: .mail)
+        jobs = try c.decodeIfPresent(JobsDocument.self, forKey: .jobs)
+    }
+}
+
+struct JobsDocument: Decodable {
+    var screenShare: ScreenShareDocument?
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case screenShare = "screen_share" }
+
+    init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
+        screenShare = try c.decodeIfPresent(ScreenShareDocument.self, forKey: .screenShare)
+    }
+}
+
+/// `jobs.screen_share` in the policy, and the same fields in a request file in `spool/jobs/`.
+public struct ScreenShareDocument: Decodable, Sendable {
+    public var display: String?
+    public var listen: String?
+    public var maxDuration: TimeSpan?
+    public var duration: TimeSpan?
+    public var passwordFile: String?
+    public var auth: ScreenShareSettings.Authentication?
+    public var viewOnly: Bool?
+    public var once: Bool?
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case display, listen, maxDuration = "max_duration", duration, passwordFile = "password_file", auth
+        case viewOnly = "view_only", once
+    }
+
+    /// No field set: everything from the policy.
+    public init() {}
+
+    public init(from decoder: Decoder) throws {
+        try rejectInlineSecrets(decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
+        display = try c.decodeIfPresent(String.self, forKey: .display)
+        listen = try c.decodeIfPresent(String.self, forKey: .listen)
+        maxDuration = try c.decodeIfPresent(TimeSpan.self, forKey: .maxDuration)
+        duration = try c.decodeIfPresent(TimeSpan.self, forKey: .duration)
+        passwordFile = try c.decodeIfPresent(String.self, forKey: .passwordFile)
+        auth = try c.decodeChoiceIfPresent(ScreenShareSettings.Authentication.self, forKey: .auth)
+        viewOnly = try c.decodeIfPresent(Bool.self, forKey: .viewOnly)
+        once = try c.decodeIfPresent(Bool.self, forKey: .once)
     }
 }
 

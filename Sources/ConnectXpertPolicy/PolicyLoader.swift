@@ -26,25 +26,46 @@ public enum PolicyLoader {
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> Policy {
         let context = Context(text: text, file: file, displayName: displayName ?? file, environment: environment)
+        let (document, root) = try decode(PolicyDocument.self, context: context, what: "the policy")
+        var validator = Validator(context: context, root: root)
+        let policy = validator.build(document)
+        if !validator.errors.isEmpty { throw PolicyErrors(errors: validator.errors) }
+        return policy!
+    }
+
+    /// Reads a screen share request (`spool/jobs/screen-share.yaml`): the fields of
+    /// `jobs.screen_share` and `duration`, checked as the policy is. Throws `PolicyErrors`.
+    public static func screenShareRequest(path: String) throws -> ScreenShareDocument {
+        let text: String
+        do { text = String(decoding: try FileSystem.readFile(path), as: UTF8.self) } catch {
+            throw PolicyErrors(errors: [PolicyError(file: path, location: nil, keyPath: "", message: "cannot read it: \(error)",
+                                                    sourceLine: nil)])
+        }
+        let context = Context(text: text, file: path, displayName: path, environment: [:])
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            return try YAMLDecoder().decode(ScreenShareDocument.self, from: "{}")
+        }
+        var (request, _) = try decode(ScreenShareDocument.self, context: context, what: "the request")
+        request.passwordFile = request.passwordFile.map { absolutePath($0, relativeTo: context.directory) }
+        return request
+    }
+
+    /// Parses and decodes a YAML document, every problem located by line and column.
+    private static func decode<T: Decodable>(_ type: T.Type, context: Context, what: String) throws -> (T, Node) {
         let root: Node
         do {
-            guard let node = try Yams.compose(yaml: text) else {
-                throw PolicyErrors(errors: [context.error(at: nil, keyPath: "", "the policy is empty")])
+            guard let node = try Yams.compose(yaml: context.text) else {
+                throw PolicyErrors(errors: [context.error(at: nil, keyPath: "", "\(what) is empty")])
             }
             root = node
         } catch let error as YamlError {
             throw PolicyErrors(errors: [context.error(for: error)])
         }
-        let document: PolicyDocument
         do {
-            document = try YAMLDecoder().decode(PolicyDocument.self, from: root)
+            return (try YAMLDecoder().decode(T.self, from: root), root)
         } catch {
             throw PolicyErrors(errors: [context.error(for: error, root: root)])
         }
-        var validator = Validator(context: context, root: root)
-        let policy = validator.build(document)
-        if !validator.errors.isEmpty { throw PolicyErrors(errors: validator.errors) }
-        return policy!
     }
 }
 

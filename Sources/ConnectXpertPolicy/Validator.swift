@@ -36,9 +36,11 @@ struct Validator {
         }
         var mail = MailSettings.default
         if let document = document.mail { mail = buildMail(document, spool: spool) }
+        var screenShare = ScreenShareSettings.default
+        if let document = document.jobs?.screenShare { screenShare = buildScreenShare(document) }
         guard errors.isEmpty else { return nil }
         return Policy(identity: Identity(id: id), spool: spool, remotes: remotes, outbox: outbox, inbox: inbox,
-                      sourceFile: context.file, mail: mail)
+                      sourceFile: context.file, mail: mail, screenShare: screenShare)
     }
 
     // MARK: Sections
@@ -170,6 +172,33 @@ struct Validator {
             report(["mail", "inbox"], "the same mailbox is listed twice", atKey: true)
         }
         return mail
+    }
+
+    private mutating func buildScreenShare(_ document: ScreenShareDocument) -> ScreenShareSettings {
+        let path: [Any] = ["jobs", "screen_share"]
+        var settings = ScreenShareSettings.default
+        settings.display = document.display ?? settings.display
+        if let listen = document.listen {
+            if let address = ListenAddress(parsing: listen) { settings.listen = address } else {
+                report(path + ["listen"], "'\(listen)' is not host:port, such as 127.0.0.1:5900 or [::1]:5900")
+            }
+        }
+        settings.maxDuration = document.maxDuration ?? settings.maxDuration
+        if document.duration != nil {
+            report(path + ["duration"], "the policy sets max_duration; duration belongs in a request", atKey: true)
+        }
+        if let file = document.passwordFile {
+            let resolved = absolutePath(file, relativeTo: context.directory)
+            if checkSecretFile(resolved, path: path + ["password_file"]) { settings.passwordFile = resolved }
+        }
+        settings.authentication = document.auth ?? .vnc
+        if settings.authentication == .none && !settings.listen.isLoopback {
+            report(path + ["auth"], "auth: none lets anyone who reaches \(settings.listen) see the screen; "
+                + "it is allowed on a loopback address only (127.0.0.1, ::1)")
+        }
+        settings.viewOnly = document.viewOnly ?? false
+        settings.once = document.once ?? true
+        return settings
     }
 
     private mutating func buildIMAPSource(_ document: IMAPSourceDocument, path: [Any], spool: String) -> IMAPSource? {
@@ -320,24 +349,9 @@ struct Validator {
 
     /// A credential file must exist and be readable by its owner only, as OpenSSH demands of keys.
     private mutating func checkSecretFile(_ file: String, path: [Any]) -> Bool {
-        let status: FileStatus?
-        do { status = try FileSystem.status(file) } catch {
-            report(path, "cannot read \(file): \(error)")
-            return false
-        }
-        guard let status else {
-            report(path, "\(file) does not exist; create it with the secret and 'chmod 600 \(file)'")
-            return false
-        }
-        guard status.kind == .regular else {
-            report(path, "\(file) is not a regular file")
-            return false
-        }
-        if status.mode & 0o077 != 0 {
-            report(path, "\(file) can be read by others (mode \(String(status.mode, radix: 8))); run 'chmod 600 \(file)'")
-            return false
-        }
-        return true
+        guard let problem = SecretFile.problem(at: file) else { return true }
+        report(path, problem)
+        return false
     }
 
     private mutating func buildOutboxRule(index: Int, _ document: OutboxRuleDocument, remotes: [String: RemoteDocument]) -> OutboxRule? {

@@ -13,7 +13,7 @@ enum Authenticator {
             switch credential {
             case .keyFile(let path):
                 tried.append("key \(path)")
-                let passphrase = try settings.passphraseFile.map(Secrets.read)
+                let passphrase = try settings.passphraseFile.map(SecretFile.read)
                 if libssh2_userauth_publickey_fromfile_ex(session.raw, user, UInt32(user.utf8.count), nil, path, passphrase) == 0 {
                     return
                 }

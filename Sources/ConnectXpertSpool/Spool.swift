@@ -8,6 +8,7 @@ import Foundation
 ///     inbox/<sender>/…       files received (default destination)
 ///     sent/<recipient>/…     sent files, when a rule archives
 ///     failed/<recipient>/…   files that cannot be sent, each with a `.reason`
+///     jobs/                  job requests (`screen-share.yaml`) and their `.status` files
 ///     .state/                the journal and the agent's lock
 public struct Spool: Sendable {
     public let root: String
@@ -18,6 +19,7 @@ public struct Spool: Sendable {
     public var inbox: String { joinPath(root, "inbox") }
     public var sent: String { joinPath(root, "sent") }
     public var failed: String { joinPath(root, "failed") }
+    public var jobs: String { joinPath(root, "jobs") }
     public var state: String { joinPath(root, ".state") }
     public var journal: String { joinPath(state, "journal.sqlite") }
     public var lock: String { joinPath(state, "agent.lock") }
@@ -33,7 +35,7 @@ public struct Spool: Sendable {
 
     /// Creates the folders that are missing.
     public func createLayout() throws {
-        for folder in [outbox, inbox, sent, failed, state] { try FileSystem.createDirectories(folder) }
+        for folder in [outbox, inbox, sent, failed, jobs, state] { try FileSystem.createDirectories(folder) }
     }
 
     /// Splits an absolute path below `outbox/` into recipient and path below the recipient's folder.

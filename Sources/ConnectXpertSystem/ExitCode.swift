@@ -8,6 +8,7 @@ public enum SysExit: Int32, Sendable {
     case software = 70
     case cantCreate = 73
     case ioError = 74
+    case protocolError = 76
     case tempFail = 75
     case noPermission = 77
     case config = 78

@@ -1,0 +1,166 @@
+import ConnectXpertSystem
+import Foundation
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How a screen share serves its viewers.
+public struct RFBServerConfiguration: Sendable {
+    /// The address to listen on (`127.0.0.1`, `0.0.0.0`, `::1`) and the port (0: any free one).
+    public var host: String
+    public var port: Int
+    /// The VNC password (first 8 characters count), or `nil` for no authentication.
+    public var password: String?
+    public var viewOnly: Bool
+    /// The desktop name viewers show.
+    public var name: String
+
+    public init(host: String, port: Int, password: String?, viewOnly: Bool, name: String) {
+        self.host = host
+        self.port = port
+        self.password = password
+        self.viewOnly = viewOnly
+        self.name = name
+    }
+}
+
+/// An RFB 3.8 server (3.3 and 3.7 viewers accepted) for one X display. Each viewer has a thread
+/// reading its messages and one writing its updates; viewers share the session. Garbage or a
+/// truncated message from a viewer ends that viewer's connection only.
+public final class RFBServer: @unchecked Sendable {
+    public let configuration: RFBServerConfiguration
+    let display: X11Display
+    let logger: Logger
+    private var listener: Int32 = -1
+    private let stopping = Atomic<Bool>(false)
+    private let sessions = Mutex<[ObjectIdentifier: ViewerSession]>([:])
+    private let acceptDone = DispatchSemaphore(value: 0)
+    private let frames: FrameSource
+    /// Called with the number of viewers after one connects (past authentication) or leaves.
+    public var viewersChanged: @Sendable (Int) -> Void = { _ in }
+    /// The port actually bound (when `port` was 0).
+    public private(set) var boundPort = 0
+
+    public init(display: X11Display, configuration: RFBServerConfiguration, logger: Logger) {
+        self.display = display
+        self.configuration = configuration
+        self.logger = logger
+        frames = FrameSource(display: display)
+    }
+
+    deinit { if listener >= 0 { close(listener) } }
+
+    public var viewerCount: Int { sessions.withLock { $0.values.filter(\.isAuthenticated).count } }
+
+    /// Binds the listener and starts accepting viewers on a thread of its own.
+    public func start() throws {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST
+        var found: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(configuration.host, String(configuration.port), &hints, &found) == 0, let address = found else {
+            throw RFBError.connection("\(configuration.host) is not an address to listen on (write an IP address such as 127.0.0.1)")
+        }
+        defer { freeaddrinfo(found) }
+        let place = "\(configuration.host):\(configuration.port)"
+        do {
+            listener = try syscall("socket", path: place) {
+                socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            }
+            var one: Int32 = 1
+            setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            try syscall("bind", path: place) { bind(listener, address.pointee.ai_addr, address.pointee.ai_addrlen) }
+            try syscall("listen", path: place) { listen(listener, 16) }
+        } catch let error as SystemError {
+            throw RFBError.connection("cannot listen on \(place): \(error.reason)")
+        }
+        var bound = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        withUnsafeMutablePointer(to: &bound) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(listener, $0, &length) }
+        }
+        boundPort = Int(UInt16(bigEndian: withUnsafeBytes(of: bound) { $0.load(fromByteOffset: 2, as: UInt16.self) }))
+        let thread = Thread { [self] in
+            acceptLoop()
+            acceptDone.signal()
+        }
+        thread.name = "rfb-accept"
+        thread.start()
+    }
+
+    /// Closes the listener and every viewer's connection, and waits for their threads.
+    public func stop() {
+        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        acceptDone.wait()
+        let current = sessions.withLock { Array($0.values) }
+        for session in current { session.close() }
+        for session in current { session.waitUntilFinished() }
+    }
+
+    private func acceptLoop() {
+        while !stopping.load(ordering: .relaxed) {
+            var poller = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
+            guard (try? syscall("poll") { poll(&poller, 1, 200) }) ?? 0 > 0 else { continue }
+            var address = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let accepted = try? withUnsafeMutablePointer(to: &address) { pointer in
+                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                    try syscall("accept") { accept(listener, address, &length) }
+                }
+            }
+            guard let fd = accepted else { continue }
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            let connection = RFBConnection(descriptor: fd, peer: Self.describe(address))
+            let session = ViewerSession(server: self, connection: connection)
+            sessions.withLock { $0[ObjectIdentifier(session)] = session }
+            session.start()
+        }
+    }
+
+    func sessionAuthenticated() {
+        viewersChanged(viewerCount)
+    }
+
+    func sessionEnded(_ session: ViewerSession) {
+        let wasCounted = session.isAuthenticated
+        sessions.withLock { $0[ObjectIdentifier(session)] = nil }
+        if wasCounted && !stopping.load(ordering: .relaxed) { viewersChanged(viewerCount) }
+    }
+
+    func latestFrame() throws -> Frame { try frames.latest() }
+
+    private static func describe(_ address: sockaddr_storage) -> String {
+        var copy = address
+        var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        var service = [CChar](repeating: 0, count: Int(NI_MAXSERV))
+        let status = withUnsafePointer(to: &copy) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                getnameinfo($0, socklen_t(MemoryLayout<sockaddr_storage>.size), &host, socklen_t(host.count),
+                            &service, socklen_t(service.count), NI_NUMERICHOST | NI_NUMERICSERV)
+            }
+        }
+        guard status == 0 else { return "unknown" }
+        return "\(String(cString: host)):\(String(cString: service))"
+    }
+}
+
+/// The screen, captured at most once per few milliseconds however many viewers ask.
+final class FrameSource: @unchecked Sendable {
+    private let display: X11Display
+    private let lock = NSLock()
+    private var cached: (frame: Frame, time: Double)?
+
+    init(display: X11Display) { self.display = display }
+
+    func latest(maxAge: Double = 0.005) throws -> Frame {
+        try lock.withLock {
+            let now = Date().timeIntervalSince1970
+            if let cached, now - cached.time < maxAge { return cached.frame }
+            let frame = try display.capture()
+            cached = (frame, now)
+            return frame
+        }
+    }
+}

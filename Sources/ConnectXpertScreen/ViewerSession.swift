@@ -1,0 +1,344 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// RFB encoding numbers (RFC 6143 7.7, 7.8).
+enum Encoding {
+    static let raw: Int32 = 0
+    static let copyRect: Int32 = 1
+    static let zrle: Int32 = 16
+    static let desktopSize: Int32 = -223
+}
+
+/// One viewer: the handshake, then a reader thread (its messages, input to X) and a writer thread
+/// (framebuffer updates when asked for, only what changed on incremental requests).
+final class ViewerSession: @unchecked Sendable {
+    private unowned let server: RFBServer
+    private let connection: RFBConnection
+    private let logger: Logger
+
+    /// What the reader learned and the writer acts on.
+    private struct State {
+        var format = PixelFormat.native
+        var encodings: [Int32] = [Encoding.raw]
+        /// The region of the pending update request and whether it is incremental.
+        var request: (x: Int, y: Int, width: Int, height: Int, incremental: Bool)?
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let requestArrived = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let authenticated = Atomic<Bool>(false)
+    /// The buttons held after the last pointer event.
+    private var buttons: UInt8 = 0
+    private var shiftHeld = false
+
+    init(server: RFBServer, connection: RFBConnection) {
+        self.server = server
+        self.connection = connection
+        var logger = server.logger
+        logger[metadataKey: "screen.peer"] = "\(connection.peer)"
+        self.logger = logger
+    }
+
+    var isAuthenticated: Bool { authenticated.load(ordering: .relaxed) }
+
+    func start() {
+        let thread = Thread { [self] in
+            run()
+            finished.signal()
+        }
+        thread.name = "rfb-viewer"
+        thread.start()
+    }
+
+    func close() {
+        state.withLock { $0.closed = true }
+        connection.shutdown()
+        requestArrived.signal()
+    }
+
+    func waitUntilFinished() { finished.wait() }
+
+    private func run() {
+        defer { server.sessionEnded(self) }
+        do {
+            connection.setReadTimeout(30)
+            let size = try handshake()
+            connection.setReadTimeout(0)
+            authenticated.store(true, ordering: .relaxed)
+            logger.info("viewer connected")
+            server.sessionAuthenticated()
+            let writerDone = DispatchSemaphore(value: 0)
+            let writer = Thread { [self] in
+                writeUpdates(announced: size)
+                writerDone.signal()
+            }
+            writer.name = "rfb-updates"
+            writer.start()
+            defer {
+                close()
+                writerDone.wait()
+            }
+            try readMessages()
+        } catch let error as RFBError {
+            if !state.withLock({ $0.closed }) || isAuthenticated == false {
+                switch error {
+                case .authenticationFailed: logger.warning("viewer refused", metadata: ["screen.error": "\(error)"])
+                case .protocolViolation: logger.warning("viewer disconnected for a protocol error", metadata: ["screen.error": "\(error)"])
+                default: break
+                }
+            }
+        } catch {
+            logger.warning("viewer disconnected", metadata: ["screen.error": "\(error)"])
+        }
+        if isAuthenticated { logger.info("viewer left") }
+    }
+
+    // MARK: Handshake
+
+    /// Version, security and initialisation (RFC 6143 7.1-7.3); returns the size announced.
+    private func handshake() throws -> (Int, Int) {
+        try connection.write(Array("RFB 003.008\n".utf8))
+        let version = try connection.read(12)
+        guard version.starts(with: Array("RFB 003.".utf8)), version[11] == 10,
+              let minor = Int(String(decoding: version[8..<11], as: UTF8.self)) else {
+            throw RFBError.protocolViolation("the viewer's greeting is not an RFB version")
+        }
+        let protocolMinor = minor >= 8 ? 8 : minor == 7 ? 7 : 3
+        let securityType: UInt8 = server.configuration.password == nil ? 1 : 2
+        if protocolMinor == 3 {
+            try connection.write([0, 0, 0, securityType])
+        } else {
+            try connection.write([1, securityType])
+            let chosen = try connection.readByte()
+            guard chosen == securityType else {
+                try? sendFailure("security type \(chosen) was not offered", minor: protocolMinor)
+                throw RFBError.protocolViolation("the viewer chose security type \(chosen), which was not offered")
+            }
+        }
+        if let password = server.configuration.password {
+            var challenge = [UInt8](repeating: 0, count: 16)
+            for index in challenge.indices { challenge[index] = UInt8.random(in: 0...255) }
+            try connection.write(challenge)
+            let response = try connection.read(16)
+            guard response == VNCAuthentication.response(challenge: challenge, password: password) else {
+                try? sendFailure("wrong password", minor: protocolMinor)
+                throw RFBError.authenticationFailed("wrong VNC password from \(connection.peer)")
+            }
+            try connection.write([0, 0, 0, 0])
+        } else if protocolMinor == 8 {
+            try connection.write([0, 0, 0, 0])
+        }
+        _ = try connection.readByte()  // shared flag: sessions are always shared
+        let frame = try server.latestFrame()
+        var initMessage: [UInt8] = []
+        appendBigEndian(UInt16(frame.width), to: &initMessage)
+        appendBigEndian(UInt16(frame.height), to: &initMessage)
+        initMessage += PixelFormat.native.bytes
+        let name = Array(server.configuration.name.utf8)
+        appendBigEndian(UInt32(name.count), to: &initMessage)
+        initMessage += name
+        try connection.write(initMessage)
+        return (frame.width, frame.height)
+    }
+
+    /// SecurityResult "failed"; RFB 3.8 adds the reason.
+    private func sendFailure(_ reason: String, minor: Int) throws {
+        var message: [UInt8] = [0, 0, 0, 1]
+        if minor >= 8 {
+            appendBigEndian(UInt32(reason.utf8.count), to: &message)
+            message += Array(reason.utf8)
+        }
+        try connection.write(message)
+    }
+
+    // MARK: Messages from the viewer
+
+    private func readMessages() throws {
+        while true {
+            let type = try connection.readByte()
+            switch type {
+            case 0:  // SetPixelFormat
+                let bytes = try connection.read(19)
+                let format = PixelFormat(bytes: bytes[3...])
+                if let problem = format.problem { throw RFBError.protocolViolation("SetPixelFormat: \(problem)") }
+                state.withLock { $0.format = format }
+            case 2:  // SetEncodings
+                _ = try connection.readByte()
+                let count = Int(try connection.readUInt16())
+                let bytes = try connection.read(count * 4)
+                let encodings = stride(from: 0, to: bytes.count, by: 4).map {
+                    Int32(bitPattern: bytes[$0..<($0 + 4)].reduce(0) { $0 << 8 | UInt32($1) })
+                }
+                state.withLock { $0.encodings = encodings }
+            case 3:  // FramebufferUpdateRequest
+                let incremental = try connection.readByte() != 0
+                let x = Int(try connection.readUInt16()), y = Int(try connection.readUInt16())
+                let width = Int(try connection.readUInt16()), height = Int(try connection.readUInt16())
+                state.withLock { state in
+                    // A full request wins over an incremental one still pending.
+                    let keepFull = state.request.map { !$0.incremental } ?? false
+                    state.request = (x, y, width, height, incremental && !keepFull)
+                }
+                requestArrived.signal()
+            case 4:  // KeyEvent
+                let down = try connection.readByte() != 0
+                _ = try connection.read(2)
+                let keysym = try connection.readUInt32()
+                if keysym == 0xffe1 || keysym == 0xffe2 { shiftHeld = down }
+                if !server.configuration.viewOnly { server.display.key(keysym, down: down, shiftHeld: shiftHeld) }
+            case 5:  // PointerEvent
+                let mask = try connection.readByte()
+                let x = Int(try connection.readUInt16()), y = Int(try connection.readUInt16())
+                if !server.configuration.viewOnly { server.display.pointer(x: x, y: y, mask: mask, previous: buttons) }
+                buttons = mask
+            case 6:  // ClientCutText
+                _ = try connection.read(3)
+                let length = Int(try connection.readUInt32())
+                guard length <= 1 << 20 else { throw RFBError.protocolViolation("ClientCutText of \(length) bytes") }
+                let text = try connection.read(length)
+                if !server.configuration.viewOnly {
+                    server.display.setClipboard(String(String.UnicodeScalarView(text.map { Unicode.Scalar($0) })))
+                }
+            default:
+                throw RFBError.protocolViolation("unknown message type \(type)")
+            }
+        }
+    }
+
+    // MARK: Updates to the viewer
+
+    private func writeUpdates(announced: (Int, Int)) {
+        var sent: Frame?
+        var size = announced
+        var encoder: ZRLEEncoder?
+        while true {
+            requestArrived.wait()
+            while true {
+                let (request, format, encodings, closed) = state.withLock { ($0.request, $0.format, $0.encodings, $0.closed) }
+                if closed { return }
+                guard let request else { break }
+                let frame: Frame
+                do { frame = try server.latestFrame() } catch {
+                    logger.error("cannot capture the screen", metadata: ["screen.error": "\(error)"])
+                    close()
+                    return
+                }
+                var message: [UInt8] = []
+                var rectangles = 0
+                if (frame.width, frame.height) != size {
+                    guard encodings.contains(Encoding.desktopSize) else {
+                        logger.warning("the screen size changed and the viewer cannot follow (no DesktopSize)")
+                        close()
+                        return
+                    }
+                    appendRectangleHeader(0, 0, frame.width, frame.height, Encoding.desktopSize, to: &message)
+                    rectangles = 1
+                    size = (frame.width, frame.height)
+                    sent = nil
+                } else {
+                    let region = clip(request, to: frame)
+                    let dirty = request.incremental && sent != nil
+                        ? changedRectangles(from: sent!, to: frame, in: region) : [region].filter { $0.width > 0 && $0.height > 0 }
+                    if dirty.isEmpty && request.incremental {
+                        // Nothing new: keep the request and look again shortly.
+                        if requestArrived.wait(timeout: .now() + 0.015) == .success { requestArrived.signal() }
+                        continue
+                    }
+                    let useZRLE = encodings.first { $0 == Encoding.zrle || $0 == Encoding.raw } == Encoding.zrle
+                    if useZRLE && encoder == nil { encoder = try? ZRLEEncoder() }
+                    for rect in dirty {
+                        if useZRLE, let encoder {
+                            appendRectangleHeader(rect.x, rect.y, rect.width, rect.height, Encoding.zrle, to: &message)
+                            message += encoder.encode(frame, x: rect.x, y: rect.y, width: rect.width, height: rect.height, format: format)
+                        } else {
+                            appendRectangleHeader(rect.x, rect.y, rect.width, rect.height, Encoding.raw, to: &message)
+                            appendRaw(frame, rect, format: format, to: &message)
+                        }
+                        rectangles += 1
+                    }
+                    sent = merge(frame, into: sent, region: region)
+                }
+                state.withLock { state in
+                    if let pending = state.request, pending == request { state.request = nil }
+                }
+                var header: [UInt8] = [0, 0]
+                appendBigEndian(UInt16(rectangles), to: &header)
+                do { try connection.write(header + message) } catch {
+                    close()
+                    return
+                }
+            }
+        }
+    }
+
+    private typealias Rectangle = (x: Int, y: Int, width: Int, height: Int)
+
+    private func clip(_ request: (x: Int, y: Int, width: Int, height: Int, incremental: Bool), to frame: Frame) -> Rectangle {
+        let x = min(request.x, frame.width), y = min(request.y, frame.height)
+        return (x, y, min(request.width, frame.width - x), min(request.height, frame.height - y))
+    }
+
+    /// The 64x64 tiles of `region` that differ, joined into runs along each row of tiles.
+    private func changedRectangles(from old: Frame, to new: Frame, in region: Rectangle) -> [Rectangle] {
+        var result: [Rectangle] = []
+        old.pixels.withUnsafeBufferPointer { before in
+            new.pixels.withUnsafeBufferPointer { after in
+                for tileY in stride(from: region.y, to: region.y + region.height, by: 64) {
+                    let tileHeight = min(64, region.y + region.height - tileY)
+                    var runStart: Int?
+                    for tileX in stride(from: region.x, to: region.x + region.width + 1, by: 64) {
+                        var changed = false
+                        if tileX < region.x + region.width {
+                            let tileWidth = min(64, region.x + region.width - tileX)
+                            for row in tileY..<(tileY + tileHeight) {
+                                let offset = row * new.width + tileX
+                                if memcmp(before.baseAddress! + offset, after.baseAddress! + offset, tileWidth * 4) != 0 {
+                                    changed = true
+                                    break
+                                }
+                            }
+                        }
+                        if changed, runStart == nil { runStart = tileX }
+                        if !changed, let start = runStart {
+                            result.append((start, tileY, min(tileX, region.x + region.width) - start, tileHeight))
+                            runStart = nil
+                        }
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    /// What the viewer has now: `frame` inside `region`, the previous picture elsewhere.
+    private func merge(_ frame: Frame, into previous: Frame?, region: Rectangle) -> Frame {
+        guard var merged = previous, region != (0, 0, frame.width, frame.height) else { return frame }
+        for row in region.y..<(region.y + region.height) {
+            let start = row * frame.width + region.x
+            merged.pixels.replaceSubrange(start..<(start + region.width), with: frame.pixels[start..<(start + region.width)])
+        }
+        return merged
+    }
+
+    private func appendRectangleHeader(_ x: Int, _ y: Int, _ width: Int, _ height: Int, _ encoding: Int32, to output: inout [UInt8]) {
+        appendBigEndian(UInt16(x), to: &output)
+        appendBigEndian(UInt16(y), to: &output)
+        appendBigEndian(UInt16(width), to: &output)
+        appendBigEndian(UInt16(height), to: &output)
+        appendBigEndian(UInt32(bitPattern: encoding), to: &output)
+    }
+
+    private func appendRaw(_ frame: Frame, _ rect: Rectangle, format: PixelFormat, to output: inout [UInt8]) {
+        let size = format.bytesPerPixel
+        output.reserveCapacity(output.count + rect.width * rect.height * size)
+        for row in rect.y..<(rect.y + rect.height) {
+            let start = row * frame.width + rect.x
+            for pixel in frame.pixels[start..<(start + rect.width)] {
+                format.append(format.value(ofNative: pixel), count: size, to: &output)
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+"""X11 helpers for the screen-share tests and bench (python-xlib, Pillow; run with the venv's
+python from scripts/screen-test/python-tools).
+
+  pattern DISPLAY LOG   cover the screen with a known picture and log the input it receives to LOG
+                        ("press 1 100 200", "release 1 100 200", "text Hello!"); prints "ready"
+  shot DISPLAY OUT.png  the X server's own screenshot of the root window
+  same A.png B.png      exit 0 when both pictures have the same size and pixels, else print
+                        how many pixels differ and exit 1
+  clipboard DISPLAY     print the CLIPBOARD selection's text
+  fill DISPLAY X Y W H RRGGBB   paint a rectangle (the bench's "small change")
+"""
+import random
+import sys
+import time
+
+from PIL import Image
+from Xlib import X, Xatom, display as xdisplay
+
+
+def picture(width, height):
+    """BGRX bytes of the test picture: colour bars, a gradient, noise and a checkerboard."""
+    rng = random.Random(42)
+    rows = []
+    bars = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255), (255, 255, 255), (0, 0, 0)]
+    for y in range(height):
+        row = bytearray(width * 4)
+        for x in range(width):
+            if y < height // 4:
+                r, g, b = bars[x * len(bars) // width]
+            elif y < height // 2:
+                r, g, b = x * 255 // max(1, width - 1), y * 255 // height, 128
+            elif y < 3 * height // 4 and x < width // 2:
+                r, g, b = rng.randrange(256), rng.randrange(256), rng.randrange(256)
+            else:
+                r, g, b = ((40, 40, 40) if (x // 16 + y // 16) % 2 else (220, 220, 220))
+            row[x * 4:x * 4 + 4] = bytes((b, g, r, 0))
+        rows.append(bytes(row))
+    return rows
+
+
+def pattern(name, log_path):
+    d = xdisplay.Display(name)
+    screen = d.screen()
+    width, height = screen.width_in_pixels, screen.height_in_pixels
+    window = screen.root.create_window(
+        0, 0, width, height, 0, screen.root_depth, X.InputOutput, X.CopyFromParent,
+        override_redirect=True, background_pixel=screen.black_pixel,
+        event_mask=X.ExposureMask | X.KeyPressMask | X.KeyReleaseMask | X.ButtonPressMask
+        | X.ButtonReleaseMask | X.PointerMotionMask)
+    gc = window.create_gc()
+    rows = picture(width, height)
+    window.map()
+    d.sync()
+    log = open(log_path, "a", buffering=1)
+
+    def paint():
+        for top in range(0, height, 32):
+            chunk = b"".join(rows[top:top + 32])
+            window.put_image(gc, 0, top, width, min(32, height - top), X.ZPixmap, screen.root_depth, 0, chunk)
+        d.sync()
+
+    paint()
+    window.set_input_focus(X.RevertToParent, X.CurrentTime)
+    d.sync()
+    print("ready", flush=True)
+    while True:
+        event = d.next_event()
+        if event.type == X.Expose and event.count == 0:
+            paint()
+        elif event.type in (X.ButtonPress, X.ButtonRelease):
+            kind = "press" if event.type == X.ButtonPress else "release"
+            log.write(f"{kind} {event.detail} {event.event_x} {event.event_y}\n")
+        elif event.type == X.MotionNotify:
+            log.write(f"motion {event.event_x} {event.event_y}\n")
+        elif event.type == X.KeyPress:
+            index = 1 if event.state & X.ShiftMask else 0
+            keysym = d.keycode_to_keysym(event.detail, index) or d.keycode_to_keysym(event.detail, 0)
+            if 32 <= keysym < 256:
+                log.write(f"text {chr(keysym)}\n")
+            else:
+                log.write(f"key {keysym}\n")
+
+
+def shot(name, out):
+    d = xdisplay.Display(name)
+    root = d.screen().root
+    geometry = root.get_geometry()
+    image = root.get_image(0, 0, geometry.width, geometry.height, X.ZPixmap, 0xffffffff)
+    Image.frombytes("RGB", (geometry.width, geometry.height), image.data, "raw", "BGRX").save(out)
+
+
+def same(first, second):
+    a, b = Image.open(first).convert("RGB"), Image.open(second).convert("RGB")
+    if a.size != b.size:
+        print(f"sizes differ: {a.size} and {b.size}")
+        return 1
+    first_bytes, second_bytes = a.tobytes(), b.tobytes()
+    if first_bytes != second_bytes:
+        differing = sum(1 for i in range(0, len(first_bytes), 3) if first_bytes[i:i + 3] != second_bytes[i:i + 3])
+        print(f"{differing} pixels differ")
+        return 1
+    return 0
+
+
+def clipboard(name):
+    d = xdisplay.Display(name)
+    window = d.screen().root.create_window(0, 0, 1, 1, 0, X.CopyFromParent)
+    selection, target = d.intern_atom("CLIPBOARD"), d.intern_atom("UTF8_STRING")
+    prop = d.intern_atom("CX_CLIP")
+    window.convert_selection(selection, target, prop, X.CurrentTime)
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        event = d.next_event()
+        if event.type == X.SelectionNotify:
+            if event.property == X.NONE:
+                return 1
+            data = window.get_full_property(prop, X.AnyPropertyType)
+            sys.stdout.write(data.value.decode() if isinstance(data.value, bytes) else str(data.value))
+            return 0
+    return 1
+
+
+def fill(name, x, y, w, h, colour):
+    d = xdisplay.Display(name)
+    screen = d.screen()
+    window = screen.root.create_window(int(x), int(y), int(w), int(h), 0, screen.root_depth, X.InputOutput,
+                                       X.CopyFromParent, override_redirect=True, background_pixel=int(colour, 16))
+    window.map()
+    d.sync()
+    time.sleep(0.2)
+    # The window stays while this process lives; the bench kills it.
+    print("ready", flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    command, *arguments = sys.argv[1:]
+    result = {"pattern": pattern, "shot": shot, "same": same, "clipboard": clipboard, "fill": fill}[command](*arguments)
+    sys.exit(result or 0)
