@@ -42,6 +42,8 @@ struct RunCommand: AsyncParsableCommand {
                 .init(service: TransferService(agent: agent, reloader: reloader, mail: mail, logger: logger)),
                 .init(service: InboxPollingService(agent: agent)),
                 .init(service: MailFetchService(fetcher: fetcher)),
+                .init(service: ScreenShareRequestService(spool: agent.spool, policyPath: policyOptions.path,
+                                                         logLevel: loggingOptions.logLevel, logger: logger)),
                 .init(service: SignalService(reloader: reloader, mail: mail, fetcher: fetcher)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],

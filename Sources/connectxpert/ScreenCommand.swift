@@ -78,7 +78,13 @@ struct ScreenShareCommand: ParsableCommand {
             document = flags
             statusFile = joinPath(spool.jobs, "screen-share.status")
         }
-        defer { if let request { _ = try? FileSystem.removeIfPresent(request) } }
+        // The request goes when the job ends, unless it was replaced by a new one meanwhile.
+        let requestVersion = try? request.flatMap(FileSystem.status)
+        defer {
+            if let request, let requestVersion, let now = try? FileSystem.status(request), now.isSameVersion(as: requestVersion) {
+                _ = try? FileSystem.removeIfPresent(request)
+            }
+        }
         let options: ScreenShareOptions
         do {
             options = try ScreenShareOptions.resolve(document, policy: policy.screenShare)

@@ -218,3 +218,77 @@ public final class IMAPTestServer: TestServer, @unchecked Sendable {
         }
     }
 }
+
+/// Whether the screen-share tests can run: Xvfb is installed. Under CI they always run.
+public let canRunScreenTests = FileSystem.exists("/usr/bin/Xvfb") || ProcessInfo.processInfo.environment["CI"] == "true"
+
+/// A private Xvfb (`scripts/test-servers/xvfb`) on a free display number, with the test picture
+/// painted by `scripts/screen-test/xhelper.py pattern`, which also logs the input it receives.
+public final class XTestDisplay: @unchecked Sendable {
+    public let folder = NSTemporaryDirectory() + "cx-xvfb-" + UUID().uuidString.prefix(8)
+    public let number: Int
+    public var name: String { ":\(number)" }
+    /// What the painted window received: "press 1 100 200", "text H", …
+    public var eventLog: String { joinPath(folder, "events.log") }
+    private let script = joinPath(packageRoot, "scripts/test-servers/xvfb")
+    private let painter = Process()
+
+    public init(width: Int = 640, height: Int = 480) throws {
+        var number = 0
+        repeat { number = Int.random(in: 200...899) } while FileSystem.exists("/tmp/.X\(number)-lock")
+        self.number = number
+        try runChecked(script, ["start", folder, String(number), "\(width)x\(height)"])
+        FileManager.default.createFile(atPath: eventLog, contents: nil)
+        painter.executableURL = URL(fileURLWithPath: try pythonTools())
+        painter.arguments = [joinPath(packageRoot, "scripts/screen-test/xhelper.py"), "pattern", name, eventLog]
+        let ready = Pipe()
+        painter.standardOutput = ready
+        // It complains when the X server goes away at the end of a test.
+        painter.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try painter.run()
+        let line = ready.fileHandleForReading.availableData
+        guard String(decoding: line, as: UTF8.self).hasPrefix("ready") else {
+            throw TestServerError(message: "the test picture was not painted on \(name)")
+        }
+    }
+
+    deinit {
+        if painter.isRunning { painter.terminate() }
+        _ = try? runProgram(script, ["stop", folder])
+    }
+
+    /// The X server's own screenshot, as a PNG file.
+    public func screenshot() throws -> String {
+        let path = joinPath(folder, "x-\(UUID().uuidString.prefix(6)).png")
+        try runChecked(try pythonTools(), [joinPath(packageRoot, "scripts/screen-test/xhelper.py"), "shot", name, path])
+        return path
+    }
+
+    /// The lines of the event log.
+    public func events() -> [String] {
+        ((try? String(contentsOfFile: eventLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+    }
+}
+
+/// The python of the test tools' venv (vncdotool, python-xlib, Pillow), made on first use.
+public func pythonTools() throws -> String { try toolsPython.get() }
+
+private let toolsPython = Result<String, TestServerError> { () throws(TestServerError) -> String in
+    do {
+        return try runChecked(joinPath(packageRoot, "scripts/screen-test/python-tools"), [])
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    } catch {
+        throw TestServerError(message: "the screen-test tools cannot be installed: \(error)")
+    }
+}
+
+/// Runs `scripts/screen-test/xhelper.py` with the tools' python.
+public func xhelper(_ arguments: [String]) throws -> ProgramResult {
+    try runProgram(try pythonTools(), [joinPath(packageRoot, "scripts/screen-test/xhelper.py")] + arguments)
+}
+
+/// vncdotool's `vncdo` from the tools' venv.
+public func vncdo(_ arguments: [String]) throws -> ProgramResult {
+    let python = try pythonTools()
+    return try runProgram(joinPath(parentDirectory(of: python), "vncdo"), arguments)
+}

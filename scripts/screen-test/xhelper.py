@@ -8,6 +8,7 @@ python from scripts/screen-test/python-tools).
                         how many pixels differ and exit 1
   clipboard DISPLAY     print the CLIPBOARD selection's text
   fill DISPLAY X Y W H RRGGBB   paint a rectangle (the bench's "small change")
+  vnccapture HOST::PORT OUT.png raw|zrle [PASSWORD]   vncdotool's capture, asking for one encoding
 """
 import random
 import sys
@@ -134,7 +135,19 @@ def fill(name, x, y, w, h, colour):
         time.sleep(3600)
 
 
+def vnccapture(server, out, encoding, password=None):
+    from vncdotool import api, client, rfb
+    client.VNCDoToolClient.encoding = rfb.Encoding.ZRLE if encoding == "zrle" else rfb.Encoding.RAW
+    connection = api.connect(server, password=password, timeout=20)
+    try:
+        connection.captureScreen(out)
+        connection.disconnect()
+    finally:
+        api.shutdown()
+
+
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
-    result = {"pattern": pattern, "shot": shot, "same": same, "clipboard": clipboard, "fill": fill}[command](*arguments)
+    result = {"pattern": pattern, "shot": shot, "same": same, "clipboard": clipboard, "fill": fill,
+              "vnccapture": vnccapture}[command](*arguments)
     sys.exit(result or 0)
