@@ -42,6 +42,7 @@ bench: test-deps
 	$(SWIFT) build -c release
 	python3 scripts/bench.py $(CURDIR)/$(RELEASE)
 	python3 scripts/bench_servers.py $(CURDIR)/$(RELEASE)
+	$$(scripts/screen-test/python-tools) scripts/bench_screen.py $(CURDIR)/$(RELEASE)
 
 demo: build
 	scripts/demo $(CURDIR)/$(BINARY)

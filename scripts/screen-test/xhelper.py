@@ -7,7 +7,8 @@ python from scripts/screen-test/python-tools).
   same A.png B.png      exit 0 when both pictures have the same size and pixels, else print
                         how many pixels differ and exit 1
   clipboard DISPLAY     print the CLIPBOARD selection's text
-  fill DISPLAY X Y W H RRGGBB   paint a rectangle (the bench's "small change")
+  desktop DISPLAY       cover the screen with a desktop-like picture (windows, text-like runs,
+                        icons) for the bench; prints "ready"
   vnccapture HOST::PORT OUT.png raw|zrle [PASSWORD]   vncdotool's capture, asking for one encoding
 """
 import random
@@ -121,15 +122,37 @@ def clipboard(name):
     return 1
 
 
-def fill(name, x, y, w, h, colour):
+def desktop(name):
+    """A desktop as viewers usually see one: a plain background, windows with title bars and
+    lines of text-like runs, a row of small gradient icons."""
     d = xdisplay.Display(name)
     screen = d.screen()
-    window = screen.root.create_window(int(x), int(y), int(w), int(h), 0, screen.root_depth, X.InputOutput,
-                                       X.CopyFromParent, override_redirect=True, background_pixel=int(colour, 16))
+    width, height = screen.width_in_pixels, screen.height_in_pixels
+    window = screen.root.create_window(0, 0, width, height, 0, screen.root_depth, X.InputOutput, X.CopyFromParent,
+                                       override_redirect=True, background_pixel=0x2e3440)
     window.map()
     d.sync()
-    time.sleep(0.2)
-    # The window stays while this process lives; the bench kills it.
+    rng = random.Random(7)
+    colormap = screen.default_colormap
+
+    def gc(pixel):
+        return window.create_gc(foreground=pixel)
+
+    for index, (x, y, w, h) in enumerate([(80, 60, 900, 600), (600, 300, 1000, 650), (1300, 80, 560, 420)]):
+        window.fill_rectangle(gc(0x4c566a), x, y, w, 28)
+        window.fill_rectangle(gc(0xeceff4), x, y + 28, w, h - 28)
+        ink = gc(0x3b4252)
+        for line in range(y + 44, y + h - 20, 18):
+            cursor = x + 16
+            while cursor < x + w - 80:
+                word = rng.randrange(12, 70)
+                window.fill_rectangle(ink, cursor, line, word, 9)
+                cursor += word + rng.randrange(6, 12)
+    for icon in range(12):
+        for row in range(48):
+            shade = (icon * 20 + row * 4) % 256
+            window.fill_rectangle(gc(shade << 16 | (255 - shade) << 8 | 128), 40 + icon * 64, height - 80 + row, 48, 1)
+    d.sync()
     print("ready", flush=True)
     while True:
         time.sleep(3600)
@@ -148,6 +171,6 @@ def vnccapture(server, out, encoding, password=None):
 
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
-    result = {"pattern": pattern, "shot": shot, "same": same, "clipboard": clipboard, "fill": fill,
+    result = {"pattern": pattern, "shot": shot, "same": same, "clipboard": clipboard, "desktop": desktop,
               "vnccapture": vnccapture}[command](*arguments)
     sys.exit(result or 0)
