@@ -75,6 +75,11 @@ struct PolicyExplanation {
             lines.append("  \(source.server.url) (\(security(source.server)), login \(source.server.user ?? "")) -> \(source.maildir), every \(source.every)")
             lines.append("    fetches \(source.select == .unseen ? "unseen" : "all") messages; on the server they are then \(after)")
         }
+        lines.append("")
+        lines.append("Screen share:")
+        let share = policy.screenShare
+        lines.append("  display \(share.display) on \(share.listen), \(share.authentication == .none ? "no password" : share.passwordFile.map { "VNC password in \($0)" } ?? "VNC password from --password-file"), at most \(share.maxDuration)"
+            + (share.viewOnly ? ", view only" : "") + (share.once ? ", ends when the viewer leaves" : ""))
         return lines.joined(separator: "\n")
     }
 }

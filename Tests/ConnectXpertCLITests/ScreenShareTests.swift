@@ -151,6 +151,20 @@ struct ScreenShareTests {
         #expect(open.stderr.contains("the policy lets screen shares listen on loopback addresses and on 127.0.0.1 only"))
     }
 
+    @Test func screenStopEndsTheRunningShare() throws {
+        let display = try XTestDisplay()
+        let agent = try ShareAgent(display, screenShare: "    once: false\n")
+        #expect(try connectxpert("screen", "stop", in: agent.root).stdout == "no screen share is running\n")
+        let job = try agent.share()
+        let second = try connectxpert("screen", "share", in: agent.root)
+        #expect(second.status == 75)
+        #expect(second.stderr == "connectxpert: a screen share is already running (pid \(job.process.processIdentifier), "
+            + "127.0.0.1:\(agent.port)); 'connectxpert screen stop' ends it\n")
+        let stop = try connectxpert("screen", "stop", in: agent.root)
+        #expect(stop.stdout == "stopped the screen share at 127.0.0.1:\(agent.port) (pid \(job.process.processIdentifier))\n")
+        #expect(job.wait(timeout: 20).status == 0)
+    }
+
     @Test func requestFileStartsTheJobInTheDaemon() throws {
         let display = try XTestDisplay()
         let agent = try ShareAgent(display)

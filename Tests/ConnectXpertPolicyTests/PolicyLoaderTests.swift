@@ -260,6 +260,32 @@ func problems(_ text: String) -> [String] {
             .contains("imaps:// is TLS from the first byte") == true)
     }
 
+    @Test func screenShareSection() throws {
+        let folder = try temporaryFolder()
+        let secret = joinPath(folder, "vnc")
+        try FileSystem.writeFileAtomically(secret, contents: Array("pw".utf8), mode: 0o600)
+        func jobs(_ body: String) -> String { validPolicy + "jobs:\n  screen_share:\n" + body }
+        #expect(try parse(validPolicy).screenShare == .default)
+        let settings = try parse(jobs("""
+                display: ":1"
+                listen: "[::1]:5901"
+                max_duration: 30m
+                password_file: \(secret)
+                view_only: true
+                once: false
+
+            """)).screenShare
+        #expect(settings == ScreenShareSettings(display: ":1", listen: ListenAddress(host: "::1", port: 5901),
+                                                maxDuration: TimeSpan(seconds: 1800), passwordFile: secret,
+                                                authentication: .vnc, viewOnly: true, once: false))
+        #expect(problems(jobs("    auth: none\n    listen: 0.0.0.0:5900\n")).first?
+            .contains("auth: none lets anyone who reaches 0.0.0.0:5900 see the screen") == true)
+        #expect(problems(jobs("    listen: somewhere\n")).first?.contains("'somewhere' is not host:port") == true)
+        #expect(problems(jobs("    password: x\n")).first?.contains("secrets are never written in policies.yaml") == true)
+        #expect(problems(jobs("    max_duraton: 1h\n")).first?.contains("did you mean 'max_duration'?") == true)
+        #expect(problems(jobs("    duration: 1h\n")).first?.contains("the policy sets max_duration") == true)
+    }
+
     @Test func mailSection() throws {
         let folder = try temporaryFolder()
         let secret = joinPath(folder, "pw")

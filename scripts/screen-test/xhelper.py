@@ -72,6 +72,8 @@ def pattern(name, log_path):
         elif event.type in (X.ButtonPress, X.ButtonRelease):
             kind = "press" if event.type == X.ButtonPress else "release"
             log.write(f"{kind} {event.detail} {event.event_x} {event.event_y}\n")
+        elif event.type == X.MappingNotify:
+            d.refresh_keyboard_mapping(event)  # a key was given a new symbol (a spare keycode)
         elif event.type == X.MotionNotify:
             log.write(f"motion {event.event_x} {event.event_y}\n")
         elif event.type == X.KeyPress:

@@ -1,0 +1,100 @@
+@testable import ConnectXpertScreen
+import ConnectXpertSystem
+import ConnectXpertTestSupport
+import Foundation
+import Logging
+import Testing
+
+/// An RFBServer on a test display, driven byte by byte as old and odd viewers would.
+@Suite(.serialized, .enabled(if: canRunScreenTests, "needs Xvfb"))
+struct RFBServerTests {
+    private func server(_ display: XTestDisplay, password: String? = "secret") throws -> RFBServer {
+        let server = RFBServer(display: try X11Display(name: display.name), configuration: RFBServerConfiguration(
+            host: "127.0.0.1", port: 0, password: password, viewOnly: false, name: "test"), logger: Logger(label: "test"))
+        try server.start()
+        return server
+    }
+
+    /// Through ServerInit with RFB 3.3 (the server picks VNC Authentication) or 3.7 / 3.8.
+    private func handshake(_ connection: RFBConnection, minor: Int, password: String) throws -> (Int, Int) {
+        #expect(try connection.read(12) == Array("RFB 003.008\n".utf8))
+        try connection.write(Array("RFB 003.00\(minor)\n".utf8))
+        if minor == 3 {
+            #expect(try connection.readUInt32() == 2)
+        } else {
+            #expect(try connection.read(2) == [1, 2])
+            try connection.write([2])
+        }
+        let challenge = try connection.read(16)
+        try connection.write(VNCAuthentication.response(challenge: challenge, password: password))
+        #expect(try connection.readUInt32() == 0)
+        try connection.write([1])
+        let width = Int(try connection.readUInt16()), height = Int(try connection.readUInt16())
+        #expect(PixelFormat(bytes: try connection.read(16)[...]) == .native)
+        #expect(try connection.readString() == "test")
+        return (width, height)
+    }
+
+    @Test func oldViewersAndSixteenBitPixels() throws {
+        let display = try XTestDisplay()
+        let server = try server(display)
+        defer { server.stop() }
+        for minor in [3, 7, 8] {
+            let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
+            #expect(try handshake(connection, minor: minor, password: "secret") == (640, 480))
+        }
+        // RGB565, big-endian, Raw: the top-left pixel of the picture is pure red.
+        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
+        _ = try handshake(connection, minor: 8, password: "secret")
+        let rgb565 = PixelFormat(bitsPerPixel: 16, depth: 16, bigEndian: true, trueColour: true, redMax: 31, greenMax: 63,
+                                 blueMax: 31, redShift: 11, greenShift: 5, blueShift: 0)
+        try connection.write([0, 0, 0, 0] + rgb565.bytes)
+        try connection.write([2, 0, 0, 1, 0, 0, 0, 0])  // SetEncodings: Raw
+        try connection.write([3, 0, 0, 0, 0, 0, 0, 2, 0, 1])  // 2x1 at 0,0, not incremental
+        #expect(try connection.read(4) == [0, 0, 0, 1])
+        #expect(try connection.read(12) == [0, 0, 0, 0, 0, 2, 0, 1, 0, 0, 0, 0])
+        #expect(try connection.read(4) == [0xf8, 0x00, 0xf8, 0x00])
+        // Both viewers are counted while connected: sessions are shared.
+        #expect(server.viewerCount >= 1)
+    }
+
+    @Test func wrongPasswordGetsAReasonIn38AndNothingMore() throws {
+        let display = try XTestDisplay()
+        let server = try server(display)
+        defer { server.stop() }
+        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
+        _ = try connection.read(12)
+        try connection.write(Array("RFB 003.008\n".utf8))
+        _ = try connection.read(2)
+        try connection.write([2])
+        _ = try connection.read(16)
+        try connection.write([UInt8](repeating: 0, count: 16))
+        #expect(try connection.readUInt32() == 1)
+        #expect(try connection.readString() == "wrong password")
+        #expect(throws: RFBError.self) { try connection.read(1) }
+        #expect(server.viewerCount == 0)
+    }
+
+    @Test func wheelAndKeysymsWithoutAKeyReachTheXServer() throws {
+        let display = try XTestDisplay()
+        let server = try server(display)
+        defer { server.stop() }
+        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
+        _ = try handshake(connection, minor: 8, password: "secret")
+        // Wheel down (button 5) at 30,40; then ☺ (keysym 0x100263a), which no key of the
+        // default keymap produces.
+        try connection.write([5, 0x10, 0, 30, 0, 40, 5, 0, 0, 30, 0, 40])
+        try connection.write([4, 1, 0, 0, 0x01, 0x00, 0x26, 0x3a, 4, 0, 0, 0, 0x01, 0x00, 0x26, 0x3a])
+        #expect(eventually { display.events().contains("press 5 30 40") && display.events().contains("key \(0x100263a)") },
+                "\(display.events())")
+    }
+}
+
+private func eventually(timeout: Double = 10, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
