@@ -82,16 +82,12 @@ final class ViewerSession: @unchecked Sendable {
                 writerDone.wait()
             }
             try readMessages()
-        } catch let error as RFBError {
-            if !state.withLock({ $0.closed }) || isAuthenticated == false {
-                switch error {
-                case .authenticationFailed: logger.warning("viewer refused", metadata: ["screen.error": "\(error)"])
-                case .protocolViolation: logger.warning("viewer disconnected for a protocol error", metadata: ["screen.error": "\(error)"])
-                default: break
-                }
-            }
+        } catch RFBError.authenticationFailed(let reason) {
+            logger.warning("viewer refused", metadata: ["screen.error": "authentication failed: \(reason)"])
+        } catch RFBError.protocolViolation(let problem) {
+            logger.warning("viewer disconnected for a protocol error", metadata: ["screen.error": "protocol error: \(problem)"])
         } catch {
-            logger.warning("viewer disconnected", metadata: ["screen.error": "\(error)"])
+            // The viewer left, or the server is stopping: nothing to report.
         }
         if isAuthenticated { logger.info("viewer left") }
     }
@@ -243,8 +239,8 @@ final class ViewerSession: @unchecked Sendable {
                     let dirty = request.incremental && sent != nil
                         ? changedRectangles(from: sent!, to: frame, in: region) : [region].filter { $0.width > 0 && $0.height > 0 }
                     if dirty.isEmpty && request.incremental {
-                        // Nothing new: keep the request and look again shortly.
-                        if requestArrived.wait(timeout: .now() + 0.015) == .success { requestArrived.signal() }
+                        // Nothing new: keep the request and look again shortly (or at once for a new one).
+                        _ = requestArrived.wait(timeout: .now() + 0.015)
                         continue
                     }
                     let useZRLE = encodings.first { $0 == Encoding.zrle || $0 == Encoding.raw } == Encoding.zrle

@@ -205,13 +205,14 @@ public final class X11Display: @unchecked Sendable {
     private func keycode(for keysym: KeySym) -> (KeyCode, Bool)? {
         let found = XKeysymToKeycode(display, keysym)
         if found != 0 {
-            let plain = XkbKeycodeToKeysymCompat(found, level: 0)
-            return (found, plain != keysym && XkbKeycodeToKeysymCompat(found, level: 1) == keysym)
+            let plain = symbol(of: found, level: 0)
+            return (found, plain != keysym && symbol(of: found, level: 1) == keysym)
         }
         return remapSpareKeycode(to: keysym).map { ($0, false) }
     }
 
-    private func XkbKeycodeToKeysymCompat(_ keycode: KeyCode, level: Int32) -> KeySym {
+    /// The keysym a keycode produces at a shift level (0 plain, 1 shifted). Called with the lock held.
+    private func symbol(of keycode: KeyCode, level: Int32) -> KeySym {
         var count: Int32 = 0
         guard let symbols = XGetKeyboardMapping(display, keycode, 1, &count) else { return 0 }
         defer { XFree(symbols) }
