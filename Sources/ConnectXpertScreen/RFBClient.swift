@@ -1,7 +1,8 @@
 import Foundation
 
 /// A small RFB client that takes one frame from a server (`connectxpert screen snapshot`): the
-/// role of the original tool's viewer, for headless use. It asks for ZRLE, and accepts Raw.
+/// role of the original tool's viewer, for headless use. It asks for ZRLE, and accepts CopyRect
+/// and Raw.
 public final class RFBClient {
     private let connection: RFBConnection
     public private(set) var frame: Frame
@@ -54,14 +55,17 @@ public final class RFBClient {
         frame = Frame(width: width, height: height, pixels: [UInt32](repeating: 0, count: width * height))
         var setup: [UInt8] = [0, 0, 0, 0] + PixelFormat.native.bytes
         setup += [2, 0]
-        appendBigEndian(UInt16(3), to: &setup)
-        for encoding in [Encoding.zrle, Encoding.raw, Encoding.desktopSize] { appendBigEndian(UInt32(bitPattern: encoding), to: &setup) }
+        appendBigEndian(UInt16(4), to: &setup)
+        for encoding in [Encoding.copyRect, Encoding.zrle, Encoding.raw, Encoding.desktopSize] { appendBigEndian(UInt32(bitPattern: encoding), to: &setup) }
         try connection.write(setup)
     }
 
-    /// Asks for the whole screen and reads updates until it has it.
-    public func update() throws {
-        var request: [UInt8] = [3, 0, 0, 0, 0, 0]
+    /// The encodings of the rectangles of the last update, in order.
+    public private(set) var lastEncodings: [Int32] = []
+
+    /// Asks for the whole screen (or, `incremental`, for what changed) and reads the update.
+    public func update(incremental: Bool = false) throws {
+        var request: [UInt8] = [3, incremental ? 1 : 0, 0, 0, 0, 0]
         appendBigEndian(UInt16(frame.width), to: &request)
         appendBigEndian(UInt16(frame.height), to: &request)
         try connection.write(request)
@@ -71,6 +75,7 @@ public final class RFBClient {
             case 0:
                 _ = try connection.readByte()
                 let count = Int(try connection.readUInt16())
+                lastEncodings = []
                 var resized = false
                 for _ in 0..<count { resized = try readRectangle() || resized }
                 if resized { return try update() }
@@ -91,10 +96,22 @@ public final class RFBClient {
         let x = Int(try connection.readUInt16()), y = Int(try connection.readUInt16())
         let width = Int(try connection.readUInt16()), height = Int(try connection.readUInt16())
         let encoding = Int32(bitPattern: try connection.readUInt32())
+        lastEncodings.append(encoding)
         switch encoding {
         case Encoding.desktopSize:
             frame = Frame(width: width, height: height, pixels: [UInt32](repeating: 0, count: width * height))
             return true
+        case Encoding.copyRect:
+            let sourceX = Int(try connection.readUInt16()), sourceY = Int(try connection.readUInt16())
+            try checkInside(x, y, width, height)
+            try checkInside(sourceX, sourceY, width, height)
+            let rows = (0..<height).map { row in
+                Array(frame.pixels[((sourceY + row) * frame.width + sourceX)..<((sourceY + row) * frame.width + sourceX + width)])
+            }
+            for (row, pixels) in rows.enumerated() {
+                let start = (y + row) * frame.width + x
+                frame.pixels.replaceSubrange(start..<(start + width), with: pixels)
+            }
         case Encoding.raw:
             let bytes = try connection.read(width * height * 4)
             try checkInside(x, y, width, height)

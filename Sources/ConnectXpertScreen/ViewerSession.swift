@@ -236,9 +236,24 @@ final class ViewerSession: @unchecked Sendable {
                     sent = nil
                 } else {
                     let region = clip(request, to: frame)
-                    let dirty = request.incremental && sent != nil
-                        ? changedRectangles(from: sent!, to: frame, in: region) : [region].filter { $0.width > 0 && $0.height > 0 }
-                    if dirty.isEmpty && request.incremental {
+                    var dirty = [region].filter { $0.width > 0 && $0.height > 0 }
+                    var copies: [ScrollDetector.Copy] = []
+                    if request.incremental, let previous = sent {
+                        dirty = changedRectangles(from: previous, to: frame, in: region)
+                        // A scroll: the viewer copies what it has (CopyRect) and gets only the rest.
+                        if encodings.contains(Encoding.copyRect), let box = boundingBox(of: dirty),
+                           let copy = ScrollDetector.find(old: previous, new: frame, in: box) {
+                            copies = [copy]
+                            dirty = changedRectangles(from: ScrollDetector.apply(copy, to: previous), to: frame, in: region)
+                        }
+                    }
+                    for copy in copies {
+                        appendRectangleHeader(copy.x, copy.y, copy.width, copy.height, Encoding.copyRect, to: &message)
+                        appendBigEndian(UInt16(copy.x), to: &message)
+                        appendBigEndian(UInt16(copy.sourceY), to: &message)
+                        rectangles += 1
+                    }
+                    if dirty.isEmpty && copies.isEmpty && request.incremental {
                         // Nothing new: keep the request and look again shortly (or at once for a new one).
                         _ = requestArrived.wait(timeout: .now() + 0.015)
                         continue
@@ -271,6 +286,18 @@ final class ViewerSession: @unchecked Sendable {
     }
 
     private typealias Rectangle = (x: Int, y: Int, width: Int, height: Int)
+
+    private func boundingBox(of rectangles: [Rectangle]) -> Rectangle? {
+        guard let first = rectangles.first else { return nil }
+        var (left, top, right, bottom) = (first.x, first.y, first.x + first.width, first.y + first.height)
+        for rect in rectangles.dropFirst() {
+            left = min(left, rect.x)
+            top = min(top, rect.y)
+            right = max(right, rect.x + rect.width)
+            bottom = max(bottom, rect.y + rect.height)
+        }
+        return (left, top, right - left, bottom - top)
+    }
 
     private func clip(_ request: (x: Int, y: Int, width: Int, height: Int, incremental: Bool), to frame: Frame) -> Rectangle {
         let x = min(request.x, frame.width), y = min(request.y, frame.height)

@@ -98,3 +98,26 @@ import Testing
         #expect(ListenAddress(parsing: "h:99999") == nil)
     }
 }
+
+extension RFBCodingTests {
+    @Test func scrollsAreFoundAndOnlyWhereTheyHappened() {
+        let old = mixedFrame()
+        // The band from row 20 to 130 moved up by 10 rows; new content below it.
+        var new = old
+        for row in 20..<120 {
+            new.pixels.replaceSubrange((row * old.width)..<((row + 1) * old.width),
+                                       with: old.pixels[((row + 10) * old.width)..<((row + 11) * old.width)])
+        }
+        for row in 120..<130 { for column in 0..<old.width { new.pixels[row * old.width + column] = 0x123456 } }
+        let copy = ScrollDetector.find(old: old, new: new, in: (0, 20, old.width, 110))
+        #expect(copy == ScrollDetector.Copy(x: 0, y: 20, width: old.width, height: 100, sourceY: 30))
+        if let copy {
+            let moved = ScrollDetector.apply(copy, to: old)
+            #expect(Array(moved.pixels[(20 * old.width)..<(120 * old.width)]) == Array(new.pixels[(20 * old.width)..<(120 * old.width)]))
+        }
+        // A plain background that changed colour is not a scroll.
+        let plain = Frame(width: 64, height: 64, pixels: [UInt32](repeating: 1, count: 64 * 64))
+        let other = Frame(width: 64, height: 64, pixels: [UInt32](repeating: 2, count: 64 * 64))
+        #expect(ScrollDetector.find(old: plain, new: other, in: (0, 0, 64, 64)) == nil)
+    }
+}

@@ -98,3 +98,18 @@ private func eventually(timeout: Double = 10, _ condition: () -> Bool) -> Bool {
     }
     return condition()
 }
+
+extension RFBServerTests {
+    @Test func aScrollIsSentAsCopyRect() throws {
+        let display = try XTestDisplay()
+        let server = try server(display, password: nil)
+        defer { server.stop() }
+        let client = try RFBClient(host: "127.0.0.1", port: server.boundPort, password: nil)
+        try client.update()
+        let result = try xhelper(["scroll", display.name, "48"])
+        #expect(result.status == 0, "\(result.errors)")
+        try client.update(incremental: true)
+        #expect(client.lastEncodings.first == Encoding.copyRect, "\(client.lastEncodings)")
+        #expect(client.frame == (try X11Display(name: display.name).capture()))
+    }
+}

@@ -9,6 +9,7 @@ python from scripts/screen-test/python-tools).
   clipboard DISPLAY     print the CLIPBOARD selection's text
   desktop DISPLAY       cover the screen with a desktop-like picture (windows, text-like runs,
                         icons) for the bench; prints "ready"
+  scroll DISPLAY DY     move the test picture's window content up by DY pixels, as a scroll would
   vnccapture HOST::PORT OUT.png raw|zrle [PASSWORD]   vncdotool's capture, asking for one encoding
 """
 import random
@@ -160,6 +161,15 @@ def desktop(name):
         time.sleep(3600)
 
 
+def scroll(name, dy):
+    d = xdisplay.Display(name)
+    window = d.screen().root.query_tree().children[-1]
+    geometry = window.get_geometry()
+    dy = int(dy)
+    window.copy_area(window.create_gc(), window, 0, dy, geometry.width, geometry.height - dy, 0, 0)
+    d.sync()
+
+
 def vnccapture(server, out, encoding, password=None):
     from vncdotool import api, client, rfb
     client.VNCDoToolClient.encoding = rfb.Encoding.ZRLE if encoding == "zrle" else rfb.Encoding.RAW
@@ -173,6 +183,6 @@ def vnccapture(server, out, encoding, password=None):
 
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
-    result = {"pattern": pattern, "shot": shot, "same": same, "clipboard": clipboard, "desktop": desktop,
+    result = {"pattern": pattern, "shot": shot, "same": same, "clipboard": clipboard, "desktop": desktop, "scroll": scroll,
               "vnccapture": vnccapture}[command](*arguments)
     sys.exit(result or 0)
