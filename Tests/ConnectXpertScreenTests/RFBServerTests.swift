@@ -113,3 +113,19 @@ extension RFBServerTests {
         #expect(client.frame == (try X11Display(name: display.name).capture()))
     }
 }
+
+extension RFBServerTests {
+    @Test func aNewScreenSizeIsAnnouncedWithDesktopSize() throws {
+        let display = try XTestDisplay()
+        let server = try server(display, password: nil)
+        defer { server.stop() }
+        let client = try RFBClient(host: "127.0.0.1", port: server.boundPort, password: nil)
+        try client.update()
+        #expect((client.frame.width, client.frame.height) == (640, 480))
+        let result = try xhelper(["resize", display.name, "320", "240"])
+        #expect(result.status == 0, "\(result.errors)")
+        try client.update(incremental: true)
+        #expect((client.frame.width, client.frame.height) == (320, 240))
+        #expect(client.frame == (try X11Display(name: display.name).capture()))
+    }
+}

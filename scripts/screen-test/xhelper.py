@@ -9,6 +9,7 @@ python from scripts/screen-test/python-tools).
   clipboard DISPLAY     print the CLIPBOARD selection's text
   desktop DISPLAY       cover the screen with a desktop-like picture (windows, text-like runs,
                         icons) for the bench; prints "ready"
+  resize DISPLAY W H    make the screen smaller through RandR (Xvfb allows up to its start size)
   scroll DISPLAY DY     move the test picture's window content up by DY pixels, as a scroll would
   vnccapture HOST::PORT OUT.png raw|zrle [PASSWORD]   vncdotool's capture, asking for one encoding
 """
@@ -161,6 +162,17 @@ def desktop(name):
         time.sleep(3600)
 
 
+def resize(name, width, height):
+    from Xlib.ext import randr
+    d = xdisplay.Display(name)
+    root = d.screen().root
+    resources = randr.get_screen_resources(root)
+    for crtc in resources.crtcs:
+        randr.set_crtc_config(root, crtc, resources.config_timestamp, 0, 0, 0, randr.Rotate_0, [])
+    randr.set_screen_size(root, int(width), int(height), int(width) // 4, int(height) // 4)
+    d.sync()
+
+
 def scroll(name, dy):
     d = xdisplay.Display(name)
     window = d.screen().root.query_tree().children[-1]
@@ -183,6 +195,6 @@ def vnccapture(server, out, encoding, password=None):
 
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
-    result = {"pattern": pattern, "shot": shot, "same": same, "clipboard": clipboard, "desktop": desktop, "scroll": scroll,
+    result = {"pattern": pattern, "shot": shot, "same": same, "clipboard": clipboard, "desktop": desktop, "scroll": scroll, "resize": resize,
               "vnccapture": vnccapture}[command](*arguments)
     sys.exit(result or 0)
