@@ -20,7 +20,9 @@ let package = Package(
         .systemLibrary(name: "CSSH2", providers: [.apt(["libssh2-1-dev"])]),
         .target(name: "CSystemShims"),
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
-        .target(name: "CX11", linkerSettings: [.linkedLibrary("X11"), .linkedLibrary("Xext"), .linkedLibrary("Xtst")]),
+        .target(name: "CX11", linkerSettings: [
+            .linkedLibrary("X11"), .linkedLibrary("Xext"), .linkedLibrary("Xtst"), .linkedLibrary("Xdamage"),
+        ]),
         .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
         .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),
 

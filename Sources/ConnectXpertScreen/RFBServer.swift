@@ -146,18 +146,31 @@ public final class RFBServer: @unchecked Sendable {
     }
 }
 
-/// The screen, captured at most once per few milliseconds however many viewers ask.
+/// The screen, captured at most once per few milliseconds however many viewers ask, and not at
+/// all while X DAMAGE says nothing was drawn. DAMAGE is taken as a hint, as x11vnc does: the
+/// screen is captured anyway at least every quarter second, so nothing stays stale for long.
 final class FrameSource: @unchecked Sendable {
     private let display: X11Display
+    private let damage: DamageWatch?
     private let lock = NSLock()
     private var cached: (frame: Frame, time: Double)?
 
-    init(display: X11Display) { self.display = display }
+    init(display: X11Display) {
+        self.display = display
+        damage = DamageWatch(name: display.name)
+        _ = damage?.takeChanges()
+    }
 
-    func latest(maxAge: Double = 0.005) throws -> Frame {
+    func latest(maxAge: Double = 0.005, idleMaxAge: Double = 0.25) throws -> Frame {
         try lock.withLock {
             let now = Date().timeIntervalSince1970
-            if let cached, now - cached.time < maxAge { return cached.frame }
+            if let cached {
+                let age = now - cached.time
+                if age < maxAge { return cached.frame }
+                if let damage, age < idleMaxAge, !damage.takeChanges() { return cached.frame }
+            } else {
+                _ = damage?.takeChanges()
+            }
             let frame = try display.capture()
             cached = (frame, now)
             return frame
