@@ -180,21 +180,33 @@ public final class FTPTransport: Transport {
                            modificationNanoseconds: max(0, time) * 1_000_000_000)
     }
 
+    /// Whether a file is at `target`: SIZE, without the MDTM of `entry(at:)`. (As a failing QUOTE
+    /// command, the 550 would make libcurl close the connection.)
+    private func exists(_ target: String) throws -> Bool {
+        do {
+            try request(url: serverURL(target), action: "look for", path: target) { $0.set(CURLOPT_NOBODY, 1) }
+            return true
+        } catch {
+            if curl.replies.last?.hasPrefix("550") ?? false { return false }
+            throw error
+        }
+    }
+
     public func makeDirectories(_ folder: String) throws {
+        let target = absolute(folder)
+        guard !knownFolders.contains(target) else { return }
         var commands: [String] = []
         var prefix = ""
-        for component in absolute(folder).split(separator: "/") {
+        for component in target.split(separator: "/") {
             prefix += "/" + component
-            if !knownFolders.contains(prefix) { commands.append("*MKD \(prefix)") }
+            commands.append("*MKD \(prefix)")
         }
-        guard !commands.isEmpty else { return }
-        let target = absolute(folder)
         try request(url: serverURL(""), action: "create the folder", path: target) {
             $0.set(CURLOPT_NOBODY, 1)
             $0.set(CURLOPT_QUOTE, lines: commands)
         }
         // MKD failures were ignored ('*'): the folder exists now, or using it will say why not.
-        knownFolders.insert(prefix)
+        knownFolders.insert(target)
     }
 
     public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
@@ -209,12 +221,15 @@ public final class FTPTransport: Transport {
             after.append(supportsMFMT ? "*MFMT \(stamp) \(target)" : "*MDTM \(stamp) \(target)")
         }
         if let mode = attributes.mode { after.append("*SITE CHMOD \(String(mode, radix: 8)) \(target)") }
+        // The server's own byte count, asked on the same request.
+        after.append("SIZE \(target)")
         // The callbacks live only as long as the request.
         try withoutActuallyEscaping(progress) { progress in
             try request(url: serverURL(target), action: "upload", path: target) { curl in
                 curl.set(CURLOPT_UPLOAD, 1)
+                curl.set(CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20)
                 curl.set(CURLOPT_INFILESIZE_LARGE, offset: size)
-                if !after.isEmpty { curl.set(CURLOPT_POSTQUOTE, lines: after) }
+                curl.set(CURLOPT_POSTQUOTE, lines: after)
                 curl.send { buffer in
                     guard let count = try? source.read(into: buffer) else { return nil }
                     sent += Int64(count)
@@ -223,20 +238,17 @@ public final class FTPTransport: Transport {
             }
         }
         guard sent == size || sent == 0 && size == 0 else { throw TransferCancelled() }
-        return try self.size(of: target)
-    }
-
-    /// The server's own count of a file's bytes (SIZE).
-    private func size(of target: String) throws -> Int64 {
-        try request(url: serverURL(target), action: "check the size of", path: target) { $0.set(CURLOPT_NOBODY, 1) }
-        return curl.info(offset: CURLINFO_CONTENT_LENGTH_DOWNLOAD_T)
+        guard let reply = curl.replies.last(where: { $0.hasPrefix("213 ") }), let stored = Int64(reply.dropFirst(4)) else {
+            throw TransportError(.transient, "\(endpoint): no byte count for \(target) after the upload (SIZE)")
+        }
+        return stored
     }
 
     public func rename(_ from: String, to: String, replacing: Bool) throws {
         let source = absolute(from), target = absolute(to)
         // FTP's RNTO replaces on most servers, and nothing can ask it not to: the check and the
         // rename are two steps.
-        if !replacing, try entry(at: to) != nil {
+        if !replacing, try exists(target) {
             throw TransportError(.alreadyExists, "\(endpoint)/\(target) exists already")
         }
         try request(url: serverURL(""), action: "rename \(source) to", path: target) {
