@@ -74,6 +74,8 @@ public final class RFBServer: @unchecked Sendable {
             try syscall("bind", path: place) { bind(listener, address.pointee.ai_addr, address.pointee.ai_addrlen) }
             try syscall("listen", path: place) { listen(listener, 16) }
         } catch let error as SystemError {
+            if listener >= 0 { close(listener) }
+            listener = -1
             throw RFBError.connection("cannot listen on \(place): \(error.reason)")
         }
         var bound = sockaddr_storage()
@@ -90,10 +92,13 @@ public final class RFBServer: @unchecked Sendable {
         thread.start()
     }
 
-    /// Closes the listener and every viewer's connection, and waits for their threads.
+    /// Closes the listener (the port is free again at once) and every viewer's connection, and
+    /// waits for their threads.
     public func stop() {
-        guard !stopping.exchange(true, ordering: .relaxed) else { return }
+        guard !stopping.exchange(true, ordering: .relaxed), listener >= 0 else { return }
         acceptDone.wait()
+        close(listener)
+        listener = -1
         let current = sessions.withLock { Array($0.values) }
         for session in current { session.close() }
         for session in current { session.waitUntilFinished() }

@@ -129,3 +129,20 @@ extension RFBServerTests {
         #expect(client.frame == (try X11Display(name: display.name).capture()))
     }
 }
+
+extension RFBServerTests {
+    @Test func aTakenPortIsReportedAndStopFreesIt() throws {
+        let display = try XTestDisplay()
+        let first = try server(display)
+        let second = RFBServer(display: try X11Display(name: display.name), configuration: RFBServerConfiguration(
+            host: "127.0.0.1", port: first.boundPort, password: nil, viewOnly: false, name: "test"), logger: Logger(label: "test"))
+        #expect(throws: RFBError.connection("cannot listen on 127.0.0.1:\(first.boundPort): Address already in use")) {
+            try second.start()
+        }
+        first.stop()
+        let third = RFBServer(display: try X11Display(name: display.name), configuration: RFBServerConfiguration(
+            host: "127.0.0.1", port: first.boundPort, password: nil, viewOnly: false, name: "test"), logger: Logger(label: "test"))
+        try third.start()
+        third.stop()
+    }
+}
