@@ -83,7 +83,6 @@ public struct SSHSettings: Equatable, Sendable {
     public var hostKey: HostKeyPolicy
     /// `SHA256:…`: pins the key without a known_hosts file.
     public var fingerprint: String?
-    public var useAgent: Bool
     public var passphraseFile: String?
 
     /// `host` or `[host]:port`, as known_hosts and ssh-keygen write it.
@@ -95,6 +94,8 @@ public enum Credential: Equatable, Sendable {
     case passwordFile(String)
     case passwordEnvironment(String)
     case keyFile(String)
+    /// The keys an ssh-agent holds (`agent: true`, SFTP only).
+    case agent
 }
 
 public enum AfterUpload: String, CaseIterable, Sendable, Decodable {

@@ -53,7 +53,7 @@ struct Validator {
         guard let (kind, location, server) = parseURL(document.url, path: path + ["url"]) else { return nil }
         let ssh = kind == .sftp ? server.map { SSHSettings(host: $0.host, port: $0.port ?? 22, user: $0.user ?? "root",
                                                          knownHosts: "", hostKey: .strict, fingerprint: nil,
-                                                         useAgent: false, passphraseFile: nil) } : nil
+                                                         passphraseFile: nil) } : nil
         var credentials = passwordCredentials(file: document.passwordFile, environment: document.passwordEnv, path: path)
         if let file = document.keyFile {
             let resolved = absolutePath(file, relativeTo: context.directory)
@@ -65,7 +65,8 @@ struct Validator {
                 let resolved = absolutePath(file, relativeTo: context.directory)
                 if checkSecretFile(resolved, path: path + ["passphrase_file"]) { ssh.passphraseFile = resolved }
             }
-            ssh.useAgent = document.agent ?? false
+            if document.agent == true { credentials.append(.agent) }
+            credentials = inPolicyOrder(credentials, remote: name)
             ssh.hostKey = document.hostKey ?? .strict
             ssh.knownHosts = absolutePath(document.knownHosts ?? "~/.ssh/known_hosts", relativeTo: context.directory)
             if let fingerprint = document.hostKeyFingerprint {
@@ -78,7 +79,7 @@ struct Validator {
                         + "copy it as ssh-keygen -lf prints it: SHA256: and 43 characters")
                 }
             }
-            if credentials.isEmpty && !ssh.useAgent {
+            if credentials.isEmpty {
                 report(path, "an sftp remote needs key_file, agent: true, password_file or password_env", atKey: true)
             }
             settings = ssh
@@ -130,6 +131,22 @@ struct Validator {
         return Remote(name: name, url: document.url, kind: kind, path: location, credentials: credentials,
                       maxConnections: maxConnections, timeout: document.timeout ?? TimeSpan(seconds: 30), ssh: settings,
                       ftp: ftp)
+    }
+
+    /// The credentials in the order the remote's entry names them, the order logins are tried in.
+    private func inPolicyOrder(_ credentials: [Credential], remote: String) -> [Credential] {
+        guard case .mapping(let mapping)? = root.node(at: [AnyCodingKey(stringValue: "remotes"), AnyCodingKey(stringValue: remote)])
+        else { return credentials }
+        let keys = mapping.map { $0.key.string ?? "" }
+        func key(_ credential: Credential) -> String {
+            switch credential {
+            case .keyFile: return "key_file"
+            case .agent: return "agent"
+            case .passwordFile: return "password_file"
+            case .passwordEnvironment: return "password_env"
+            }
+        }
+        return credentials.sorted { (keys.firstIndex(of: key($0)) ?? 0) < (keys.firstIndex(of: key($1)) ?? 0) }
     }
 
     /// `password_file` (checked to be private) and `password_env`, in that order.

@@ -14,7 +14,7 @@ public enum Secrets {
                 throw TransportError(.refused, "\(place): environment variable \(name) (password_env) is not set")
             }
             return value
-        case .keyFile:
+        case .keyFile, .agent:
             return nil
         }
     }

@@ -221,6 +221,20 @@ func problems(_ text: String) -> [String] {
             .remotes["drop"]?.ftp?.user == nil)
     }
 
+    @Test func sftpCredentialsKeepThePolicysOrder() throws {
+        let folder = try temporaryFolder()
+        let key = joinPath(folder, "key"), password = joinPath(folder, "pw")
+        for file in [key, password] { try FileSystem.writeFileAtomically(file, contents: Array("x".utf8), mode: 0o600) }
+        func remote(_ lines: String) throws -> [Credential] {
+            try parse("identity:\n  id: alice\nremotes:\n  drop:\n    url: sftp://u@h/x\n" + lines).remotes["drop"]?.credentials ?? []
+        }
+        #expect(try remote("    agent: true\n    password_file: \(password)\n    key_file: \(key)\n")
+            == [.agent, .passwordFile(password), .keyFile(key)])
+        #expect(try remote("    key_file: \(key)\n    password_env: P\n    agent: true\n")
+            == [.keyFile(key), .passwordEnvironment("P"), .agent])
+        #expect(try remote("    agent: false\n    key_file: \(key)\n") == [.keyFile(key)])
+    }
+
     @Test func mailInboxSources() throws {
         let folder = try temporaryFolder()
         let secret = joinPath(folder, "pw")

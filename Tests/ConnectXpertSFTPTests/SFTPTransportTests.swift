@@ -127,6 +127,22 @@ struct SFTPTransportTests {
         #expect(wrongPassword?.message.contains("with password from \(server.wrongPasswordFile)") == true)
     }
 
+    @Test func loginsAreTriedInThePolicysOrder() throws {
+        // Password first: it logs in, and the stranger's key is never offered.
+        _ = try SFTPTransport(remote: try remote(server, extra: """
+            password_file: \(server.passwordFile)
+            key_file: \(server.strangerKey)
+            known_hosts: \(server.knownHosts)
+            """))
+        let both = transportError { _ = try SFTPTransport(remote: try remote(server, extra: """
+            password_file: \(server.wrongPasswordFile)
+            key_file: \(server.strangerKey)
+            known_hosts: \(server.knownHosts)
+            """)) }
+        #expect(both?.message.hasPrefix("authentication failed for cxdrop@127.0.0.1:\(server.port) with password from "
+            + "\(server.wrongPasswordFile), key \(server.strangerKey)") == true, "\(both?.message ?? "")")
+    }
+
     @Test func unknownHostKeyIsRefusedWithItsFingerprint() throws {
         let empty = NSTemporaryDirectory() + "cx-kh-" + UUID().uuidString
         let error = transportError { _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: \(empty)")) }
