@@ -220,10 +220,10 @@ public final class Agent: Sendable {
         return delay
     }
 
-    /// `.<name>.cx<token>.part` beside `path`: hidden, temporary by every convention, and ours alone.
-    func temporaryName(for path: String) -> String {
-        let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
-        return joinPath(folder(ofRelative: path), ".\(lastComponent(of: path)).cx\(token).part")
+    /// The temporary name beside `path` for writing it: the outbox rule's `temp_name`, by default
+    /// `.<name>.cx<token>.part` (hidden, temporary by every convention, and ours alone).
+    func temporaryName(for path: String, pattern: String = OutboxRule.defaultTemporaryName) -> String {
+        OutboxRule.temporaryPath(for: path, pattern: pattern, token: String(UInt64.random(in: 0...UInt64.max), radix: 36))
     }
 
     /// A progress callback for a transfer: saves the byte count for `status` at most twice a

@@ -40,7 +40,7 @@ extension Agent {
                 record = try journal.begin(.outgoing, peer: recipient, remote: remote.name, source: path, size: version.size,
                                            modificationNanoseconds: version.modificationNanoseconds,
                                            inode: Int64(bitPattern: version.inode), destination: target,
-                                           temporary: temporaryName(for: target))
+                                           temporary: temporaryName(for: target, pattern: rule.temporaryName))
                 opened = file
             }
             let started = Date()
@@ -143,7 +143,7 @@ extension Agent {
         if opened == nil {
             let target = record.destination ?? remotePath(recipient: record.peer, path: record.source, rule: rule)
             record.destination = target
-            record.temporary = record.temporary ?? temporaryName(for: target)
+            record.temporary = record.temporary ?? temporaryName(for: target, pattern: rule.temporaryName)
             record.state = .transferring
             record.size = before.size
             record.modificationNanoseconds = before.modificationNanoseconds

@@ -1,3 +1,5 @@
+import ConnectXpertSystem
+
 /// The whole of `policies.yaml`, decoded and validated. Paths in it are absolute.
 public struct Policy: Equatable, Sendable {
     public var identity: Identity
@@ -154,6 +156,18 @@ public struct OutboxRule: Equatable, Sendable {
     public var mode: UInt32?
     /// Give the remote file the local file's modification time.
     public var preserveModificationTime: Bool
+    /// The name an upload is written under until complete (`temp_name`): `{name}` is the final
+    /// name, `{token}` a random word that keeps two attempts apart.
+    public var temporaryName: String
+
+    public static let defaultTemporaryName = ".{name}.cx{token}.part"
+
+    /// The temporary path beside `path` that `pattern` (a `temp_name`) gives.
+    public static func temporaryPath(for path: String, pattern: String, token: String) -> String {
+        let name = pattern.replacingOccurrences(of: "{name}", with: lastComponent(of: path))
+            .replacingOccurrences(of: "{token}", with: token)
+        return joinPath(folder(ofRelative: path), name)
+    }
 
     /// Whether a file at `path` (relative to the recipient's folder) is for this rule.
     public func selects(_ path: String) -> Bool {

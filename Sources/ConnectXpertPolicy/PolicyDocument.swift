@@ -225,10 +225,11 @@ struct OutboxRuleDocument: Decodable {
     var retry: RetryDocument?
     var chmod: String?
     var preserveMtime: Bool?
+    var tempName: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case recipients, remote, remotePath = "remote_path", include, exclude, after
-        case maxSize = "max_size", conflict, retry, chmod, preserveMtime = "preserve_mtime"
+        case maxSize = "max_size", conflict, retry, chmod, preserveMtime = "preserve_mtime", tempName = "temp_name"
     }
 
     init(from decoder: Decoder) throws {
@@ -244,6 +245,7 @@ struct OutboxRuleDocument: Decodable {
         retry = try c.decodeIfPresent(RetryDocument.self, forKey: .retry)
         chmod = try c.decodeIfPresent(String.self, forKey: .chmod)
         preserveMtime = try c.decodeIfPresent(Bool.self, forKey: .preserveMtime)
+        tempName = try c.decodeIfPresent(String.self, forKey: .tempName)
     }
 }
 

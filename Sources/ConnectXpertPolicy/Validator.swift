@@ -392,11 +392,27 @@ struct Validator {
                 report(path + ["chmod"], "'\(chmod)' is not a file mode: write it in octal, in quotes, such as \"0640\"")
             }
         }
+        let temporaryName = document.tempName ?? OutboxRule.defaultTemporaryName
+        if let problem = temporaryNameProblem(temporaryName) {
+            report(path + ["temp_name"], "'\(temporaryName)' cannot name an upload in progress: \(problem)")
+        }
         return OutboxRule(
             recipients: document.recipients ?? [Glob("*")], remote: document.remote, remotePath: template,
             include: document.include ?? [Glob("*")], exclude: document.exclude ?? [],
             after: document.after ?? .delete, maxSize: document.maxSize, conflict: document.conflict ?? .rename,
-            retry: retry, mode: mode, preserveModificationTime: document.preserveMtime ?? true)
+            retry: retry, mode: mode, preserveModificationTime: document.preserveMtime ?? true,
+            temporaryName: temporaryName)
+    }
+
+    /// Why a `temp_name` pattern cannot be used, or `nil`.
+    private func temporaryNameProblem(_ pattern: String) -> String? {
+        guard pattern.contains("{name}") else { return "it must contain {name}" }
+        let rest = pattern.replacingOccurrences(of: "{name}", with: "").replacingOccurrences(of: "{token}", with: "")
+        if rest.contains("{") || rest.contains("}") { return "only {name} and {token} can be filled in" }
+        if rest.isEmpty { return "it must differ from the final name (add a prefix or suffix, such as .{name}.part)" }
+        if rest.contains("/") { return "it must name a file beside the final one, without '/'" }
+        if rest.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) { return "it contains a control character" }
+        return nil
     }
 
     private mutating func buildInboxRule(index: Int, _ document: InboxRuleDocument, remotes: [String: RemoteDocument], me: String) -> InboxRule? {

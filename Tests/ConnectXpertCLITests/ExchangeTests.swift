@@ -38,6 +38,23 @@ import Testing
         #expect(files(below: agents.drop).isEmpty, "remote copies are deleted once received")
     }
 
+    @Test func uploadsGoUnderTheRulesTemporaryName() throws {
+        let agents = try TwoAgents {
+            $0.replacingOccurrences(of: "    remote: drop\n    retry:", with: "    remote: drop\n    temp_name: \"{name}.uploading\"\n    retry:")
+        }
+        defer { agents.remove() }
+        try write(joinPath(agents.outbox("alice", to: "bob"), "big.bin"), randomBytes(100 << 20))
+        let folder = joinPath(agents.drop, "alice->bob")
+        let agent = try AgentProcess(["run", "--once"], in: agents.alice)
+        var seen = Set<String>()
+        while agent.process.isRunning {
+            seen.formUnion((try? FileSystem.contents(of: folder)) ?? [])
+        }
+        #expect(agent.wait().status == 0)
+        #expect(seen.contains("big.bin.uploading"), "\(seen)")
+        #expect(try FileSystem.contents(of: folder) == ["big.bin"])
+    }
+
     @Test func daemonSendsCopiedMovedAndSlowlyWrittenFiles() throws {
         let agents = try TwoAgents()
         defer { agents.remove() }

@@ -235,6 +235,18 @@ func problems(_ text: String) -> [String] {
         #expect(try remote("    agent: false\n    key_file: \(key)\n") == [.keyFile(key)])
     }
 
+    @Test func temporaryNamePatterns() throws {
+        let base = "identity:\n  id: alice\nremotes:\n  drop:\n    url: file:///srv/drop\noutbox:\n  - remote: drop\n"
+        func rule(_ pattern: String) -> String { base + "    temp_name: \"\(pattern)\"\n" }
+        #expect(try parse(base).outbox.first?.temporaryName == ".{name}.cx{token}.part")
+        #expect(try parse(rule("{name}.{token}.tmp")).outbox.first?.temporaryName == "{name}.{token}.tmp")
+        #expect(OutboxRule.temporaryPath(for: "a->b/x.txt", pattern: "{name}.{token}.tmp", token: "t") == "a->b/x.txt.t.tmp")
+        #expect(problems(rule("upload.tmp")).first?.contains("it must contain {name}") == true)
+        #expect(problems(rule("{name}")).first?.contains("it must differ from the final name") == true)
+        #expect(problems(rule("tmp/{name}")).first?.contains("without '/'") == true)
+        #expect(problems(rule("{name}.{date}")).first?.contains("only {name} and {token} can be filled in") == true)
+    }
+
     @Test func mailInboxSources() throws {
         let folder = try temporaryFolder()
         let secret = joinPath(folder, "pw")
