@@ -85,7 +85,8 @@ let package = Package(
                 path: "Tests/ConnectXpertTestSupport"),
         .testTarget(name: "ConnectXpertPolicyTests", dependencies: ["ConnectXpertPolicy"]),
         .testTarget(name: "ConnectXpertFTPTests", dependencies: [
-            "ConnectXpertFTP", "ConnectXpertPolicy", "ConnectXpertTransport", "ConnectXpertSystem", "ConnectXpertTestSupport",
+            "ConnectXpertFTP", "ConnectXpertCurl", "ConnectXpertPolicy", "ConnectXpertTransport", "ConnectXpertSystem",
+            "ConnectXpertTestSupport",
         ]),
         .testTarget(name: "ConnectXpertSFTPTests", dependencies: [
             "ConnectXpertSFTP", "ConnectXpertPolicy", "ConnectXpertTransport", "ConnectXpertSystem", "ConnectXpertTestSupport",

@@ -27,6 +27,10 @@ public final class CurlEasy {
     /// `recordExchanges()` was called (SMTP needs to know which `RCPT TO` a reply answers).
     public private(set) var exchanges: [CurlExchange] = []
 
+    /// The linked libcurl's version, as a number (`0x075801` for 7.88.1) and as text.
+    public static var libraryVersion: Int { Int(curl_version_info(CURLVERSION_FOURTH).pointee.version_num) }
+    public static var libraryVersionText: String { String(cString: curl_version_info(CURLVERSION_FOURTH).pointee.version) }
+
     public init() throws {
         _ = LibCurl.initialized
         guard let handle = curl_easy_init() else { throw CurlError(code: CURLE_FAILED_INIT, reply: nil) }

@@ -30,6 +30,11 @@ public final class FTPTransport: Transport {
             + (remote.path.isEmpty ? "" : "/" + remote.path)
         password = try remote.credentials.lazy
             .compactMap { try Secrets.password($0, environment: environment, place: remote.name) }.first
+        if settings.active && settings.tls != .off && CurlEasy.libraryVersion >= 0x07_57_00 && CurlEasy.libraryVersion < 0x07_59_00 {
+            throw TransportError(.refused, "\(endpoint): active mode with TLS does not work with libcurl "
+                + "\(CurlEasy.libraryVersionText) (curl issue #10666, fixed in 7.89): remove active: true for passive "
+                + "mode, which is the default")
+        }
         curl = try CurlEasy()
         // Log in now: a refused login or TLS problem shows at connect time; learn the home and
         // what the server offers.

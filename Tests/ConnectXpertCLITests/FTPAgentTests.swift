@@ -21,6 +21,54 @@ struct FTPAgentTests {
         try checkExchange(agents)
     }
 
+    /// ConnectXpert 0.7's ftplib mode: `STOR sender->receiver/name`; receiving is NLST, RETR, DELE.
+    @Test func interoperatesWithThe07ToolsFtplibMode() throws {
+        let server = FTPTestServer.shared
+        let folder = "ftp07-" + UUID().uuidString.prefix(8)
+        let agents = try TwoAgents(ftp: server, folder: folder)
+        defer { agents.remove() }
+        func peer07(_ body: String) throws -> ProgramResult {
+            try runProgram("/usr/bin/env", ["python3", "-c", """
+                import ftplib, ssl, sys
+                context = ssl.create_default_context(cafile="\(server.certificate)")
+                context.maximum_version = ssl.TLSVersion.TLSv1_2
+                ftp = ftplib.FTP_TLS(context=context)
+                ftp.connect("127.0.0.1", \(server.port))
+                ftp.login("cxdrop", open("\(server.passwordFile)").read().strip())
+                ftp.prot_p()
+                try: ftp.mkd("\(server.home)/\(folder)")
+                except ftplib.error_perm: pass
+                ftp.cwd("\(server.home)/\(folder)")
+                \(body)
+                ftp.quit()
+                """])
+        }
+        // 0.7's bob sends to alice.
+        var result = try peer07("""
+            import io
+            try: ftp.mkd("bob->alice")
+            except ftplib.error_perm: pass
+            ftp.storbinary("STOR bob->alice/hello.txt", io.BytesIO(b"from 0.7\\n"))
+            """)
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(try agents.once("alice").status == 0)
+        #expect(read(joinPath(agents.inbox("alice", from: "bob"), "hello.txt")) == Array("from 0.7\n".utf8))
+
+        // alice sends to 0.7's bob, who lists, fetches and deletes.
+        try write(joinPath(agents.outbox("alice", to: "bob"), "report.txt"), "for 0.7\n")
+        #expect(try agents.once("alice").status == 0)
+        result = try peer07("""
+            for name in ftp.nlst("alice->bob"):
+                chunks = []
+                ftp.retrbinary("RETR " + name, chunks.append)
+                sys.stdout.write(name + ": " + b"".join(chunks).decode())
+                ftp.delete(name)
+            """)
+        #expect(result.status == 0, "\(result.errors)")
+        #expect(result.output == "alice->bob/report.txt: for 0.7\n")
+        #expect(try FileSystem.contents(of: "\(server.home)/\(folder)/alice->bob") == [])
+    }
+
     @Test func serverRestartedMidTransferDeliversOnce() throws {
         let server = try FTPTestServer(tls: true)
         let agents = try TwoAgents(ftp: server)

@@ -6,6 +6,7 @@ import Foundation
 import Testing
 
 @testable import ConnectXpertFTP
+import ConnectXpertCurl
 
 /// A remote as a policy would define it, for a folder of its own below the test login's home.
 func remote(_ server: FTPTestServer, folder: String = "f-" + UUID().uuidString.prefix(8), passwordFile: String? = nil,
@@ -45,6 +46,48 @@ struct FTPTransportTests {
         try ftp.delete("alice->bob/\(name)")
         #expect(try ftp.list("alice->bob").isEmpty)
         #expect(try ftp.list("absent").isEmpty)
+    }
+
+    @Test func hundredMiBRoundTrip() throws {
+        try expectRoundTrip(randomBytes(100 << 20), through: try FTPTransport(remote: try remote(server)))
+    }
+
+    @Test func activeModeWorksWithoutTLSAndIsRefusedWithTLSWhereLibcurlBreaksIt() throws {
+        let plain = try FTPTestServer(tls: false)
+        try expectRoundTrip(randomBytes(1 << 20), through: try FTPTransport(remote: try remote(plain, extra: "active: true")))
+        let tls = transportError { _ = try FTPTransport(remote: try remote(server, extra: "active: true")) }
+        if (0x07_57_00..<0x07_59_00).contains(CurlEasy.libraryVersion) {
+            #expect(tls?.kind == .refused)
+            #expect(tls?.message.contains("active mode with TLS does not work with libcurl 7.8") == true, "\(tls?.message ?? "")")
+        } else {
+            #expect(tls == nil, "\(tls?.message ?? "")")
+        }
+    }
+
+    private func expectRoundTrip(_ bytes: [UInt8], through ftp: FTPTransport) throws {
+        try ftp.makeDirectories("")
+        #expect(try ftp.upload(from: try temporaryFile(bytes), to: "big.bin", attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+                == Int64(bytes.count))
+        let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
+        defer { _ = try? FileSystem.removeIfPresent(local) }
+        #expect(try ftp.download("big.bin", size: Int64(bytes.count), from: 0, to: try FileDescriptor.create(local)) { _ in true }
+                == Int64(bytes.count))
+        #expect(try FileSystem.readFile(local) == bytes)
+    }
+
+    @Test func fullRemoteDiskIsATransientErrorNamingThePath() throws {
+        let folder = "full-" + UUID().uuidString.prefix(8)
+        let mountPoint = "\(server.home)/\(folder)"
+        try FileSystem.createDirectories(mountPoint)
+        try runChecked("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,uid=\(server.user),gid=\(server.user)", "tmpfs", mountPoint])
+        defer { _ = try? runProgram("/bin/umount", [mountPoint]) }
+        let ftp = try FTPTransport(remote: try remote(server, folder: folder))
+        let error = transportError {
+            _ = try ftp.upload(from: try temporaryFile([UInt8](repeating: 7, count: 3 << 20)), to: ".big.part",
+                               attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+        }
+        #expect(error?.kind == .transient, "space may be freed: worth retrying")
+        #expect(error?.message.contains("cannot upload \(mountPoint)/.big.part") == true, "\(error?.message ?? "")")
     }
 
     @Test func downloadResumesFromAnOffset() throws {
