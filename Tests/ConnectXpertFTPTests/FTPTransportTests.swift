@@ -73,6 +73,7 @@ struct FTPTransportTests {
         #expect(try ftp.download("big.bin", size: Int64(bytes.count), from: 0, to: try FileDescriptor.create(local)) { _ in true }
                 == Int64(bytes.count))
         #expect(try FileSystem.readFile(local) == bytes)
+        try ftp.delete("big.bin")
     }
 
     @Test func fullRemoteDiskIsATransientErrorNamingThePath() throws {

@@ -10,6 +10,8 @@ ensure_test_user() {
         flock 9
         id "$test_user" >/dev/null 2>&1 || useradd --create-home --home-dir "/var/lib/$test_user" --shell /bin/sh "$test_user"
         echo "$test_user:cx-test-password" | chpasswd
+        # The tests' folders in the login's home, left by earlier runs (some hold 100-200 MiB files).
+        find "/var/lib/$test_user" -mindepth 1 -maxdepth 1 -mmin +180 ! -name '.*' -exec rm -rf {} + 2>/dev/null || true
     ) 9>/tmp/connectxpert-test-user.lock
 }
 
