@@ -79,7 +79,8 @@ struct Validator {
                         + "copy it as ssh-keygen -lf prints it: SHA256: and 43 characters")
                 }
             }
-            if credentials.isEmpty {
+            // A named credential that failed its check was reported already.
+            if credentials.isEmpty && !namesCredential(document.keyFile, document.passwordFile, document.passwordEnv) {
                 report(path, "an sftp remote needs key_file, agent: true, password_file or password_env", atKey: true)
             }
             settings = ssh
@@ -113,7 +114,7 @@ struct Validator {
                 settings.user = nil
             } else if settings.user == nil {
                 report(path + ["url"], "name the FTP user in the URL (ftp://user@host/folder), or set anonymous: true")
-            } else if credentials.isEmpty {
+            } else if credentials.isEmpty && !namesCredential(document.passwordFile, document.passwordEnv) {
                 report(path, "an ftp remote needs password_file or password_env (or anonymous: true)", atKey: true)
             }
             ftp = settings
@@ -147,6 +148,11 @@ struct Validator {
             }
         }
         return credentials.sorted { (keys.firstIndex(of: key($0)) ?? 0) < (keys.firstIndex(of: key($1)) ?? 0) }
+    }
+
+    /// Whether any of these credential keys is written (then a missing credential was reported already).
+    private func namesCredential(_ values: String?...) -> Bool {
+        values.contains { $0 != nil }
     }
 
     /// `password_file` (checked to be private) and `password_env`, in that order.
@@ -276,7 +282,7 @@ struct Validator {
         }
         let user = document.user ?? components.user?.removingPercentEncoding
         let credentials = passwordCredentials(file: document.passwordFile, environment: document.passwordEnv, path: path)
-        if user != nil && credentials.isEmpty {
+        if user != nil && credentials.isEmpty && !namesCredential(document.passwordFile, document.passwordEnv) {
             report(path, "a user needs password_file or password_env", atKey: true)
         } else if user == nil && !credentials.isEmpty {
             report(path, "a password needs a user: write user: or \(kind.plainScheme)://user@host", atKey: true)

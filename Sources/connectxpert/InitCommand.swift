@@ -83,6 +83,28 @@ enum StarterPolicy {
             delete_remote: true      # delete the remote copy once ours is stored
             conflict: rename
 
+        # Mail: queued *.eml files in spool/mail/outbox/ go out over SMTP; IMAP mail comes into a Maildir.
+        # mail:
+        #   from: \(id)@example.org
+        #   smtp:
+        #     url: smtp://mail.example.org:587    # STARTTLS required; smtps://host:465 for TLS from the start
+        #     user: \(id)@example.org
+        #     password_file: /etc/connectxpert/smtp.password
+        #   inbox:
+        #     - url: imaps://imap.example.org/INBOX
+        #       user: \(id)@example.org
+        #       password_file: /etc/connectxpert/imap.password
+        #       every: 5m
+        #       after: mark-seen               # mark-seen | delete | keep
+
+        # Screen share (connectxpert screen share, or spool/jobs/screen-share.yaml with the daemon):
+        # jobs:
+        #   screen_share:
+        #     display: ":0"
+        #     listen: 127.0.0.1:5900           # loopback unless written otherwise
+        #     max_duration: 1h
+        #     password_file: /etc/connectxpert/vnc.password
+
         """
     }
 }

@@ -373,3 +373,11 @@ func temporaryFolder() throws -> String {
     try FileSystem.createDirectories(path)
     return path
 }
+
+@Suite struct MissingSecretTests {
+    @Test func aMissingSecretFileIsOneErrorNotTwo() {
+        let text = "identity:\n  id: alice\nremotes:\n  drop:\n    url: sftp://u@h/x\n    password_file: /nonexistent/pw\n"
+        #expect(problems(text).count == 1)
+        #expect(problems(text).first?.contains("/nonexistent/pw does not exist") == true)
+    }
+}
