@@ -28,8 +28,7 @@ public final class FTPTransport: Transport {
         let scheme = settings.tls == .implicit ? "ftps" : "ftp"
         endpoint = "\(scheme)://\(settings.user ?? "anonymous")@\(settings.host):\(settings.port)"
             + (remote.path.isEmpty ? "" : "/" + remote.path)
-        password = try remote.credentials.lazy
-            .compactMap { try Secrets.password($0, environment: environment, place: remote.name) }.first
+        password = try Secrets.firstPassword(in: remote.credentials, environment: environment, place: remote.name)
         if settings.active && settings.tls != .off && CurlEasy.libraryVersion >= 0x07_57_00 && CurlEasy.libraryVersion < 0x07_59_00 {
             throw TransportError(.refused, "\(endpoint): active mode with TLS does not work with libcurl "
                 + "\(CurlEasy.libraryVersionText) (curl issue #10666, fixed in 7.89): remove active: true for passive "
@@ -170,26 +169,22 @@ public final class FTPTransport: Transport {
 
     public func entry(at path: String) throws -> RemoteEntry? {
         let target = absolute(path)
-        do {
-            try request(url: serverURL(target), action: "stat", path: target) {
-                $0.set(CURLOPT_NOBODY, 1)
-                $0.set(CURLOPT_FILETIME, 1)
-            }
-        } catch {
-            if curl.replies.last?.hasPrefix("550") ?? false { return nil }
-            throw error
-        }
+        guard try exists(target, askingTime: true) else { return nil }
         let size = curl.info(offset: CURLINFO_CONTENT_LENGTH_DOWNLOAD_T)
         let time = curl.info(offset: CURLINFO_FILETIME_T)
         return RemoteEntry(name: lastComponent(of: path), kind: .file, size: max(0, size),
                            modificationNanoseconds: max(0, time) * 1_000_000_000)
     }
 
-    /// Whether a file is at `target`: SIZE, without the MDTM of `entry(at:)`. (As a failing QUOTE
-    /// command, the 550 would make libcurl close the connection.)
-    private func exists(_ target: String) throws -> Bool {
+    /// Whether a file is at `target`: SIZE, and MDTM when `askingTime` (the request's info then
+    /// holds both). A 550 is "no such file". (Sent as a QUOTE command instead, a 550 would make
+    /// libcurl close the connection.)
+    private func exists(_ target: String, askingTime: Bool = false) throws -> Bool {
         do {
-            try request(url: serverURL(target), action: "look for", path: target) { $0.set(CURLOPT_NOBODY, 1) }
+            try request(url: serverURL(target), action: "stat", path: target) {
+                $0.set(CURLOPT_NOBODY, 1)
+                if askingTime { $0.set(CURLOPT_FILETIME, 1) }
+            }
             return true
         } catch {
             if curl.replies.last?.hasPrefix("550") ?? false { return false }

@@ -68,9 +68,7 @@ public final class IMAPSession {
         var uidValidity: Int64?
         do {
             try run("SELECT \(quoted(IMAPSession.mailboxName(name)))") { line in
-                if let range = line.range(of: "[UIDVALIDITY ") {
-                    uidValidity = Int64(line[range.upperBound...].prefix { $0.isNumber })
-                }
+                if let value = number(after: "[UIDVALIDITY ", in: line) { uidValidity = value }
             }
         } catch let error as MailServerError where error.kind == .transient {
             throw MailServerError(.refused, "\(endpoint) has no mailbox \(quoted(name)) that we may open (\(error)); "
@@ -109,8 +107,7 @@ public final class IMAPSession {
                     // `* 12 FETCH (UID 345 BODY[] {size}`; the UID of the command when the server
                     // names it after the data.
                     guard line.hasSuffix("BODY[]"), line.contains(" FETCH ") else { return nil }
-                    let named = line.range(of: "UID ").flatMap { Int64(line[$0.upperBound...].prefix { $0.isNumber }) }
-                    let messageUID = named ?? uid
+                    let messageUID = number(after: "UID ", in: line) ?? uid
                     guard let message = try target(messageUID, size) else { return nil }
                     return MessageTarget(write: message.write, finish: {
                         try message.finish()
@@ -133,9 +130,7 @@ public final class IMAPSession {
         let tag = nextTag()
         try send("\(tag) UID FETCH \(uidSet(uids)) (UID RFC822.SIZE BODY.PEEK[HEADER])\r\n")
         try complete(tag, command: "UID FETCH (headers)") { line, _ in
-            guard let uid = line.range(of: "UID ").flatMap({ Int64(line[$0.upperBound...].prefix { $0.isNumber }) }),
-                  let size = line.range(of: "RFC822.SIZE ").flatMap({ Int64(line[$0.upperBound...].prefix { $0.isNumber }) })
-            else { return nil }
+            guard let uid = number(after: "UID ", in: line), let size = number(after: "RFC822.SIZE ", in: line) else { return nil }
             var header: [UInt8] = []
             return MessageTarget(write: { header += $0 }, finish: { found[uid] = (size, header) })
         } untagged: { _ in }
@@ -308,6 +303,11 @@ public final class IMAPSession {
         }
         flush()
         return result
+    }
+
+    /// The number right after `label` in a response line (`UID 345`, `[UIDVALIDITY 1234]`).
+    private func number(after label: String, in line: String) -> Int64? {
+        line.range(of: label).flatMap { Int64(line[$0.upperBound...].prefix { $0.isNumber }) }
     }
 
     private func quoted(_ name: String) -> String {

@@ -49,7 +49,7 @@ extension MailServer {
     /// The password from the first credential that has one; a missing or unreadable one is a refusal.
     func password(environment: [String: String], place: String) throws -> String? {
         do {
-            return try credentials.lazy.compactMap { try Secrets.password($0, environment: environment, place: place) }.first
+            return try Secrets.firstPassword(in: credentials, environment: environment, place: place)
         } catch let error as TransportError {
             throw MailServerError(.refused, error.message)
         }

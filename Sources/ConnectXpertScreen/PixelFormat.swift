@@ -73,14 +73,6 @@ public struct PixelFormat: Equatable, Sendable {
             | (blue * UInt32(blueMax) / 255) << UInt32(blueShift)
     }
 
-    /// The `0x00RRGGBB` pixel a value of this format stands for (the client side's reading).
-    public func native(ofValue value: UInt32) -> UInt32 {
-        func channel(_ shift: UInt8, _ max: UInt16) -> UInt32 {
-            (value >> UInt32(shift)) & UInt32(max) * 255 / UInt32(max)
-        }
-        return channel(redShift, redMax) << 16 | channel(greenShift, greenMax) << 8 | channel(blueShift, blueMax)
-    }
-
     /// Appends `value` as `count` bytes in this format's byte order.
     @inline(__always)
     public func append(_ value: UInt32, count: Int, to output: inout [UInt8]) {

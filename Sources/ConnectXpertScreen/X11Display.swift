@@ -101,15 +101,6 @@ public final class X11Display: @unchecked Sendable {
         cx_x_install_error_handler()
     }()
 
-    /// The root window's size now (it changes with RandR).
-    public var size: (width: Int, height: Int) {
-        lock.withLock {
-            var attributes = XWindowAttributes()
-            XGetWindowAttributes(display, root, &attributes)
-            return (Int(attributes.width), Int(attributes.height))
-        }
-    }
-
     public func capture() throws -> Frame {
         try lock.withLock {
             var attributes = XWindowAttributes()

@@ -18,4 +18,9 @@ public enum Secrets {
             return nil
         }
     }
+
+    /// The password of the first credential that holds one (`nil` when none does).
+    public static func firstPassword(in credentials: [Credential], environment: [String: String], place: String) throws -> String? {
+        try credentials.lazy.compactMap { try password($0, environment: environment, place: place) }.first
+    }
 }

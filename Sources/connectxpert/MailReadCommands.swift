@@ -115,7 +115,7 @@ struct MailListCommand: ParsableCommand {
             let date = summary.date ?? Date(timeIntervalSince1970: Double(message.modificationNanoseconds) / 1e9)
             let number = String(repeating: " ", count: width - String(index + 1).count) + String(index + 1)
             print("\(number) \(message.isUnread ? "N" : " ") \(formatter.string(from: date))  "
-                + "\(column(summary.sender, width: 24))  \(oneLine(summary.subject))")
+                + "\(column(summary.sender, width: 24))  \(terminalText(summary.subject))")
         }
     }
 
@@ -128,14 +128,19 @@ struct MailListCommand: ParsableCommand {
     }
 
     private func column(_ text: String, width: Int) -> String {
-        let line = oneLine(text)
+        let line = terminalText(text)
         return line.count > width ? String(line.prefix(width - 1)) + "…" : line + String(repeating: " ", count: width - line.count)
     }
 }
 
-/// Text for one line of a terminal: control characters (an escape sequence in a subject) become spaces.
-private func oneLine(_ text: String) -> String {
-    String(String.UnicodeScalarView(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? " " : $0 }))
+/// Text a message may hold, made safe for a terminal: control characters (an escape sequence in a
+/// subject) become spaces, so a message cannot drive the terminal. Line breaks and tabs are kept
+/// when `multiline`.
+private func terminalText(_ text: String, multiline: Bool = false) -> String {
+    String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
+        let kept = multiline && (scalar == "\n" || scalar == "\t")
+        return (scalar.value < 0x20 && !kept) || scalar.value == 0x7f ? " " : scalar
+    }))
 }
 
 struct MailShowCommand: ParsableCommand {
@@ -150,12 +155,12 @@ struct MailShowCommand: ParsableCommand {
     func run() throws {
         let (box, message, part) = try maildirOptions.message(number)
         for name in ["Date", "From", "To", "Cc", "Reply-To", "Subject"] {
-            if let value = part.header?.text(name) { print("\(name): \(oneLine(value))") }
+            if let value = part.header?.text(name) { print("\(name): \(terminalText(value))") }
         }
         print("")
         if let text = part.readableText {
             let body = text.replacingOccurrences(of: "\r\n", with: "\n")
-            print(sanitized(body.hasSuffix("\n") ? String(body.dropLast()) : body))
+            print(terminalText(body.hasSuffix("\n") ? String(body.dropLast()) : body, multiline: true))
         } else {
             print("(no text to show)")
         }
@@ -164,19 +169,11 @@ struct MailShowCommand: ParsableCommand {
             print("")
             print("Attachments (save them with 'connectxpert mail save \(number)'):")
             for (index, attachment) in attachments.enumerated() {
-                let name = attachment.filename.map(oneLine) ?? "(no name)"
+                let name = attachment.filename.map { terminalText($0) } ?? "(no name)"
                 print("  \(index + 1). \(name)  \(attachment.contentType), \(ByteSize(bytes: Int64(attachment.decodedBody.count)))")
             }
         }
         _ = try? box.markSeen(message)
-    }
-
-    /// The text with control characters other than line breaks and tabs shown as spaces, so a
-    /// message cannot drive the terminal.
-    private func sanitized(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.map {
-            ($0.value < 0x20 && $0 != "\n" && $0 != "\t") || $0.value == 0x7f ? " " : $0
-        }))
     }
 }
 

@@ -53,7 +53,7 @@ import Testing
                                  blueMax: 31, redShift: 11, greenShift: 5, blueShift: 0)
         #expect(rgb565.value(ofNative: 0xffffff) == 0xffff)
         #expect(rgb565.value(ofNative: 0xff0000) == 0xf800)
-        #expect(rgb565.native(ofValue: 0x07e0) == 0x00ff00)
+        #expect(rgb565.value(ofNative: 0x00ff00) == 0x07e0)
         var bytes: [UInt8] = []
         rgb565.append(0xf800, count: 2, to: &bytes)
         #expect(bytes == [0x00, 0xf8])
