@@ -91,7 +91,7 @@ public struct ScreenShareRequestService: Service {
         let status = job.process.terminationStatus
         let how = job.process.terminationReason == .uncaughtSignal ? "signal \(status)" : "exit status \(status)"
         try? ScreenShareStatus.write(["state": "failed", "error": "the job ended abnormally (\(how))"],
-                                     to: joinPath(spool.jobs, String(name.dropLast(5)) + ".status"))
+                                     to: ScreenShareStatus.path(forRequest: joinPath(spool.jobs, name)))
         logger.error("screen share ended abnormally", metadata: ["job.request": "\(name)", "job.exit": "\(how)"])
     }
 }

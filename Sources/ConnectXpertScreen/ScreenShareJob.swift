@@ -147,6 +147,11 @@ public final class ScreenShareJob: @unchecked Sendable {
 
 /// A job's status file: `key: value` lines (YAML), replaced atomically.
 public enum ScreenShareStatus {
+    /// The status file beside a request: `screen-share.yaml` has `screen-share.status`.
+    public static func path(forRequest request: String) -> String {
+        (request.hasSuffix(".yaml") ? String(request.dropLast(5)) : request) + ".status"
+    }
+
     public static func write(_ fields: KeyValuePairs<String, String>, to path: String) throws {
         let text = fields.map { "\($0.key): \(quoted($0.value))\n" }.joined()
         try FileSystem.writeFileAtomically(path, contents: Array(text.utf8))

@@ -60,7 +60,7 @@ struct ScreenShareCommand: ParsableCommand {
         let document: ScreenShareDocument
         let statusFile: String
         if let request {
-            statusFile = String(request.dropLast(lastComponent(of: request).hasSuffix(".yaml") ? 5 : 0)) + ".status"
+            statusFile = ScreenShareStatus.path(forRequest: request)
             do {
                 document = try PolicyLoader.screenShareRequest(path: request)
             } catch {
