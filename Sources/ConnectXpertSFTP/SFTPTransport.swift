@@ -103,12 +103,20 @@ public final class SFTPTransport: Transport {
             settings.flags |= UInt(LIBSSH2_SFTP_ATTR_PERMISSIONS)
             settings.permissions = UInt(LIBSSH2_SFTP_S_IFREG) | UInt(mode)
         }
-        if settings.flags != 0, libssh2_sftp_fstat_ex(handle.raw, &settings, 1) != 0 {
-            throw failure("set the time and mode of", target)
-        }
         var written = LIBSSH2_SFTP_ATTRIBUTES()
-        guard libssh2_sftp_fstat_ex(handle.raw, &written, 0) == 0 else { throw failure("stat", target) }
-        guard handle.close() else { throw failure("close", target) }
+        let length = UInt32(target.utf8.count)
+        // Setting the time and mode, the size check and the close go out together and cost one
+        // round trip, not three: libssh2 keeps one request of each kind in flight and matches the
+        // replies by id, and the server handles the three in the order sent.
+        try channel.session.inFlight([
+            settings.flags == 0 ? nil : InFlightRequest(action: "set the time and mode of") {
+                libssh2_sftp_fstat_ex(handle.raw, &settings, 1)
+            },
+            InFlightRequest(action: "stat") {
+                libssh2_sftp_stat_ex(self.channel.raw, target, length, LIBSSH2_SFTP_LSTAT, &written)
+            },
+            InFlightRequest(action: "close") { handle.close() },
+        ].compactMap { $0 }, failure: { failure($0, target) })
         return Int64(written.filesize)
     }
 

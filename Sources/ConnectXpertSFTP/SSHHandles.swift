@@ -100,6 +100,35 @@ final class SSHSession {
     }
 }
 
+/// A request to send without waiting for its reply: `call` is the libssh2 function for it, which
+/// returns 0, a failure, or, on a non-blocking session, `LIBSSH2_ERROR_EAGAIN` while the reply is
+/// awaited (it is then called again to collect the reply).
+struct InFlightRequest {
+    let action: String
+    let call: () -> Int32
+}
+
+extension SSHSession {
+    /// Sends the requests one after another, then collects their replies in the order sent. Each
+    /// request must be of a different kind: libssh2 keeps the state of one request per kind. Every
+    /// request is collected even after a failure, or libssh2 would hand its late reply to the next
+    /// request of that kind; the first failure, described by `failure(action)`, is thrown.
+    func inFlight(_ requests: [InFlightRequest], failure: (String) -> Error) throws {
+        var problem: Error?
+        libssh2_session_set_blocking(raw, 0)
+        let sent = requests.map { request in
+            let result = request.call()
+            if result != 0 && result != LIBSSH2_ERROR_EAGAIN && problem == nil { problem = failure(request.action) }
+            return result
+        }
+        libssh2_session_set_blocking(raw, 1)
+        for (request, result) in zip(requests, sent) where result == LIBSSH2_ERROR_EAGAIN {
+            if request.call() != 0 && problem == nil { problem = failure(request.action) }
+        }
+        if let problem { throw problem }
+    }
+}
+
 /// The SFTP subsystem of a session; shut down in `deinit`.
 final class SFTPChannel {
     let raw: OpaquePointer
@@ -132,10 +161,13 @@ final class SFTPHandle {
         self.channel = channel
     }
 
-    /// Closes the handle; a server's error on close (for example a full disk) is returned as `false`.
-    func close() -> Bool {
-        isOpen = false
-        return libssh2_sftp_close_handle(raw) == 0
+    /// Closes the handle: 0 when closed; `LIBSSH2_ERROR_EAGAIN` while a non-blocking session awaits
+    /// the reply (call again); otherwise a failure, such as the server's error on a full disk.
+    @discardableResult
+    func close() -> Int32 {
+        let result = libssh2_sftp_close_handle(raw)
+        if result != LIBSSH2_ERROR_EAGAIN { isOpen = false }
+        return result
     }
 
     deinit { if isOpen { libssh2_sftp_close_handle(raw) } }
