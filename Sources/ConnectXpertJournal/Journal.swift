@@ -51,14 +51,44 @@ public struct TransferRecord: Equatable, Sendable {
     public var updated: Double
 }
 
+/// The fsyncs of SQLite's write-ahead log, shared by the commits they cover (a group commit): an
+/// fsync that began after a commit covers it, so that commit's writer need not fsync again.
+final class LogSync: Sendable {
+    /// The log, kept open for fsync; SQLite keeps the file while a connection is open.
+    private let file: FileDescriptor
+    /// Commits so far; each takes the next number, under the database lock, once committed.
+    private let commits = Atomic<UInt64>(0)
+    /// The last commit known to be on disk. Held during an fsync: one at a time, and a writer
+    /// waiting for it finds out afterwards whether that fsync covered its commit.
+    private let synced = Mutex<UInt64>(0)
+
+    init(path: String) throws {
+        file = try FileDescriptor.open(path, flags: O_RDWR)
+    }
+
+    /// Numbers a commit; call it under the database lock, right after the commit.
+    func committed() -> UInt64 {
+        commits.add(1, ordering: .sequentiallyConsistent).newValue
+    }
+
+    /// Returns once the commit numbered `ticket` is on disk.
+    func sync(through ticket: UInt64) throws {
+        try synced.withLock { synced in
+            guard synced < ticket else { return }
+            let covered = commits.load(ordering: .sequentiallyConsistent)
+            try file.sync()
+            synced = covered
+        }
+    }
+}
+
 /// The durable record of every transfer: SQLite in WAL mode with `synchronous=NORMAL`, so every
-/// commit survives a crash of the process (`kill -9`). A save marked `durable` also survives a power
-/// loss: after its commit the write-ahead log is fsynced, outside the lock, so that concurrent durable
-/// saves share their fsyncs (a group commit). Safe to share between threads.
+/// commit survives a crash of the process (`kill -9`). A write marked `durable` also survives a
+/// power loss: after its commit the write-ahead log is fsynced, outside the database lock and shared
+/// with concurrent durable writes. Safe to share between threads.
 public final class Journal: Sendable {
     let database: Mutex<SQLiteDatabase>
-    /// The write-ahead log, kept open for fsync; SQLite keeps the file while a connection is open.
-    let log: FileDescriptor
+    private let log: LogSync
     public let path: String
 
     public init(path: String) throws {
@@ -80,7 +110,7 @@ public final class Journal: Sendable {
         try MailQueueRecord.createTable(in: db)
         try FetchedMessage.createTable(in: db)
         database = Mutex(db)
-        log = try FileDescriptor.open(path + "-wal", flags: O_RDWR)
+        log = try LogSync(path: path + "-wal")
         self.path = path
     }
 
@@ -122,7 +152,7 @@ public final class Journal: Sendable {
     public func begin(_ direction: TransferDirection, peer: String, remote: String, source: String, size: Int64,
                       modificationNanoseconds: Int64, inode: Int64, destination: String, temporary: String) throws -> TransferRecord {
         let now = Date().timeIntervalSince1970
-        let id = try database.withLock { db in
+        let id = try write(durable: true) { db in
             try db.execute("""
                 INSERT INTO transfers (direction, peer, remote, source, destination, temporary, size, mtime_ns, inode,
                                        state, started, updated)
@@ -132,7 +162,6 @@ public final class Journal: Sendable {
                       .real(now), .real(now)])
             return db.lastInsertedRow
         }
-        try log.sync()
         return TransferRecord(
             id: id, direction: direction, peer: peer, remote: remote, source: source, destination: destination,
             temporary: temporary, size: size, modificationNanoseconds: modificationNanoseconds, inode: inode,
@@ -144,7 +173,7 @@ public final class Journal: Sendable {
     /// state survives a power loss.
     public func save(_ record: TransferRecord, durable: Bool = false) throws {
         let now = Date().timeIntervalSince1970
-        try database.withLock { db in
+        try write(durable: durable) { db in
             try db.execute("""
                 UPDATE transfers SET destination = ?, temporary = ?, size = ?, mtime_ns = ?, inode = ?, state = ?,
                     attempts = ?, first_failure = ?, next_attempt = ?, last_error = ?, bytes_done = ?, updated = ?
@@ -156,7 +185,13 @@ public final class Journal: Sendable {
                       record.lastError.map { .text($0) } ?? .null, .integer(record.bytesDone), .real(now),
                       .integer(record.id)])
         }
-        if durable { try log.sync() }
+    }
+
+    /// Runs one commit under the database lock; when `durable`, returns only once it is on disk.
+    func write<T>(durable: Bool, _ commit: (SQLiteDatabase) throws -> T) throws -> T {
+        let (result, ticket) = try database.withLock { db in (try commit(db), log.committed()) }
+        if durable { try log.sync(through: ticket) }
+        return result
     }
 
     /// Records bytes moved so far, for `status`; not a durability point.

@@ -75,7 +75,7 @@ extension Journal {
     /// marked seen or deleted on the server only after its record is durable).
     public func saveFetched(_ records: [FetchedMessage], durable: Bool = false) throws {
         guard !records.isEmpty else { return }
-        try database.withLock { db in
+        try write(durable: durable) { db in
             try db.execute("BEGIN")
             do {
                 for record in records {
@@ -92,7 +92,6 @@ extension Journal {
                 throw error
             }
         }
-        if durable { try log.sync() }
     }
 
     /// Drops the records of fetches that never completed (the message was not in the Maildir).

@@ -44,10 +44,17 @@ public struct PathTemplate: Equatable, Sendable, CustomStringConvertible {
         return nil
     }
 
+    /// The text with each placeholder that has a value replaced by it, in one pass: a value that
+    /// itself holds braces is taken as it is, and placeholders without a value stay.
     public func render(_ values: [String: String]) -> String {
-        var result = text
-        for (name, value) in values { result = result.replacingOccurrences(of: "{\(name)}", with: value) }
-        return result
+        var result = ""
+        var rest = Substring(text)
+        while let open = rest.firstIndex(of: "{"), let close = rest[open...].firstIndex(of: "}") {
+            result += rest[..<open]
+            result += values[String(rest[rest.index(after: open)..<close])] ?? String(rest[open...close])
+            rest = rest[rest.index(after: close)...]
+        }
+        return result + rest
     }
 
     public var description: String { text }
