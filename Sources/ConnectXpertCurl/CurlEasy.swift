@@ -249,10 +249,15 @@ private let curlRead: cx_curl_data_callback = { buffer, size, count, context in
     return source(UnsafeMutableRawBufferPointer(start: buffer, count: size * count)) ?? Int(CURL_READFUNC_ABORT)
 }
 
+/// Keeps the lines that are server replies (`213 4096`), without their line end.
 private let curlHeader: cx_curl_data_callback = { buffer, size, count, context in
-    let line = String(decoding: UnsafeRawBufferPointer(start: buffer, count: size * count), as: UTF8.self)
-        .trimmingCharacters(in: .whitespacesAndNewlines)
-    if line.count >= 3, line.prefix(3).allSatisfy(\.isNumber) { easy(context).record(reply: line) }
+    var line = UnsafeRawBufferPointer(start: buffer, count: size * count)[...]
+    while let last = line.last, last == UInt8(ascii: "\r") || last == UInt8(ascii: "\n") || last == UInt8(ascii: " ") {
+        line = line.dropLast()
+    }
+    if line.count >= 3, line.prefix(3).allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) {
+        easy(context).record(reply: String(decoding: line, as: UTF8.self))
+    }
     return size * count
 }
 
