@@ -12,6 +12,9 @@ public final class SFTPTransport: Transport {
     private let base: String
     /// Folders known to exist, so each upload does not re-create its folder.
     private var knownFolders: Set<String> = []
+    /// The second SFTP session for `posix-rename@openssh.com`, opened on the first replacing
+    /// rename; `nil` when the server will not open one (`MaxSessions 1`), and renames then fall back.
+    private lazy var extensionChannel: SFTPExtensionChannel? = try? SFTPExtensionChannel(session: channel.session, endpoint: endpoint)
     /// One transfer buffer per connection: memory stays constant whatever the file size.
     private var buffer = [UInt8](repeating: 0, count: 4 << 20)
 
@@ -154,11 +157,16 @@ public final class SFTPTransport: Transport {
 
     public func rename(_ from: String, to: String, replacing: Bool) throws {
         let source = full(from), target = full(to)
+        if replacing, let extensions = extensionChannel, extensions.extensions.contains("posix-rename@openssh.com") {
+            let status = try extensions.posixRename(source, to: target)
+            guard status == UInt(LIBSSH2_FX_OK) else { throw failure("rename \(source) to", target, status: status) }
+            return
+        }
         if rawRename(source, target) { return }
         // SFTP v3 renames (OpenSSH: link + unlink) never replace: the target exists, or it failed.
         guard try entry(at: to) != nil else { throw failure("rename \(source) to", target) }
         guard replacing else { throw TransportError(.alreadyExists, "\(endpoint)/\(target) exists already") }
-        // No posix-rename in libssh2 1.10: move the old file aside, put the new one in place, drop
+        // A server without posix-rename: move the old file aside, put the new one in place, drop
         // the old one. The final name never shows partial data; it is briefly absent.
         let aside = joinPath(parentDirectory(of: target), ".\(lastComponent(of: target)).replaced-\(UInt32.random(in: 0...UInt32.max)).part")
         guard rawRename(target, aside) else { throw failure("rename \(target) to", aside) }
@@ -227,6 +235,10 @@ public final class SFTPTransport: Transport {
         guard let status = channel.lastStatus else {
             return TransportError(.transient, "\(endpoint): cannot \(action) \(path): \(channel.session.lastError)")
         }
+        return failure(action, path, status: status)
+    }
+
+    private func failure(_ action: String, _ path: String, status: UInt) -> TransportError {
         switch status {
         case UInt(LIBSSH2_FX_PERMISSION_DENIED), UInt(LIBSSH2_FX_WRITE_PROTECT):
             return TransportError(.permanent, "\(endpoint): cannot \(action) \(path): permission denied")

@@ -3,6 +3,7 @@ import ConnectXpertSystem
 import ConnectXpertTestSupport
 import ConnectXpertTransport
 import Foundation
+import Synchronization
 import Testing
 
 @testable import ConnectXpertSFTP
@@ -95,6 +96,40 @@ struct SFTPTransportTests {
         let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
         _ = try sftp.download("target", size: 3, from: 0, to: try FileDescriptor.create(local)) { _ in true }
         #expect(try FileSystem.readFile(local) == Array("new".utf8))
+    }
+
+    /// With posix-rename@openssh.com the old file is replaced in one step: another connection
+    /// watching the name never finds it missing (the move-aside fallback leaves a gap each time).
+    @Test func replacingRenameNeverLeavesTheNameMissing() throws {
+        let folder = "t-" + UUID().uuidString.prefix(8)
+        let settings = try remote(server, folder: folder, extra: keyLogin(server))
+        let sftp = try SFTPTransport(remote: settings)
+        try sftp.makeDirectories("")
+        _ = try sftp.upload(from: try temporaryFile(Array("0".utf8)), to: "target", attributes: .init(modificationNanoseconds: 0, mode: nil)) { _ in true }
+        let watching = Mutex(true)
+        let missing = Mutex(0), looks = Mutex(0)
+        let watcher = Thread {
+            guard let observer = try? SFTPTransport(remote: settings) else { return }
+            while watching.withLock({ $0 }) {
+                let found = (try? observer.entry(at: "target")) ?? nil
+                looks.withLock { $0 += 1 }
+                if found == nil { missing.withLock { $0 += 1 } }
+            }
+        }
+        watcher.start()
+        for round in 1...100 {
+            _ = try sftp.upload(from: try temporaryFile(Array("\(round)".utf8)), to: ".new.part",
+                                attributes: .init(modificationNanoseconds: 0, mode: nil)) { _ in true }
+            try sftp.rename(".new.part", to: "target", replacing: true)
+        }
+        watching.withLock { $0 = false }
+        while !watcher.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(looks.withLock { $0 } > 100, "the watcher looked often enough to see a gap")
+        #expect(missing.withLock { $0 } == 0)
+        #expect(try sftp.list("").map(\.name) == ["target"])
+        let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
+        _ = try sftp.download("target", size: 3, from: 0, to: try FileDescriptor.create(local)) { _ in true }
+        #expect(try FileSystem.readFile(local) == Array("100".utf8))
     }
 
     @Test func listingReportsLinksAndFoldersAsSuch() throws {
