@@ -102,6 +102,9 @@ let package = Package(
         .testTarget(name: "ConnectXpertSpoolTests", dependencies: ["ConnectXpertSpool", "ConnectXpertSystem"]),
         .testTarget(name: "ConnectXpertJournalTests", dependencies: ["ConnectXpertJournal"]),
         .testTarget(name: "ConnectXpertTransportTests", dependencies: ["ConnectXpertTransport", "ConnectXpertSystem"]),
+        .testTarget(name: "ConnectXpertEngineTests", dependencies: [
+            "ConnectXpertEngine", "ConnectXpertPolicy", "ConnectXpertTestSupport",
+        ]),
         .testTarget(name: "ConnectXpertCLITests", dependencies: ["ConnectXpertSystem", "ConnectXpertTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

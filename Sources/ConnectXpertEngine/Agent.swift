@@ -180,6 +180,18 @@ public final class Agent: Sendable {
 
     /// Stops taking work, aborts transfers in progress (they clean up their temporary files) and
     /// waits for the workers to end.
+    /// Keeps idle connections usable and closes those idle too long (see `ConnectionPool`). The
+    /// keep-alives run as jobs, so they count against the remote's `max_connections`.
+    public func keepConnectionsAlive() {
+        for name in pool.remotesDueForKeepAlive() {
+            guard let remote = policy.remotes[name] else { continue }
+            scheduler.enqueue(JobKey("keep-alive", name), remote: name) { [pool] in
+                pool.keepAlive(remote)
+                return .finished
+            }
+        }
+    }
+
     public func shutdown() {
         scheduler.stop()
         pool.closeAll()

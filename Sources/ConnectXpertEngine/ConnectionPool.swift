@@ -4,12 +4,25 @@ import Foundation
 
 /// Open connections per remote, reused across files so many small files do not pay a handshake
 /// each. A connection is lent to one job at a time; the scheduler's per-remote limit bounds how
-/// many exist.
+/// many exist. Idle connections get a keep-alive round trip every `keepAliveInterval` (as
+/// OpenSSH's ServerAliveInterval would) and are closed after `idleLimit` (as lftp's `net:idle` and
+/// rclone's idle timeout do), releasing the server's session; the next file connects again.
 public final class ConnectionPool: @unchecked Sendable {
-    private let lock = NSLock()
-    private var idle: [String: [any Transport]] = [:]
+    private struct IdleConnection {
+        let transport: any Transport
+        let since: Date
+        var checked: Date
+    }
 
-    public init() {}
+    private let lock = NSLock()
+    private var idle: [String: [IdleConnection]] = [:]
+    let keepAliveInterval: TimeInterval
+    let idleLimit: TimeInterval
+
+    public init(keepAliveInterval: TimeInterval = 30, idleLimit: TimeInterval = 300) {
+        self.keepAliveInterval = keepAliveInterval
+        self.idleLimit = idleLimit
+    }
 
     /// Runs `body` with a connection to `remote`; a connection that failed is not reused. A pooled
     /// connection may have gone stale (the server restarted, a firewall forgot it): if it fails,
@@ -39,11 +52,53 @@ public final class ConnectionPool: @unchecked Sendable {
         }
     }
 
-    /// Closes idle connections to remotes whose definition changed or went away.
-    public func retain(only remotes: [String: Remote]) {
+    /// Closes the connections idle longer than `idleLimit`; returns the names of the remotes with
+    /// connections due for a keep-alive (`keepAlive(_:)`).
+    public func remotesDueForKeepAlive(now: Date = Date()) -> [String] {
+        var expired: [IdleConnection] = []  // closed (network I/O) after the lock is released
         lock.lock()
         defer { lock.unlock() }
-        idle = idle.filter { remotes[$0.key] != nil }
+        var due: Set<String> = []
+        for (key, connections) in idle {
+            expired += connections.filter { now.timeIntervalSince($0.since) >= idleLimit }
+            idle[key] = connections.filter { now.timeIntervalSince($0.since) < idleLimit }
+            if idle[key]!.contains(where: { now.timeIntervalSince($0.checked) >= keepAliveInterval }) {
+                due.insert(String(key.prefix { $0 != "\0" }))
+            }
+        }
+        return due.sorted()
+    }
+
+    /// Sends a keep-alive on each of `remote`'s idle connections that is due; one that fails is closed.
+    public func keepAlive(_ remote: Remote, now: Date = Date()) {
+        lock.lock()
+        let connections = idle[key(remote)] ?? []
+        let due = connections.filter { now.timeIntervalSince($0.checked) >= keepAliveInterval }
+        idle[key(remote)] = connections.filter { now.timeIntervalSince($0.checked) < keepAliveInterval }
+        lock.unlock()
+        var alive: [IdleConnection] = []
+        for var connection in due where (try? connection.transport.keepAlive()) != nil {
+            connection.checked = Date()
+            alive.append(connection)
+        }
+        lock.lock()
+        idle[key(remote), default: []] += alive
+        lock.unlock()
+    }
+
+    /// How many idle connections to `remote` the pool holds.
+    func idleCount(_ remote: Remote) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return idle[key(remote)]?.count ?? 0
+    }
+
+    /// Closes idle connections to remotes whose definition changed or went away.
+    public func retain(only remotes: [String: Remote]) {
+        let kept = Set(remotes.values.map(key))
+        lock.lock()
+        defer { lock.unlock() }
+        idle = idle.filter { kept.contains($0.key) }
     }
 
     public func closeAll() {
@@ -55,13 +110,14 @@ public final class ConnectionPool: @unchecked Sendable {
     private func takeIdle(_ remote: Remote) -> (any Transport)? {
         lock.lock()
         defer { lock.unlock() }
-        return idle[key(remote)]?.popLast()
+        return idle[key(remote)]?.popLast()?.transport
     }
 
     private func give(_ connection: any Transport, for remote: Remote) {
+        let now = Date()
         lock.lock()
         defer { lock.unlock() }
-        idle[key(remote), default: []].append(connection)
+        idle[key(remote), default: []].append(IdleConnection(transport: connection, since: now, checked: now))
     }
 
     /// Keyed by name and URL, so an edited remote gets new connections.

@@ -77,6 +77,24 @@ public struct InboxPollingService: Service {
     }
 }
 
+/// Every few seconds, has the agent keep its idle connections alive or close them.
+public struct ConnectionKeepAliveService: Service {
+    let agent: Agent
+
+    public init(agent: Agent) { self.agent = agent }
+
+    public func run() async throws {
+        var next = Date().addingTimeInterval(5)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if Date() >= next {
+                agent.keepConnectionsAlive()
+                next = Date().addingTimeInterval(5)
+            }
+            try? await Task.sleep(for: .seconds(1))
+        }
+    }
+}
+
 /// Polls the `mail.inbox` sources on the fetch worker's thread until graceful shutdown.
 public struct MailFetchService: Service {
     let fetcher: MailFetchWorker

@@ -306,6 +306,13 @@ public final class FTPTransport: Transport {
         return received
     }
 
+    public func keepAlive() throws {
+        try request(url: serverURL(""), action: "keep the connection alive (NOOP) on", path: "") {
+            $0.set(CURLOPT_NOBODY, 1)
+            $0.set(CURLOPT_QUOTE, lines: ["NOOP"])
+        }
+    }
+
     public func delete(_ path: String) throws {
         let target = absolute(path)
         do {

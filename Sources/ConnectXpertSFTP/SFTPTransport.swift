@@ -203,6 +203,14 @@ public final class SFTPTransport: Transport {
         try rawDelete(full(path))
     }
 
+    /// A stat of the login folder: answered by the SFTP server, so the whole path is shown alive.
+    public func keepAlive() throws {
+        var attributes = LIBSSH2_SFTP_ATTRIBUTES()
+        guard libssh2_sftp_stat_ex(channel.raw, ".", 1, LIBSSH2_SFTP_STAT, &attributes) == 0 else {
+            throw failure("keep the connection alive with a stat of", ".")
+        }
+    }
+
     /// Deletes the file at a full server path; a missing file is not an error.
     private func rawDelete(_ target: String) throws {
         if libssh2_sftp_unlink_ex(channel.raw, target, UInt32(target.utf8.count)) != 0 && !isMissing {

@@ -82,7 +82,6 @@ final class SSHSession {
         guard libssh2_session_handshake(session, socket.descriptor) == 0 else {
             throw TransportError(.transient, "\(endpoint): SSH handshake failed: \(lastError)")
         }
-        libssh2_keepalive_config(session, 1, 30)
     }
 
     deinit {

@@ -84,6 +84,13 @@ public protocol Transport: AnyObject {
                   progress: TransferProgress) throws -> Int64
     /// Deletes a file; a missing file is not an error.
     func delete(_ path: String) throws
+    /// A round trip that changes nothing, on a connection left idle: firewalls and NATs see it in
+    /// use, and a connection the server dropped shows by throwing.
+    func keepAlive() throws
+}
+
+extension Transport {
+    public func keepAlive() throws {}
 }
 
 /// Raised through `TransferProgress` returning `false`.

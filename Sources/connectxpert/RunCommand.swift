@@ -41,6 +41,7 @@ struct RunCommand: AsyncParsableCommand {
             services: [
                 .init(service: TransferService(agent: agent, reloader: reloader, mail: mail, logger: logger)),
                 .init(service: InboxPollingService(agent: agent)),
+                .init(service: ConnectionKeepAliveService(agent: agent)),
                 .init(service: MailFetchService(fetcher: fetcher)),
                 .init(service: ScreenShareRequestService(spool: agent.spool, policyPath: policyOptions.path,
                                                          logLevel: loggingOptions.logLevel, logger: logger)),
