@@ -53,14 +53,14 @@ public struct TransferRecord: Equatable, Sendable {
 
 /// The fsyncs of SQLite's write-ahead log, shared by the commits they cover (a group commit): an
 /// fsync that began after a commit covers it, so that commit's writer need not fsync again.
+/// Concurrent fsyncs are not serialized here: the kernel's journal merges them.
 final class LogSync: Sendable {
     /// The log, kept open for fsync; SQLite keeps the file while a connection is open.
     private let file: FileDescriptor
     /// Commits so far; each takes the next number, under the database lock, once committed.
     private let commits = Atomic<UInt64>(0)
-    /// The last commit known to be on disk. Held during an fsync: one at a time, and a writer
-    /// waiting for it finds out afterwards whether that fsync covered its commit.
-    private let synced = Mutex<UInt64>(0)
+    /// The highest commit number known to be on disk.
+    private let synced = Atomic<UInt64>(0)
 
     init(path: String) throws {
         file = try FileDescriptor.open(path, flags: O_RDWR)
@@ -73,11 +73,14 @@ final class LogSync: Sendable {
 
     /// Returns once the commit numbered `ticket` is on disk.
     func sync(through ticket: UInt64) throws {
-        try synced.withLock { synced in
-            guard synced < ticket else { return }
-            let covered = commits.load(ordering: .sequentiallyConsistent)
-            try file.sync()
-            synced = covered
+        guard synced.load(ordering: .sequentiallyConsistent) < ticket else { return }
+        let covered = commits.load(ordering: .sequentiallyConsistent)
+        try file.sync()
+        var known = synced.load(ordering: .sequentiallyConsistent)
+        while known < covered {
+            let (exchanged, current) = synced.compareExchange(expected: known, desired: covered, ordering: .sequentiallyConsistent)
+            if exchanged { break }
+            known = current
         }
     }
 }
