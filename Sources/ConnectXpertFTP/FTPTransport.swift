@@ -188,10 +188,15 @@ public final class FTPTransport: Transport {
     /// there again with CWDs for the next file, and a failed plain QUOTE would close the connection.
     private func probe(_ target: String, askingTime: Bool) throws -> (size: Int64, modificationNanoseconds: Int64?)? {
         let size = "SIZE \(target)", time = "MDTM \(target)"
-        try request(url: serverURL(parentDirectory(of: target), folder: true), action: "stat", path: target) {
-            $0.set(CURLOPT_NOBODY, 1)
-            $0.set(CURLOPT_QUOTE, lines: ["*" + size] + (askingTime ? ["*" + time] : []))
-            $0.recordExchanges()
+        do {
+            try request(url: serverURL(parentDirectory(of: target), folder: true), action: "stat", path: target) {
+                $0.set(CURLOPT_NOBODY, 1)
+                $0.set(CURLOPT_QUOTE, lines: ["*" + size] + (askingTime ? ["*" + time] : []))
+                $0.recordExchanges()
+            }
+        } catch {
+            if isMissingFolder { return nil }  // no folder, no file
+            throw error
         }
         let reply = curl.exchanges.last { $0.command == size }?.reply ?? ""
         if reply.hasPrefix("550") { return nil }

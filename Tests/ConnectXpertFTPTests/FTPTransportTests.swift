@@ -114,6 +114,23 @@ struct FTPTransportTests {
         #expect(try ftp.list("").map(\.name) == ["target"])
     }
 
+    /// What is asked about a file is asked from its folder: a missing folder means no file, and a
+    /// file's time and size come back.
+    @Test func entriesAndDeletesInMissingAndExistingFolders() throws {
+        let ftp = try FTPTransport(remote: try remote(server))
+        #expect(try ftp.entry(at: "no-such-folder/file") == nil)
+        try ftp.delete("no-such-folder/file")
+        try ftp.makeDirectories("sub")
+        #expect(try ftp.entry(at: "sub/file") == nil)
+        _ = try ftp.upload(from: try temporaryFile(Array("12345".utf8)), to: "sub/file",
+                           attributes: .init(modificationNanoseconds: 1_500_000_000_000_000_000, mode: nil)) { _ in true }
+        let entry = try ftp.entry(at: "sub/file")
+        #expect(entry?.size == 5)
+        #expect(entry?.modificationNanoseconds == 1_500_000_000_000_000_000)
+        try ftp.delete("sub/file")
+        #expect(try ftp.entry(at: "sub/file") == nil)
+    }
+
     @Test func listingTellsLinksAndFolders() throws {
         let folder = "f-" + UUID().uuidString.prefix(8)
         let ftp = try FTPTransport(remote: try remote(server, folder: folder))
