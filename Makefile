@@ -34,9 +34,13 @@ build: deps
 run: build
 	$(BINARY) run --policy policies.yaml
 
+# The tests' temporary files (100 MiB sources among them) go to a folder of this run, removed
+# afterwards. It is readable by all: the test servers read the files in it as their test login.
 test: test-deps
 	$(SWIFT) build --build-tests
-	CONNECTXPERT_BINARY=$(CURDIR)/$(BINARY) $(SWIFT) test --skip-build
+	@scratch=$$(mktemp -d /tmp/cx-test-run.XXXXXX) && chmod 755 $$scratch && \
+	TMPDIR=$$scratch CONNECTXPERT_BINARY=$(CURDIR)/$(BINARY) $(SWIFT) test --skip-build; \
+	status=$$?; rm -rf $$scratch; exit $$status
 
 bench: test-deps
 	@scripts/apt-install $(APT_BENCH)
