@@ -183,9 +183,8 @@ public final class Agent: Sendable {
     /// Keeps idle connections usable and closes those idle too long (see `ConnectionPool`). The
     /// keep-alives run as jobs, so they count against the remote's `max_connections`.
     public func keepConnectionsAlive() {
-        for name in pool.remotesDueForKeepAlive() {
-            guard let remote = policy.remotes[name] else { continue }
-            scheduler.enqueue(JobKey("keep-alive", name), remote: name) { [pool] in
+        for remote in pool.remotesDueForKeepAlive() {
+            scheduler.enqueue(JobKey("keep-alive", remote.name, remote.url), remote: remote.name) { [pool] in
                 pool.keepAlive(remote)
                 return .finished
             }

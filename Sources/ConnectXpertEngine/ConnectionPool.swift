@@ -10,6 +10,7 @@ import Foundation
 public final class ConnectionPool: @unchecked Sendable {
     private struct IdleConnection {
         let transport: any Transport
+        let remote: Remote
         let since: Date
         var checked: Date
     }
@@ -52,21 +53,23 @@ public final class ConnectionPool: @unchecked Sendable {
         }
     }
 
-    /// Closes the connections idle longer than `idleLimit`; returns the names of the remotes with
-    /// connections due for a keep-alive (`keepAlive(_:)`).
-    public func remotesDueForKeepAlive(now: Date = Date()) -> [String] {
-        var expired: [IdleConnection] = []  // closed (network I/O) after the lock is released
+    /// Closes the connections idle longer than `idleLimit`; returns the remotes with connections
+    /// due for a keep-alive (`keepAlive(_:)`).
+    public func remotesDueForKeepAlive(now: Date = Date()) -> [Remote] {
+        var expired: [IdleConnection] = []
+        var due: [String: Remote] = [:]
         lock.lock()
-        defer { lock.unlock() }
-        var due: Set<String> = []
         for (key, connections) in idle {
             expired += connections.filter { now.timeIntervalSince($0.since) >= idleLimit }
-            idle[key] = connections.filter { now.timeIntervalSince($0.since) < idleLimit }
-            if idle[key]!.contains(where: { now.timeIntervalSince($0.checked) >= keepAliveInterval }) {
-                due.insert(String(key.prefix { $0 != "\0" }))
+            let kept = connections.filter { now.timeIntervalSince($0.since) < idleLimit }
+            idle[key] = kept
+            if let stale = kept.first(where: { now.timeIntervalSince($0.checked) >= keepAliveInterval }) {
+                due[key] = stale.remote
             }
         }
-        return due.sorted()
+        lock.unlock()
+        expired.removeAll()  // closes them (network I/O) outside the lock
+        return due.keys.sorted().compactMap { due[$0] }
     }
 
     /// Sends a keep-alive on each of `remote`'s idle connections that is due; one that fails is closed.
@@ -117,7 +120,7 @@ public final class ConnectionPool: @unchecked Sendable {
         let now = Date()
         lock.lock()
         defer { lock.unlock() }
-        idle[key(remote), default: []].append(IdleConnection(transport: connection, since: now, checked: now))
+        idle[key(remote), default: []].append(IdleConnection(transport: connection, remote: remote, since: now, checked: now))
     }
 
     /// Keyed by name and URL, so an edited remote gets new connections.

@@ -15,7 +15,7 @@ struct ConnectionPoolTests {
                                       "known_hosts: \(server.knownHosts)"])
         let pool = ConnectionPool(keepAliveInterval: 0, idleLimit: 3600)
         try pool.withConnection(to: remote) { _ in }
-        #expect(pool.remotesDueForKeepAlive() == [remote.name])
+        #expect(pool.remotesDueForKeepAlive().map(\.name) == [remote.name])
         pool.keepAlive(remote)
         #expect(pool.idleCount(remote) == 1)
         server.stop()
