@@ -40,6 +40,23 @@ public final class ConnectionPool: @unchecked Sendable {
         return try use(try TransportFactory.connect(to: remote), for: remote, body)
     }
 
+    /// Runs `body` with `count` connections to `remote` besides the one a job holds (idle ones, or
+    /// new); a connection that fails to open is left out. The caller must hold a scheduler slot for
+    /// each. Each connection is given back afterwards, unless `body` threw a transient error.
+    public func withExtraConnections<T>(_ count: Int, to remote: Remote, _ body: ([any Transport]) throws -> T) throws -> T {
+        let connections = (0..<count).compactMap { _ in takeIdle(remote) ?? (try? TransportFactory.connect(to: remote)) }
+        do {
+            let result = try body(connections)
+            for connection in connections { give(connection, for: remote) }
+            return result
+        } catch let error as TransportError where error.kind == .transient {
+            throw error  // any of them may be broken: let them all go
+        } catch {
+            for connection in connections { give(connection, for: remote) }
+            throw error
+        }
+    }
+
     private func use<T>(_ connection: any Transport, for remote: Remote, _ body: (any Transport) throws -> T) throws -> T {
         do {
             let result = try body(connection)

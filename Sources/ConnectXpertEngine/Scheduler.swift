@@ -96,6 +96,26 @@ public final class Scheduler: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// Takes up to `count` more of `remote`'s slots for a running job that wants more connections
+    /// (a large upload in several streams), as far as the remote's limit allows; returns how many it
+    /// got, to be given back with `releaseSlots`.
+    public func reserveSlots(_ count: Int, for remote: String) -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        let free = limit(remote) - state.runningPerRemote[remote, default: 0]
+        let taken = max(0, min(count, free))
+        state.runningPerRemote[remote, default: 0] += taken
+        return taken
+    }
+
+    public func releaseSlots(_ count: Int, for remote: String) {
+        guard count > 0 else { return }
+        condition.lock()
+        defer { condition.unlock() }
+        state.runningPerRemote[remote, default: count] -= count
+        condition.broadcast()  // queued jobs of that remote may run now
+    }
+
     public var isStopping: Bool {
         condition.lock()
         defer { condition.unlock() }

@@ -158,8 +158,8 @@ extension Agent {
         try transport.makeDirectories(folder)
         let attributes = UploadAttributes(
             modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil, mode: rule.mode)
-        let uploaded = try transport.upload(from: file, to: temporary, attributes: attributes,
-                                            progress: progressReporter(for: record.id))
+        let uploaded = try upload(file, to: temporary, attributes: attributes, through: transport, rule: rule,
+                                  progress: progressReporter(for: record.id))
         guard let after = try FileSystem.status(source), after.isSameVersion(as: before),
               try file.status().isSameVersion(as: before) else {
             try transport.delete(temporary)
@@ -171,6 +171,21 @@ extension Agent {
         record.state = .staged
         record.bytesDone = before.size
         try journal.save(record, durable: true)  // a rename without it would look undone, and be sent twice
+    }
+
+    /// Uploads `file`; a large one in several streams when the transport can split it and the
+    /// remote's `max_connections` has slots free (as rclone's multi-thread streams do).
+    private func upload(_ file: FileDescriptor, to temporary: String, attributes: UploadAttributes,
+                        through transport: any Transport, rule: OutboxRule, progress: TransferProgress) throws -> Int64 {
+        let wanted = transport.extraStreams(forUploadOf: try file.status().size)
+        let slots = wanted > 0 ? scheduler.reserveSlots(wanted, for: rule.remote) : 0
+        defer { scheduler.releaseSlots(slots, for: rule.remote) }
+        guard slots > 0, let remote = policy.remotes[rule.remote] else {
+            return try transport.upload(from: file, to: temporary, attributes: attributes, progress: progress)
+        }
+        return try pool.withExtraConnections(slots, to: remote) { helpers in
+            try transport.upload(from: file, to: temporary, attributes: attributes, helpers: helpers, progress: progress)
+        }
     }
 
     /// Renames the complete temporary file to its final name, following the rule on conflicts.

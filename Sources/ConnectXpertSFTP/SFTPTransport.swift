@@ -90,12 +90,31 @@ public final class SFTPTransport: Transport {
 
     public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
                        progress: TransferProgress) throws -> Int64 {
+        try upload(from: source, to: path, attributes: attributes, helpers: [], progress: progress)
+    }
+
+    /// Files of this size and more are written in two streams over two connections: libssh2 1.10
+    /// encrypts a connection's data on one core (measured: 10-20 % faster for 512 MiB on 2 cores).
+    static let splitThreshold: Int64 = 64 << 20
+
+    public func extraStreams(forUploadOf size: Int64) -> Int { size >= Self.splitThreshold ? 1 : 0 }
+
+    /// With helpers, the file is cut into as many parts: this connection creates the file and writes
+    /// the first part while each helper, on a thread of its own, writes one of the others.
+    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [any Transport],
+                       progress: TransferProgress) throws -> Int64 {
         let target = full(path)
         let flags = UInt(LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC)
         guard let handle = try open(target, flags: flags, mode: 0o644, type: LIBSSH2_SFTP_OPENFILE, missingIsNil: false) else {
             throw failure("open", target)
         }
-        try write(from: source, to: handle, target: target, progress: progress)
+        let parts = helpers.compactMap { $0 as? SFTPTransport }
+        let size = try source.status().size
+        if parts.isEmpty || size < Self.splitThreshold {
+            try write(from: source, range: 0..<Int64.max, to: handle, target: target, progress: progress)
+        } else {
+            try writeInParts(from: source, size: size, to: handle, target: target, helpers: parts, progress: progress)
+        }
         var settings = LIBSSH2_SFTP_ATTRIBUTES()
         if let time = attributes.modificationNanoseconds {
             settings.flags |= UInt(LIBSSH2_SFTP_ATTR_ACMODTIME)
@@ -123,13 +142,64 @@ public final class SFTPTransport: Transport {
         return Int64(written.filesize)
     }
 
-    /// Streams `source` into `handle` keeping libssh2's pipeline full: libssh2 copies what it is
-    /// given into outgoing packets and returns as soon as the first is acknowledged, so the bytes not
-    /// yet acknowledged are handed to it again, with more read in behind them. The window slides
-    /// through the buffer and is compacted when it passes the middle; the pipeline never drains
-    /// until the end of the file.
-    private func write(from source: FileDescriptor, to handle: SFTPHandle, target: String,
+    /// Writes the first part here and the others through the helpers, each on a thread of its own;
+    /// the first failure stops all of them and is thrown once all have ended.
+    private func writeInParts(from source: FileDescriptor, size: Int64, to handle: SFTPHandle, target: String,
+                              helpers: [SFTPTransport], progress: TransferProgress) throws {
+        let share = size / Int64(helpers.count + 1)
+        let parts = SplitUpload()
+        // The helpers' handles are opened here, before any thread starts: the file exists by now.
+        let streams = try helpers.enumerated().map { index, helper in
+            guard let part = try helper.open(target, flags: UInt(LIBSSH2_FXF_WRITE), mode: 0, type: LIBSSH2_SFTP_OPENFILE,
+                                             missingIsNil: false) else { throw helper.failure("open", target) }
+            let end = index == helpers.count - 1 ? Int64.max : share * Int64(index + 2)
+            return UncheckedSendable(value: (helper, part, share * Int64(index + 1)..<end))  // used by its thread alone
+        }
+        let group = DispatchGroup()
+        for stream in streams {
+            group.enter()
+            Thread {
+                defer { group.leave() }
+                let (helper, part, range) = stream.value
+                do {
+                    try helper.writePart(of: source, range: range, to: part, target: target, parts: parts)
+                } catch {
+                    parts.fail(error)
+                }
+            }.start()
+        }
+        do {
+            try write(from: source, range: 0..<share, to: handle, target: target) { bytes in
+                !parts.failed && progress(bytes + parts.helperBytes)
+            }
+        } catch {
+            parts.fail(error)
+        }
+        group.wait()
+        if let error = parts.firstError { throw error }
+    }
+
+    /// A helper's part: bytes `range` of `source`, through `handle`, which it then closes.
+    private func writePart(of source: FileDescriptor, range: Range<Int64>, to handle: SFTPHandle, target: String,
+                           parts: SplitUpload) throws {
+        var reported: Int64 = 0
+        try write(from: source, range: range, to: handle, target: target) { bytes in
+            parts.addHelperBytes(bytes - reported)
+            reported = bytes
+            return !parts.failed
+        }
+        guard handle.close() == 0 else { throw failure("close", target) }
+    }
+
+    /// Streams bytes `range` of `source` (to its end, if sooner) into `handle` at the same offset,
+    /// keeping libssh2's pipeline full: libssh2 copies what it is given into outgoing packets and
+    /// returns as soon as the first is acknowledged, so the bytes not yet acknowledged are handed to
+    /// it again, with more read in behind them. The window slides through the buffer and is
+    /// compacted when it passes the middle; the pipeline never drains until the end of the range.
+    private func write(from source: FileDescriptor, range: Range<Int64>, to handle: SFTPHandle, target: String,
                        progress: TransferProgress) throws {
+        libssh2_sftp_seek64(handle.raw, UInt64(range.lowerBound))
+        var next = range.lowerBound  // the next byte of the source to read
         var start = 0, end = 0
         var atEnd = false
         var acknowledged: Int64 = 0
@@ -142,8 +212,9 @@ public final class SFTPTransport: Transport {
                     start = 0
                 }
                 while !atEnd && end < raw.count {
-                    let count = try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[end...]))
-                    if count == 0 { atEnd = true } else { end += count }
+                    let wanted = Int(min(Int64(raw.count - end), range.upperBound - next))
+                    let count = wanted == 0 ? 0 : try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[end..<end + wanted]), at: next)
+                    if count == 0 { atEnd = true } else { end += count; next += Int64(count) }
                 }
                 if start == end { return }
                 let written = libssh2_sftp_write(handle.raw, (base + start).assumingMemoryBound(to: CChar.self), end - start)
@@ -290,4 +361,24 @@ public final class SFTPTransport: Transport {
         return RemoteEntry(name: name, kind: kind, size: Int64(attributes.filesize),
                            modificationNanoseconds: Int64(attributes.mtime) * 1_000_000_000)
     }
+}
+
+/// What the streams of one split upload share: the first failure (which stops the others) and the
+/// bytes the helpers have written, for progress.
+private final class SplitUpload: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: Error?
+    private var bytes: Int64 = 0
+
+    var failed: Bool { lock.withLock { error != nil } }
+    var firstError: Error? { lock.withLock { error } }
+    var helperBytes: Int64 { lock.withLock { bytes } }
+
+    func fail(_ failure: Error) { lock.withLock { if error == nil { error = failure } } }
+    func addHelperBytes(_ count: Int64) { lock.withLock { bytes += count } }
+}
+
+/// Hands a value that only one thread at a time uses to another thread.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
 }

@@ -87,10 +87,24 @@ public protocol Transport: AnyObject {
     /// A round trip that changes nothing, on a connection left idle: firewalls and NATs see it in
     /// use, and a connection the server dropped shows by throwing.
     func keepAlive() throws
+    /// How many more connections an upload of `size` bytes can use, each writing a part of the file
+    /// alongside this one; 0 when the transport does not split files.
+    func extraStreams(forUploadOf size: Int64) -> Int
+    /// `upload(from:to:attributes:progress:)` with `helpers`, more connections to the same remote,
+    /// each writing a part of the file.
+    func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [any Transport],
+                progress: TransferProgress) throws -> Int64
 }
 
 extension Transport {
     public func keepAlive() throws {}
+
+    public func extraStreams(forUploadOf size: Int64) -> Int { 0 }
+
+    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [any Transport],
+                       progress: TransferProgress) throws -> Int64 {
+        try upload(from: source, to: path, attributes: attributes, progress: progress)
+    }
 }
 
 /// Raised through `TransferProgress` returning `false`.

@@ -50,24 +50,35 @@ struct SFTPTransportTests {
         #expect(try sftp.list("alice->bob").isEmpty)
     }
 
-    @Test func hundredMebibytesRoundTripBySHA256() throws {
-        let sftp = try SFTPTransport(remote: try remote(server, extra: keyLogin(server)))
+    /// A little over 100 MiB, in one stream, and split over helper connections (three parts: the
+    /// middle one has both ends inside the file).
+    @Test(arguments: [0, 2])
+    func hundredMebibytesRoundTripBySHA256(helpers: Int) throws {
+        let settings = try remote(server, extra: keyLogin(server))
+        let sftp = try SFTPTransport(remote: settings)
         try sftp.makeDirectories("")
+        let size = 100 << 20 + 12345
         let source = NSTemporaryDirectory() + "cx-100m-" + UUID().uuidString
         let random = try FileDescriptor.openForReading("/dev/urandom")
         let output = try FileDescriptor.create(source)
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        for _ in 0..<100 {
+        var left = size
+        while left > 0 {
+            let count = min(left, chunk.count)
             var filled = 0
-            while filled < chunk.count {
-                filled += try chunk.withUnsafeMutableBytes { try random.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled...])) }
+            while filled < count {
+                filled += try chunk.withUnsafeMutableBytes { try random.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[filled..<count])) }
             }
-            try output.write(chunk)
+            try output.write(Array(chunk[0..<count]))
+            left -= count
         }
-        #expect(try sftp.upload(from: try FileDescriptor.openForReading(source), to: "big.bin", attributes: .init(modificationNanoseconds: 0, mode: nil)) { _ in true }
-                == 100 << 20)
+        let parts = try (0..<helpers).map { _ in try SFTPTransport(remote: settings) }
+        var reported: Int64 = 0
+        #expect(try sftp.upload(from: try FileDescriptor.openForReading(source), to: "big.bin", attributes: .init(modificationNanoseconds: 0, mode: nil),
+                                helpers: parts) { reported = $0; return true } == size)
+        #expect(reported > Int64(size) / 3, "progress counts the helpers' bytes too")
         let copy = source + ".back"
-        _ = try sftp.download("big.bin", size: 100 << 20, from: 0, to: try FileDescriptor.create(copy)) { _ in true }
+        _ = try sftp.download("big.bin", size: Int64(size), from: 0, to: try FileDescriptor.create(copy)) { _ in true }
         #expect(try sha256(copy) == sha256(source))
         try sftp.delete("big.bin")
     }
