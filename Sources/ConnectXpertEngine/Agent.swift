@@ -178,8 +178,6 @@ public final class Agent: Sendable {
     /// Blocks until all queued work is done (batch mode).
     public func waitUntilIdle() { scheduler.waitUntilIdle() }
 
-    /// Stops taking work, aborts transfers in progress (they clean up their temporary files) and
-    /// waits for the workers to end.
     /// Keeps idle connections usable and closes those idle too long (see `ConnectionPool`). The
     /// keep-alives run as jobs, so they count against the remote's `max_connections`.
     public func keepConnectionsAlive() {
@@ -191,6 +189,8 @@ public final class Agent: Sendable {
         }
     }
 
+    /// Stops taking work, aborts transfers in progress (they clean up their temporary files) and
+    /// waits for the workers to end.
     public func shutdown() {
         scheduler.stop()
         pool.closeAll()

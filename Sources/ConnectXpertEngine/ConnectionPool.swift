@@ -32,12 +32,13 @@ public final class ConnectionPool: @unchecked Sendable {
     public func withConnection<T>(to remote: Remote, _ body: (any Transport) throws -> T) throws -> T {
         if let pooled = takeIdle(remote) {
             do {
-                return try use(pooled, for: remote, body)
+                return try use([pooled], for: remote) { try body(pooled) }
             } catch let error as TransportError where error.kind == .transient {
                 // fall through to a new connection
             }
         }
-        return try use(try TransportFactory.connect(to: remote), for: remote, body)
+        let connection = try TransportFactory.connect(to: remote)
+        return try use([connection], for: remote) { try body(connection) }
     }
 
     /// Runs `body` with `count` connections to `remote` besides the one a job holds (idle ones, or
@@ -45,27 +46,20 @@ public final class ConnectionPool: @unchecked Sendable {
     /// each. Each connection is given back afterwards, unless `body` threw a transient error.
     public func withExtraConnections<T>(_ count: Int, to remote: Remote, _ body: ([any Transport]) throws -> T) throws -> T {
         let connections = (0..<count).compactMap { _ in takeIdle(remote) ?? (try? TransportFactory.connect(to: remote)) }
-        do {
-            let result = try body(connections)
-            for connection in connections { give(connection, for: remote) }
-            return result
-        } catch let error as TransportError where error.kind == .transient {
-            throw error  // any of them may be broken: let them all go
-        } catch {
-            for connection in connections { give(connection, for: remote) }
-            throw error
-        }
+        return try use(connections, for: remote) { try body(connections) }
     }
 
-    private func use<T>(_ connection: any Transport, for remote: Remote, _ body: (any Transport) throws -> T) throws -> T {
+    /// Runs `body`, then gives `connections` back to the pool, unless `body` threw a transient
+    /// error: any of them may be broken, so they are let go.
+    private func use<T>(_ connections: [any Transport], for remote: Remote, _ body: () throws -> T) throws -> T {
         do {
-            let result = try body(connection)
-            give(connection, for: remote)
+            let result = try body()
+            for connection in connections { give(connection, for: remote) }
             return result
         } catch let error as TransportError where error.kind == .transient {
-            throw error  // the connection may be broken: let it go
+            throw error
         } catch {
-            give(connection, for: remote)
+            for connection in connections { give(connection, for: remote) }
             throw error
         }
     }

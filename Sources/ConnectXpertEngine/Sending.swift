@@ -158,8 +158,8 @@ extension Agent {
         try transport.makeDirectories(folder)
         let attributes = UploadAttributes(
             modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil, mode: rule.mode)
-        let uploaded = try upload(file, to: temporary, attributes: attributes, through: transport, rule: rule,
-                                  progress: progressReporter(for: record.id))
+        let uploaded = try upload(file, size: before.size, to: temporary, attributes: attributes, through: transport,
+                                  rule: rule, progress: progressReporter(for: record.id))
         guard let after = try FileSystem.status(source), after.isSameVersion(as: before),
               try file.status().isSameVersion(as: before) else {
             try transport.delete(temporary)
@@ -175,9 +175,9 @@ extension Agent {
 
     /// Uploads `file`; a large one in several streams when the transport can split it and the
     /// remote's `max_connections` has slots free (as rclone's multi-thread streams do).
-    private func upload(_ file: FileDescriptor, to temporary: String, attributes: UploadAttributes,
+    private func upload(_ file: FileDescriptor, size: Int64, to temporary: String, attributes: UploadAttributes,
                         through transport: any Transport, rule: OutboxRule, progress: TransferProgress) throws -> Int64 {
-        let wanted = transport.extraStreams(forUploadOf: try file.status().size)
+        let wanted = transport.extraStreams(forUploadOf: size)
         let slots = wanted > 0 ? scheduler.reserveSlots(wanted, for: rule.remote) : 0
         defer { scheduler.releaseSlots(slots, for: rule.remote) }
         guard slots > 0, let remote = policy.remotes[rule.remote] else {

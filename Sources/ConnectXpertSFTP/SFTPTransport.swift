@@ -101,8 +101,9 @@ public final class SFTPTransport: Transport {
 
     public func extraStreams(forUploadOf size: Int64) -> Int { size >= Self.splitThreshold ? 1 : 0 }
 
-    /// With helpers, the file is cut into as many parts: this connection creates the file and writes
-    /// the first part while each helper, on a thread of its own, writes one of the others.
+    /// With helpers (as many as `extraStreams` asked for), the file is cut into as many parts: this
+    /// connection creates the file and writes the first part while each helper, on a thread of its
+    /// own, writes one of the others.
     public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [any Transport],
                        progress: TransferProgress) throws -> Int64 {
         let target = full(path)
@@ -110,12 +111,12 @@ public final class SFTPTransport: Transport {
         guard let handle = try open(target, flags: flags, mode: 0o644, type: LIBSSH2_SFTP_OPENFILE, missingIsNil: false) else {
             throw failure("open", target)
         }
-        let parts = helpers.compactMap { $0 as? SFTPTransport }
-        let size = try source.status().size
-        if parts.isEmpty || size < Self.splitThreshold {
+        let sftpHelpers = helpers.compactMap { $0 as? SFTPTransport }
+        if sftpHelpers.isEmpty {
             try write(from: source, range: 0..<Int64.max, to: handle, target: target, progress: progress)
         } else {
-            try writeInParts(from: source, size: size, to: handle, target: target, helpers: parts, progress: progress)
+            try writeInParts(from: source, size: try source.status().size, to: handle, target: target, helpers: sftpHelpers,
+                             progress: progress)
         }
         var settings = LIBSSH2_SFTP_ATTRIBUTES()
         if let time = attributes.modificationNanoseconds {
@@ -278,10 +279,7 @@ public final class SFTPTransport: Transport {
 
     /// A stat of the login folder: answered by the SFTP server, so the whole path is shown alive.
     public func keepAlive() throws {
-        var attributes = LIBSSH2_SFTP_ATTRIBUTES()
-        guard libssh2_sftp_stat_ex(channel.raw, ".", 1, LIBSSH2_SFTP_STAT, &attributes) == 0 else {
-            throw failure("keep the connection alive with a stat of", ".")
-        }
+        _ = try attributes(of: ".")
     }
 
     /// Deletes the file at a full server path; a missing file is not an error.
