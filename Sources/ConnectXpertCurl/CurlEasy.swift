@@ -87,7 +87,15 @@ public final class CurlEasy {
         case .implicit: break
         }
         if let caFile { set(CURLOPT_CAINFO, caFile) }
+        // Trust one CA file and no CA folder: only then does libcurl keep the parsed CA list
+        // between connections (CURLOPT_CA_CACHE_TIMEOUT) instead of parsing it for every FTP data
+        // connection. OpenSSL 3 takes about 40 ms for the system's file: 200 small uploads took 4.9 s
+        // before, 0.9 s after. Debian's default CA folder holds the same CAs as its default file.
+        if caFile != nil || defaultCAFile != nil { _ = cx_curl_setopt_string(raw, CURLOPT_CAPATH, nil) }
     }
+
+    /// The CA file libcurl trusts when none is set (`CURLINFO_CAINFO`), if it has one.
+    private var defaultCAFile: String? { info(string: CURLINFO_CAINFO) }
 
     public func receive(into sink: @escaping (UnsafeRawBufferPointer) -> Bool) { self.sink = sink }
     /// Upload data: the source fills the buffer and returns the byte count (0 at the end), or `nil`
