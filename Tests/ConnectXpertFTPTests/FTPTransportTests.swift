@@ -156,6 +156,33 @@ struct FTPTransportTests {
         #expect(error?.message.contains("the server's TLS certificate cannot be trusted") == true, "\(error?.message ?? "")")
     }
 
+    /// Each upload has a TLS data connection of its own; the CA file must be read once per
+    /// connection, not for each of them (OpenSSL 3 takes about 40 ms for the system's CA file).
+    @Test func theCAFileIsReadOncePerConnectionNotPerFile() throws {
+        let caFile = NSTemporaryDirectory() + "cx-ca-" + UUID().uuidString
+        try FileSystem.writeFileAtomically(caFile, contents: try FileSystem.readFile(server.certificate))
+        defer { _ = try? FileSystem.removeIfPresent(caFile) }
+        // Opens and closes: inotify merges an event into an identical one still unread.
+        let watch = inotify_init1(Int32(IN_NONBLOCK))
+        defer { close(watch) }
+        #expect(inotify_add_watch(watch, caFile, UInt32(IN_OPEN | IN_CLOSE_NOWRITE)) >= 0)
+
+        let ftp = try FTPTransport(remote: try parseRemote([
+            "url: \(server.url("ca-" + UUID().uuidString.prefix(8)))", "password_file: \(server.passwordFile)", "ca_file: \(caFile)",
+        ]))
+        try ftp.makeDirectories("")
+        for index in 0..<10 {
+            _ = try ftp.upload(from: try temporaryFile([UInt8(index)]), to: "f\(index)", attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+        }
+        var events = [UInt8](repeating: 0, count: 64 * 1024)
+        let bytes = max(0, read(watch, &events, events.count))
+        // The watch is on the file itself: its events carry no name, so each is one inotify_event.
+        let opens = stride(from: 0, to: bytes, by: MemoryLayout<inotify_event>.size).filter { offset in
+            events.withUnsafeBytes { $0.load(fromByteOffset: offset, as: inotify_event.self).mask & UInt32(IN_OPEN) != 0 }
+        }.count
+        #expect(opens == 1, "the CA file was opened \(opens) times for one connection and 10 uploads")
+    }
+
     @Test func tlsRequiredButServerWithoutTLSIsRefused() throws {
         let plain = try FTPTestServer(tls: false)
         let remote = try parseRemote([
