@@ -149,7 +149,7 @@ extension Agent {
             record.modificationNanoseconds = before.modificationNanoseconds
             record.inode = Int64(bitPattern: before.inode)
             record.nextAttempt = nil
-            try journal.save(record, durable: true)  // so a temporary file left by a crash is found and removed
+            try journal.save(record)  // so a temporary file left by a crash is found and removed (as in `begin`)
         }
         let temporary = record.temporary!
         let target = record.destination!
