@@ -157,7 +157,8 @@ extension Agent {
         log.debug("upload started", metadata: ["transfer.temporary": "\(temporary)"])
         try transport.makeDirectories(folder)
         let attributes = UploadAttributes(
-            modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil, mode: rule.mode)
+            modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil, mode: rule.mode,
+            renamedTo: rule.conflict == .overwrite ? nil : target)
         let uploaded = try upload(file, size: before.size, to: temporary, attributes: attributes, through: transport,
                                   rule: rule, progress: progressReporter(for: record.id))
         guard let after = try FileSystem.status(source), after.isSameVersion(as: before),

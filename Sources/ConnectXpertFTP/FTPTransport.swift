@@ -20,6 +20,9 @@ public final class FTPTransport: Transport {
     /// What the server's FEAT reply offers: MLSD listings (MLST) and setting times with MFMT.
     private var supportsMLSD = true
     private var supportsMFMT = true
+    /// Whether a file was at this absolute path, as the last request (an upload told the name it is
+    /// to be renamed to) found; any other request forgets it.
+    private var checkedTarget: (path: String, exists: Bool)?
 
     public init(remote: Remote, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         guard let settings = remote.ftp else { throw TransportError(.permanent, "\(remote.name) is not an ftp remote") }
@@ -79,6 +82,7 @@ public final class FTPTransport: Transport {
     /// request needs no CWD (measured: one upload in three took 0.3-1 s instead of 5 ms).
     private func request(url: String, action: String, path: String, transfers: Bool = false,
                          configure: (CurlEasy) -> Void) throws {
+        checkedTarget = nil
         curl.reset()
         if transfers { curl.set(CURLOPT_QUOTE, lines: ["NOOP"]) }
         curl.set(CURLOPT_URL, url)
@@ -227,7 +231,7 @@ public final class FTPTransport: Transport {
     public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
                        progress: TransferProgress) throws -> Int64 {
         let target = absolute(path)
-        let size = try source.status().size
+        let length = try source.status().size
         var sent: Int64 = 0
         var after: [String] = []
         if let time = attributes.modificationNanoseconds {
@@ -236,15 +240,20 @@ public final class FTPTransport: Transport {
             after.append(supportsMFMT ? "*MFMT \(stamp) \(target)" : "*MDTM \(stamp) \(target)")
         }
         if let mode = attributes.mode { after.append("*SITE CHMOD \(String(mode, radix: 8)) \(target)") }
-        // The server's own byte count, asked on the same request.
-        after.append("SIZE \(target)")
+        // The server's own byte count, asked on the same request; and whether the name the file is
+        // to be renamed to is taken, which the rename would otherwise ask on a request of its own.
+        let size = "SIZE \(target)"
+        after.append(size)
+        let renamedTo = attributes.renamedTo.map(absolute)
+        if let renamedTo { after.append("*SIZE \(renamedTo)") }
         // The callbacks live only as long as the request.
         try withoutActuallyEscaping(progress) { progress in
             try request(url: serverURL(target), action: "upload", path: target, transfers: true) { curl in
                 curl.set(CURLOPT_UPLOAD, 1)
                 curl.set(CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20)
-                curl.set(CURLOPT_INFILESIZE_LARGE, offset: size)
+                curl.set(CURLOPT_INFILESIZE_LARGE, offset: length)
                 curl.set(CURLOPT_POSTQUOTE, lines: after)
+                curl.recordExchanges()
                 curl.send { buffer in
                     guard let count = try? source.read(into: buffer) else { return nil }
                     sent += Int64(count)
@@ -252,9 +261,14 @@ public final class FTPTransport: Transport {
                 }
             }
         }
-        guard sent == size || sent == 0 && size == 0 else { throw TransferCancelled() }
-        guard let reply = curl.replies.last(where: { $0.hasPrefix("213 ") }), let stored = Int64(reply.dropFirst(4)) else {
+        guard sent == length || sent == 0 && length == 0 else { throw TransferCancelled() }
+        guard let reply = curl.exchanges.last(where: { $0.command == size })?.reply, reply.hasPrefix("213 "),
+              let stored = Int64(reply.dropFirst(4)) else {
             throw TransportError(.transient, "\(endpoint): no byte count for \(target) after the upload (SIZE)")
+        }
+        if let renamedTo, let reply = curl.exchanges.last(where: { $0.command == "SIZE \(renamedTo)" })?.reply,
+           reply.hasPrefix("213 ") || reply.hasPrefix("550") {
+            checkedTarget = (renamedTo, reply.hasPrefix("213 "))
         }
         return stored
     }
@@ -262,8 +276,9 @@ public final class FTPTransport: Transport {
     public func rename(_ from: String, to: String, replacing: Bool) throws {
         let source = absolute(from), target = absolute(to)
         // FTP's RNTO replaces on most servers, and nothing can ask it not to: the check and the
-        // rename are two steps.
-        if !replacing, try probe(target, askingTime: false) != nil {
+        // rename are two steps. The check may have been made on the upload's request, just before.
+        let checked = checkedTarget?.path == target ? checkedTarget?.exists : nil
+        if !replacing, try checked ?? (probe(target, askingTime: false) != nil) {
             throw TransportError(.alreadyExists, "\(endpoint)/\(target) exists already")
         }
         try request(url: serverURL(parentDirectory(of: source), folder: true), action: "rename \(source) to", path: target) {

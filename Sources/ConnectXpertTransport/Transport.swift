@@ -51,10 +51,15 @@ public struct UploadAttributes: Equatable, Sendable {
     public var modificationNanoseconds: Int64?
     /// The permissions to set, or `nil` to leave the server's default.
     public var mode: UInt32?
+    /// The name the upload is to be renamed to next, without replacing, when known. A transport whose
+    /// rename cannot refuse to replace (FTP) checks that name on the upload's own exchange, instead
+    /// of in one more before the rename.
+    public var renamedTo: String?
 
-    public init(modificationNanoseconds: Int64?, mode: UInt32?) {
+    public init(modificationNanoseconds: Int64?, mode: UInt32?, renamedTo: String? = nil) {
         self.modificationNanoseconds = modificationNanoseconds
         self.mode = mode
+        self.renamedTo = renamedTo
     }
 }
 

@@ -114,6 +114,29 @@ struct FTPTransportTests {
         #expect(try ftp.list("").map(\.name) == ["target"])
     }
 
+    /// An upload told the name it is to be renamed to checks that name on its own request; the
+    /// rename then relies on the check only if nothing else was asked in between.
+    @Test func theUploadChecksTheNameItIsToBeRenamedTo() throws {
+        let folder = "f-" + UUID().uuidString.prefix(8)
+        let ftp = try FTPTransport(remote: try remote(server, folder: folder))
+        try ftp.makeDirectories("")
+        func upload(_ name: String, renamedTo: String) throws {
+            _ = try ftp.upload(from: try temporaryFile([1]), to: name,
+                               attributes: .init(modificationNanoseconds: nil, mode: nil, renamedTo: renamedTo)) { _ in true }
+        }
+        try upload(".a.part", renamedTo: "a")
+        try ftp.rename(".a.part", to: "a", replacing: false)
+        try upload(".b.part", renamedTo: "a")
+        #expect(transportError { try ftp.rename(".b.part", to: "a", replacing: false) }?.kind == .alreadyExists)
+
+        // Taken after the upload's check, with a request in between: the rename checks again.
+        try upload(".c.part", renamedTo: "c")
+        try FileSystem.writeFileAtomically("\(server.home)/\(folder)/c", contents: [2])
+        #expect(try ftp.list("").count == 4)
+        #expect(transportError { try ftp.rename(".c.part", to: "c", replacing: false) }?.kind == .alreadyExists)
+        #expect(try FileSystem.readFile("\(server.home)/\(folder)/c") == [2])
+    }
+
     /// What is asked about a file is asked from its folder: a missing folder means no file, and a
     /// file's time and size come back.
     @Test func entriesAndDeletesInMissingAndExistingFolders() throws {
