@@ -122,7 +122,8 @@ class ServerBench:
         return folder
 
     def agent(self, folder):
-        elapsed, rss = timed([self.binary, "run", "--once", "--policy", "policies.yaml", "--log-level", "error"], cwd=folder)
+        # Warnings too: a run that fails shows why (timed prints the end of its output).
+        elapsed, rss = timed([self.binary, "run", "--once", "--policy", "policies.yaml", "--log-level", "warning"], cwd=folder)
         self.rss.append(rss)
         return elapsed
 
