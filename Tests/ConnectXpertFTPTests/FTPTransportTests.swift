@@ -77,18 +77,15 @@ struct FTPTransportTests {
     }
 
     @Test func fullRemoteDiskIsATransientErrorNamingThePath() throws {
-        let folder = "full-" + UUID().uuidString.prefix(8)
-        let mountPoint = "\(server.home)/\(folder)"
-        try FileSystem.createDirectories(mountPoint)
-        try runChecked("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,uid=\(server.user),gid=\(server.user)", "tmpfs", mountPoint])
-        defer { _ = try? runProgram("/bin/umount", [mountPoint]) }
-        let ftp = try FTPTransport(remote: try remote(server, folder: folder))
-        let error = transportError {
-            _ = try ftp.upload(from: try temporaryFile([UInt8](repeating: 7, count: 3 << 20)), to: ".big.part",
-                               attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+        try withFullDisk(below: server.home, owner: server.user) { folder, mountPoint in
+            let ftp = try FTPTransport(remote: try remote(server, folder: folder))
+            let error = transportError {
+                _ = try ftp.upload(from: try temporaryFile([UInt8](repeating: 7, count: 3 << 20)), to: ".big.part",
+                                   attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+            }
+            #expect(error?.kind == .transient, "space may be freed: worth retrying")
+            #expect(error?.message.contains("cannot upload \(mountPoint)/.big.part") == true, "\(error?.message ?? "")")
         }
-        #expect(error?.kind == .transient, "space may be freed: worth retrying")
-        #expect(error?.message.contains("cannot upload \(mountPoint)/.big.part") == true, "\(error?.message ?? "")")
     }
 
     @Test func downloadResumesFromAnOffset() throws {

@@ -240,18 +240,15 @@ struct SFTPTransportTests {
     }
 
     @Test func aFullRemoteDiskIsReportedWithThePath() throws {
-        let folder = "full-" + UUID().uuidString.prefix(8)
-        let mountPoint = "\(server.home)/\(folder)"
-        try FileSystem.createDirectories(mountPoint)
-        try runChecked("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,uid=\(server.user),gid=\(server.user)", "tmpfs", mountPoint])
-        defer { _ = try? runProgram("/bin/umount", [mountPoint]) }
-        let sftp = try SFTPTransport(remote: try remote(server, folder: folder, extra: keyLogin(server)))
-        let error = transportError {
-            _ = try sftp.upload(from: try temporaryFile([UInt8](repeating: 7, count: 3 << 20)), to: ".big.part",
-                                attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+        try withFullDisk(below: server.home, owner: server.user) { folder, _ in
+            let sftp = try SFTPTransport(remote: try remote(server, folder: folder, extra: keyLogin(server)))
+            let error = transportError {
+                _ = try sftp.upload(from: try temporaryFile([UInt8](repeating: 7, count: 3 << 20)), to: ".big.part",
+                                    attributes: .init(modificationNanoseconds: nil, mode: nil)) { _ in true }
+            }
+            #expect(error?.kind == .transient, "space may be freed: worth retrying")
+            #expect(error?.message.contains("\(folder)/.big.part: the remote disk is full") == true, "\(error?.message ?? "")")
         }
-        #expect(error?.kind == .transient, "space may be freed: worth retrying")
-        #expect(error?.message.contains("\(folder)/.big.part: the remote disk is full") == true, "\(error?.message ?? "")")
     }
 
     @Test func permissionDeniedNamesThePath() throws {

@@ -3,6 +3,17 @@ import ConnectXpertSystem
 import ConnectXpertTransport
 import Foundation
 
+/// Runs `body` with a folder below a test server's `home` (its name, and its path) on a 1 MiB
+/// tmpfs owned by the login `owner`, so that an upload there finds the disk full; unmounts it after.
+public func withFullDisk<T>(below home: String, owner: String, _ body: (_ folder: String, _ mountPoint: String) throws -> T) throws -> T {
+    let folder = "full-" + UUID().uuidString.prefix(8)
+    let mountPoint = "\(home)/\(folder)"
+    try FileSystem.createDirectories(mountPoint)
+    try runChecked("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,uid=\(owner),gid=\(owner)", "tmpfs", mountPoint])
+    defer { _ = try? runProgram("/bin/umount", [mountPoint]) }
+    return try body(folder, mountPoint)
+}
+
 /// A new file holding `bytes`, open for reading: an upload's source.
 public func temporaryFile(_ bytes: [UInt8]) throws -> FileDescriptor {
     let path = NSTemporaryDirectory() + "cx-src-" + UUID().uuidString
