@@ -27,6 +27,12 @@ public final class CurlEasy {
     /// `recordExchanges()` was called (SMTP needs to know which `RCPT TO` a reply answers).
     public private(set) var exchanges: [CurlExchange] = []
 
+    /// The server's reply to `command` (as sent, without a leading `*`) in the request in progress,
+    /// when `recordExchanges()` was called.
+    public func reply(to command: String) -> String? {
+        exchanges.last { $0.command == command }?.reply
+    }
+
     /// The linked libcurl's version, as a number (`0x075801` for 7.88.1) and as text.
     public static var libraryVersion: Int { Int(curl_version_info(CURLVERSION_FOURTH).pointee.version_num) }
     public static var libraryVersionText: String { String(cString: curl_version_info(CURLVERSION_FOURTH).pointee.version) }

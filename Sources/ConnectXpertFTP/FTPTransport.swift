@@ -204,13 +204,19 @@ public final class FTPTransport: Transport {
             if isMissingFolder { return nil }  // no folder, no file
             throw error
         }
-        let reply = curl.exchanges.last { $0.command == size }?.reply ?? ""
+        let reply = curl.reply(to: size) ?? ""
         if reply.hasPrefix("550") { return nil }
-        guard reply.hasPrefix("213 "), let bytes = Int64(reply.dropFirst(4)) else {
+        guard let bytes = byteCount(in: reply) else {
             throw TransportError(.transient, "\(endpoint): cannot stat \(target): the server answered SIZE with '\(reply)'")
         }
-        let stamp = curl.exchanges.last { $0.command == time }?.reply
+        let stamp = curl.reply(to: time)
         return (bytes, stamp.flatMap { $0.hasPrefix("213 ") ? FTPListing.timestamp(String($0.dropFirst(4))) : nil })
+    }
+
+    /// The byte count in a reply to SIZE (`213 4096`), if it is one.
+    private func byteCount(in reply: String?) -> Int64? {
+        guard let reply, reply.hasPrefix("213 ") else { return nil }
+        return Int64(reply.dropFirst(4))
     }
 
     public func makeDirectories(_ folder: String) throws {
@@ -264,12 +270,10 @@ public final class FTPTransport: Transport {
             }
         }
         guard sent == length || sent == 0 && length == 0 else { throw TransferCancelled() }
-        guard let reply = curl.exchanges.last(where: { $0.command == size })?.reply, reply.hasPrefix("213 "),
-              let stored = Int64(reply.dropFirst(4)) else {
+        guard let stored = byteCount(in: curl.reply(to: size)) else {
             throw TransportError(.transient, "\(endpoint): no byte count for \(target) after the upload (SIZE)")
         }
-        if let renamedTo, let reply = curl.exchanges.last(where: { $0.command == "SIZE \(renamedTo)" })?.reply,
-           reply.hasPrefix("213 ") || reply.hasPrefix("550") {
+        if let renamedTo, let reply = curl.reply(to: "SIZE \(renamedTo)"), reply.hasPrefix("213 ") || reply.hasPrefix("550") {
             checkedTarget = (renamedTo, reply.hasPrefix("213 "))
         }
         return stored
