@@ -105,13 +105,13 @@ extension Agent {
         do {
             let started = Date()
             let received = try pool.withConnection(to: remote) { transport -> Bool in
+                var lastDone: TransferRecord?
                 if record == nil {
-                    record = try journal.active(.incoming, remote: remote.name, peer: sender, source: source)
+                    (record, lastDone) = try journal.standing(.incoming, remote: remote.name, peer: sender, source: source)
                 }
                 if record == nil {
                     guard let relative, let entry = try found ?? transport.entry(at: source), entry.kind == .file else { return false }
-                    if !rule.deleteRemote,
-                       let done = try journal.lastDone(.incoming, remote: remote.name, peer: sender, source: source),
+                    if !rule.deleteRemote, let done = lastDone,
                        done.size == entry.size, done.modificationNanoseconds == entry.modificationNanoseconds {
                         return false  // kept on the remote and received already
                     }

@@ -31,11 +31,12 @@ extension Agent {
 
         var record: TransferRecord?
         do {
-            record = try journal.active(.outgoing, remote: remote.name, peer: recipient, source: path)
+            let standing = try journal.standing(.outgoing, remote: remote.name, peer: recipient, source: path)
+            record = standing.active
             var opened: FileDescriptor?
             if record == nil {
                 guard let (file, version) = try admit(source, rule: rule, remote: remote, recipient: recipient, path: path,
-                                                      closed: closed, log: log) else { return .finished }
+                                                      closed: closed, lastDone: standing.lastDone, log: log) else { return .finished }
                 let target = remotePath(recipient: recipient, path: path, rule: rule)
                 record = try journal.begin(.outgoing, peer: recipient, remote: remote.name, source: path, size: version.size,
                                            modificationNanoseconds: version.modificationNanoseconds,
@@ -63,9 +64,10 @@ extension Agent {
         }
     }
 
-    /// Decides whether a file with no transfer under way should start one; returns it, open, and its version.
+    /// Decides whether a file with no transfer under way should start one; returns it, open, and its
+    /// version. `lastDone` is the source's last finished transfer.
     private func admit(_ source: String, rule: OutboxRule, remote: Remote, recipient: String, path: String,
-                       closed: Bool, log: Logger) throws -> (FileDescriptor, FileStatus)? {
+                       closed: Bool, lastDone: TransferRecord?, log: Logger) throws -> (FileDescriptor, FileStatus)? {
         guard let status = try FileSystem.status(source) else { return nil }
         switch status.kind {
         case .regular: break
@@ -89,8 +91,7 @@ extension Agent {
             return nil
         default: break
         }
-        if let done = try journal.lastDone(.outgoing, remote: remote.name, peer: recipient, source: path),
-           done.matches(status) {
+        if let done = lastDone, done.matches(status) {
             // This very version was delivered already; only the after-step may be missing.
             if rule.after != .keep {
                 var record = done

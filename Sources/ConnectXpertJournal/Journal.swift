@@ -126,16 +126,15 @@ public final class Journal: Sendable {
         first_failure, next_attempt, last_error, bytes_done, started, updated
         """
 
-    /// The unfinished transfer of a source, if any.
-    public func active(_ direction: TransferDirection, remote: String, peer: String, source: String) throws -> TransferRecord? {
-        try select("WHERE direction = ? AND peer = ? AND source = ? AND remote = ? AND state NOT IN ('done', 'failed') ORDER BY id DESC LIMIT 1",
-                   [.text(direction.rawValue), .text(peer), .text(source), .text(remote)]).first
-    }
-
-    /// The last finished transfer of a source, to tell whether a kept file was already sent.
-    public func lastDone(_ direction: TransferDirection, remote: String, peer: String, source: String) throws -> TransferRecord? {
-        try select("WHERE direction = ? AND peer = ? AND source = ? AND remote = ? AND state = 'done' ORDER BY id DESC LIMIT 1",
-                   [.text(direction.rawValue), .text(peer), .text(source), .text(remote)]).first
+    /// The unfinished transfer of a source, or else its last finished one (`done`), in one query:
+    /// every file asks this first. A source has one unfinished transfer at most (one begins only
+    /// when there is none), and it is the source's newest record.
+    public func standing(_ direction: TransferDirection, remote: String, peer: String,
+                         source: String) throws -> (active: TransferRecord?, lastDone: TransferRecord?) {
+        guard let newest = try select(
+            "WHERE direction = ? AND peer = ? AND source = ? AND remote = ? AND state != 'failed' ORDER BY id DESC LIMIT 1",
+            [.text(direction.rawValue), .text(peer), .text(source), .text(remote)]).first else { return (nil, nil) }
+        return newest.state == .done ? (nil, newest) : (newest, nil)
     }
 
     /// The newest record of a source, in any state.

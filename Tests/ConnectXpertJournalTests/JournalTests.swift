@@ -18,7 +18,7 @@ import Testing
         try Journal(path: path).save(record, durable: true)
 
         let reopened = try Journal(path: path)
-        let active = try #require(try reopened.active(.outgoing, remote: "drop", peer: "bob", source: "a/b.txt"))
+        let active = try #require(try reopened.standing(.outgoing, remote: "drop", peer: "bob", source: "a/b.txt").active)
         #expect(active.state == .staged)
         #expect(active.temporary == record.temporary)
         #expect(active.destination == record.destination)
@@ -31,11 +31,31 @@ import Testing
                                        modificationNanoseconds: 5, inode: 0, destination: "/in/x", temporary: "/in/.x.part")
         record.state = .done
         try journal.save(record)
-        #expect(try journal.active(.incoming, remote: "drop", peer: "alice", source: "alice->bob/x") == nil)
-        #expect(try journal.lastDone(.incoming, remote: "drop", peer: "alice", source: "alice->bob/x")?.id == record.id)
-        #expect(try journal.lastDone(.incoming, remote: "other", peer: "alice", source: "alice->bob/x") == nil)
+        let standing = try journal.standing(.incoming, remote: "drop", peer: "alice", source: "alice->bob/x")
+        #expect(standing.active == nil)
+        #expect(standing.lastDone?.id == record.id)
+        #expect(try journal.standing(.incoming, remote: "other", peer: "alice", source: "alice->bob/x") == (nil, nil))
         #expect(try journal.history(limit: 5).map(\.id) == [record.id])
         #expect(try journal.unfinished().isEmpty)
+    }
+
+    @Test func standingLooksPastFailedTransfers() throws {
+        let journal = try journal()
+        func begin() throws -> TransferRecord {
+            try journal.begin(.outgoing, peer: "bob", remote: "drop", source: "x", size: 1, modificationNanoseconds: 1,
+                              inode: 1, destination: "x", temporary: ".x")
+        }
+        var done = try begin()
+        done.state = .done
+        try journal.save(done)
+        var failed = try begin()
+        failed.state = .failed
+        try journal.save(failed)
+        let afterFailure = try journal.standing(.outgoing, remote: "drop", peer: "bob", source: "x")
+        #expect(afterFailure.active == nil && afterFailure.lastDone?.id == done.id)
+        let retried = try begin()
+        let whileRetried = try journal.standing(.outgoing, remote: "drop", peer: "bob", source: "x")
+        #expect(whileRetried.active?.id == retried.id && whileRetried.lastDone == nil)
     }
 
     @Test func namesDifferingOnlyInNormalisationAreDistinct() throws {
@@ -44,6 +64,6 @@ import Testing
                                     modificationNanoseconds: 1, inode: 1, destination: "a", temporary: ".a")
         _ = try journal.begin(.outgoing, peer: "bob", remote: "drop", source: "cafe\u{301}", size: 2,
                               modificationNanoseconds: 1, inode: 2, destination: "b", temporary: ".b")
-        #expect(try journal.active(.outgoing, remote: "drop", peer: "bob", source: "caf\u{E9}")?.id == nfc.id)
+        #expect(try journal.standing(.outgoing, remote: "drop", peer: "bob", source: "caf\u{E9}").active?.id == nfc.id)
     }
 }
