@@ -19,6 +19,9 @@ public final class SFTPTransport: Transport {
     /// keeps about 70 writes in flight; with 4 MiB, a split upload's two streams took the agent to
     /// 62 MiB, near the 64 MiB it must stay under, for no measurable gain.
     private var buffer = [UInt8](repeating: 0, count: 2 << 20)
+    /// The file just uploaded, whose CLOSE goes out with the next request (the rename, as a rule):
+    /// a round trip less per file. Its data, time and size are confirmed by then.
+    private var unclosed: (handle: SFTPHandle, path: String)?
 
     public init(remote: Remote, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         guard let settings = remote.ssh else { throw TransportError(.permanent, "\(remote.name) is not an sftp remote") }
@@ -40,6 +43,7 @@ public final class SFTPTransport: Transport {
     // MARK: Transport
 
     public func list(_ folder: String) throws -> [RemoteEntry] {
+        try closeUploaded()
         let path = full(folder)
         guard let handle = try open(path, flags: 0, mode: 0, type: LIBSSH2_SFTP_OPENDIR, missingIsNil: true) else { return [] }
         var entries: [RemoteEntry] = []
@@ -59,11 +63,13 @@ public final class SFTPTransport: Transport {
     }
 
     public func entry(at path: String) throws -> RemoteEntry? {
-        try attributes(of: full(path)).map { Self.entry(name: lastComponent(of: path), $0) }
+        try closeUploaded()
+        return try attributes(of: full(path)).map { Self.entry(name: lastComponent(of: path), $0) }
     }
 
     /// Creates the folder and any missing parent, the base folder included.
     public func makeDirectories(_ folder: String) throws {
+        try closeUploaded()
         let target = full(folder)
         var prefix = target.hasPrefix("/") ? "/" : ""
         for component in target.split(separator: "/") where component != "." {
@@ -101,22 +107,31 @@ public final class SFTPTransport: Transport {
 
     public func extraStreams(forUploadOf size: Int64) -> Int { size >= Self.splitThreshold ? 1 : 0 }
 
+    /// Files up to this size go out in one WRITE sent together with the requests that end an
+    /// upload: a small file costs three round trips (open; write, set the time and mode, stat,
+    /// close; rename), not four.
+    static let oneWriteLimit = 16 << 10
+
     /// With helpers (as many as `extraStreams` asked for), the file is cut into as many parts: this
     /// connection creates the file and writes the first part while each helper, on a thread of its
     /// own, writes one of the others.
     public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [any Transport],
                        progress: TransferProgress) throws -> Int64 {
+        try closeUploaded()
         let target = full(path)
         let flags = UInt(LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC)
         guard let handle = try open(target, flags: flags, mode: 0o644, type: LIBSSH2_SFTP_OPENFILE, missingIsNil: false) else {
             throw failure("open", target)
         }
+        let size = try source.status().size
         let sftpHelpers = helpers.compactMap { $0 as? SFTPTransport }
-        if sftpHelpers.isEmpty {
+        // The one WRITE must leave in one piece: the channel's window must take it whole.
+        let window = libssh2_channel_window_write_ex(libssh2_sftp_get_channel(channel.raw), nil)
+        let oneWrite = sftpHelpers.isEmpty && size <= Self.oneWriteLimit && Int64(window) > size + 1024
+        if !sftpHelpers.isEmpty {
+            try writeInParts(from: source, size: size, to: handle, target: target, helpers: sftpHelpers, progress: progress)
+        } else if !oneWrite {
             try write(from: source, range: 0..<Int64.max, to: handle, target: target, progress: progress)
-        } else {
-            try writeInParts(from: source, size: try source.status().size, to: handle, target: target, helpers: sftpHelpers,
-                             progress: progress)
         }
         var settings = LIBSSH2_SFTP_ATTRIBUTES()
         if let time = attributes.modificationNanoseconds {
@@ -130,19 +145,36 @@ public final class SFTPTransport: Transport {
         }
         var written = LIBSSH2_SFTP_ATTRIBUTES()
         let length = UInt32(target.utf8.count)
-        // Setting the time and mode, the size check and the close go out together and cost one
-        // round trip, not three: libssh2 keeps one request of each kind in flight and matches the
-        // replies by id, and the server handles the three in the order sent.
-        try channel.session.inFlight([
-            settings.flags == 0 ? nil : InFlightRequest(action: "set the time and mode of") {
-                libssh2_sftp_fstat_ex(handle.raw, &settings, 1)
-            },
-            InFlightRequest(action: "stat") {
-                libssh2_sftp_stat_ex(self.channel.raw, target, length, LIBSSH2_SFTP_LSTAT, &written)
-            },
-            InFlightRequest(action: "close") { handle.close() },
-        ].compactMap { $0 }, failure: { failure($0, target) })
+        try buffer.withUnsafeMutableBytes { raw in
+            let count = oneWrite ? try source.read(filling: UnsafeMutableRawBufferPointer(rebasing: raw[0..<Int(size)]), at: 0) : 0
+            // These requests go out together and cost one round trip: libssh2 keeps one request of
+            // each kind in flight and matches the replies by id, and the server handles them in the
+            // order sent. The CLOSE is not among them: libssh2 frees the handle as soon as the
+            // CLOSE is answered, which can be before the others are collected.
+            try channel.session.inFlight([
+                count == 0 ? nil : InFlightRequest(action: "write") {
+                    let sent = libssh2_sftp_write(handle.raw, raw.baseAddress!.assumingMemoryBound(to: CChar.self), count)
+                    return sent == count ? 0 : sent < 0 ? Int32(sent) : LIBSSH2_ERROR_SOCKET_SEND
+                },
+                settings.flags == 0 ? nil : InFlightRequest(action: "set the time and mode of") {
+                    libssh2_sftp_fstat_ex(handle.raw, &settings, 1)
+                },
+                InFlightRequest(action: "stat") {
+                    libssh2_sftp_stat_ex(self.channel.raw, target, length, LIBSSH2_SFTP_LSTAT, &written)
+                },
+            ].compactMap { $0 }, failure: { failure($0, target) })
+            if count > 0 { _ = progress(Int64(count)) }
+        }
+        unclosed = (handle, target)
         return Int64(written.filesize)
+    }
+
+    /// Closes the file just uploaded, if that is still to be done. Every request but a rename
+    /// (which takes the CLOSE along) comes after this.
+    private func closeUploaded() throws {
+        guard let (handle, path) = unclosed else { return }
+        unclosed = nil
+        guard handle.close() == 0 else { throw failure("close", path) }
     }
 
     /// Writes the first part here and the others through the helpers, each on a thread of its own;
@@ -232,24 +264,26 @@ public final class SFTPTransport: Transport {
     public func rename(_ from: String, to: String, replacing: Bool) throws {
         let source = full(from), target = full(to)
         if replacing, let extensions = extensionChannel, extensions.extensions.contains("posix-rename@openssh.com") {
+            try closeUploaded()  // the second channel's requests are not ordered with this one's
             let status = try extensions.posixRename(source, to: target)
             guard status == UInt(LIBSSH2_FX_OK) else { throw failure("rename \(source) to", target, status: status) }
             return
         }
-        if rawRename(source, target) { return }
+        if try rawRename(source, target) { return }
         // SFTP v3 renames (OpenSSH: link + unlink) never replace: the target exists, or it failed.
         guard try entry(at: to) != nil else { throw failure("rename \(source) to", target) }
         guard replacing else { throw TransportError(.alreadyExists, "\(endpoint)/\(target) exists already") }
         // A server without posix-rename: move the old file aside, put the new one in place, drop
         // the old one. The final name never shows partial data; it is briefly absent.
         let aside = joinPath(parentDirectory(of: target), ".\(lastComponent(of: target)).replaced-\(UInt32.random(in: 0...UInt32.max)).part")
-        guard rawRename(target, aside) else { throw failure("rename \(target) to", aside) }
-        guard rawRename(source, target) else { throw failure("rename \(source) to", target) }
+        guard try rawRename(target, aside) else { throw failure("rename \(target) to", aside) }
+        guard try rawRename(source, target) else { throw failure("rename \(source) to", target) }
         try rawDelete(aside)
     }
 
     public func download(_ path: String, size: Int64, from offset: Int64, to destination: FileDescriptor,
                          progress: TransferProgress) throws -> Int64 {
+        try closeUploaded()
         let target = full(path)
         guard let handle = try open(target, flags: UInt(LIBSSH2_FXF_READ), mode: 0, type: LIBSSH2_SFTP_OPENFILE, missingIsNil: true) else {
             throw TransportError(.notFound, "\(endpoint)/\(target) is not there any more")
@@ -274,11 +308,13 @@ public final class SFTPTransport: Transport {
     }
 
     public func delete(_ path: String) throws {
+        try closeUploaded()
         try rawDelete(full(path))
     }
 
     /// A stat of the login folder: answered by the SFTP server, so the whole path is shown alive.
     public func keepAlive() throws {
+        try closeUploaded()
         _ = try attributes(of: ".")
     }
 
@@ -291,9 +327,26 @@ public final class SFTPTransport: Transport {
 
     // MARK: Helpers
 
-    private func rawRename(_ source: String, _ target: String) -> Bool {
+    /// An SFTP v3 rename; false when the server refuses it. The CLOSE of the file just uploaded, if
+    /// still to be sent, goes out just before it, in the same round trip: the server handles the two
+    /// in order, so the file is closed when it is renamed.
+    private func rawRename(_ source: String, _ target: String) throws -> Bool {
         let flags = Int(LIBSSH2_SFTP_RENAME_ATOMIC | LIBSSH2_SFTP_RENAME_NATIVE)
-        return libssh2_sftp_rename_ex(channel.raw, source, UInt32(source.utf8.count), target, UInt32(target.utf8.count), flags) == 0
+        var renamed = false
+        let closing = unclosed
+        unclosed = nil
+        try channel.session.inFlight([
+            closing.map { handle, _ in InFlightRequest(action: "close") { handle.close() } },
+            InFlightRequest(action: "rename") {
+                let result = libssh2_sftp_rename_ex(self.channel.raw, source, UInt32(source.utf8.count), target,
+                                                    UInt32(target.utf8.count), flags)
+                renamed = result == 0
+                return result == LIBSSH2_ERROR_SFTP_PROTOCOL ? 0 : result  // a refusal is the caller's to interpret
+            },
+        ].compactMap { $0 }, failure: { action in
+            action == "close" ? failure("close", closing!.path) : failure("rename \(source) to", target)
+        })
+        return renamed
     }
 
     private func open(_ path: String, flags: UInt, mode: Int, type: Int32, missingIsNil: Bool) throws -> SFTPHandle? {

@@ -109,20 +109,33 @@ struct InFlightRequest {
 
 extension SSHSession {
     /// Sends the requests one after another, then collects their replies in the order sent. Each
-    /// request must be of a different kind: libssh2 keeps the state of one request per kind. Every
-    /// request is collected even after a failure, or libssh2 would hand its late reply to the next
-    /// request of that kind; the first failure, described by `failure(action)`, is thrown.
+    /// request must be of a different kind: libssh2 keeps the state of one request per kind.
+    ///
+    /// A request goes out only once the one before it is out whole: should the socket take only
+    /// part of a packet, the rest are sent after its reply, one at a time (two packets must never
+    /// interleave). The first failure stops the sending; every request sent is still collected, or
+    /// libssh2 would hand its late reply to the next request of that kind. The first failure,
+    /// described by `failure(action)`, is thrown.
     func inFlight(_ requests: [InFlightRequest], failure: (String) -> Error) throws {
         var problem: Error?
+        var awaited: [InFlightRequest] = []
+        var unsent = requests[...]
         libssh2_session_set_blocking(raw, 0)
-        let sent = requests.map { request in
+        while problem == nil, let request = unsent.popFirst() {
             let result = request.call()
-            if result != 0 && result != LIBSSH2_ERROR_EAGAIN && problem == nil { problem = failure(request.action) }
-            return result
+            if result == LIBSSH2_ERROR_EAGAIN {
+                awaited.append(request)
+                if libssh2_session_block_directions(raw) & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 { break }
+            } else if result != 0 {
+                problem = failure(request.action)
+            }
         }
         libssh2_session_set_blocking(raw, 1)
-        for (request, result) in zip(requests, sent) where result == LIBSSH2_ERROR_EAGAIN {
-            if request.call() != 0 && problem == nil { problem = failure(request.action) }
+        for request in awaited where request.call() != 0 && problem == nil {
+            problem = failure(request.action)
+        }
+        for request in unsent where problem == nil && request.call() != 0 {
+            problem = failure(request.action)
         }
         if let problem { throw problem }
     }

@@ -80,6 +80,21 @@ struct SFTPAgentTests {
         try checkKillDuringUploadsDeliversEachOnce(agents, killAfter: 100)
     }
 
+    /// libssh2 frees a file's handle as soon as the reply to its CLOSE arrives. With freed memory
+    /// overwritten at once (glibc's MALLOC_PERTURB_, without its per-thread cache), a request that
+    /// still used the handle after that crashed the agent: it happened when a CLOSE, sent along with
+    /// the requests before it, was answered before their replies had been collected.
+    @Test func noRequestUsesAFileHandleAfterItsClose() throws {
+        let agents = try TwoAgents(sftp: SSHTestServer.shared)
+        defer { agents.remove() }
+        let outbox = agents.outbox("alice", to: "bob")
+        for index in 0..<500 { try write(joinPath(outbox, "file-\(index)"), "payload \(index)\n") }
+        let run = try AgentProcess(["run", "--once", "--policy", agents.policyPath("alice")], in: agents.alice,
+                                   environment: ["GLIBC_TUNABLES": "glibc.malloc.tcache_count=0", "MALLOC_PERTURB_": "165"]).wait()
+        #expect(run.status == 0, "\(run.stderr.suffix(3000))")
+        #expect(try FileSystem.contents(of: joinPath(agents.remoteFolder!, "alice->bob")).count == 500)
+    }
+
     @Test func anInterruptedDownloadResumes() throws {
         let agents = try TwoAgents(sftp: SSHTestServer.shared)
         defer { agents.remove() }
