@@ -170,7 +170,10 @@ struct TwoAgents {
         try FileSystem.rename(staging, to: joinPath(outbox("alice", to: "bob"), name))
     }
 
-    func remove() { try? FileManager.default.removeItem(atPath: root) }
+    /// Removes the agents' folders, and their folder on the server, if any.
+    func remove() {
+        for folder in [root] + (remoteFolder.map { [$0] } ?? []) { try? FileManager.default.removeItem(atPath: folder) }
+    }
 }
 
 /// Writes a file in place (create, write, close): what `cp` does.
