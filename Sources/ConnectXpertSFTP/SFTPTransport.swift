@@ -107,9 +107,9 @@ public final class SFTPTransport: Transport {
 
     public func extraStreams(forUploadOf size: Int64) -> Int { size >= Self.splitThreshold ? 1 : 0 }
 
-    /// Files up to this size go out in one WRITE sent together with the requests that end an
-    /// upload: a small file costs three round trips (open; write, set the time and mode, stat,
-    /// close; rename), not four.
+    /// Files up to this size go out in one WRITE, sent together with the setting of the time and
+    /// mode and the size check: a small file costs three round trips (open; write, set, stat;
+    /// close and rename), not four.
     static let oneWriteLimit = 16 << 10
 
     /// With helpers (as many as `extraStreams` asked for), the file is cut into as many parts: this
