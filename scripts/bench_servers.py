@@ -57,10 +57,13 @@ class ServerBench:
         self.rows = []
         self.rss = []
         self.round = 0
+        self.used = set()  # the folders below the login's home, removed at the end
 
     def close(self):
         run([self.script, "stop", self.server])
         shutil.rmtree(self.dir, ignore_errors=True)
+        for name in self.used:
+            shutil.rmtree(os.path.join(self.home, name.split("/")[0]), ignore_errors=True)
 
     def median_of_rounds(self, measure):
         """Runs `measure` (one round, returning seconds per tool) ROUNDS times; each tool's median."""
@@ -71,9 +74,18 @@ class ServerBench:
         return {name: statistics.median(run[name] for run in runs if name in run) for name in runs[0]}
 
     def remote(self, name):
+        """A folder below the login's home for a tool's run, emptied first."""
         path = os.path.join(self.home, name)
         shutil.rmtree(path, ignore_errors=True)
+        self.used.add(name)
         return name
+
+    def round_remote(self, name):
+        """A folder of this round's own for a tool's run of many files, removed when the bench ends,
+        not just before the next timed run: on ext4 without a journal, as on this VM, a file created
+        within a minute or so of many deletions makes the kernel scan past every inode they freed
+        (recently_deleted), and that scan had taken up to a quarter of the machine's CPU in a run."""
+        return self.remote(f"{name}-{self.round}")
 
     def small_files(self):
         folder = os.path.join(self.dir, "small")
@@ -96,8 +108,7 @@ class ServerBench:
 
     def stage_remote(self, remote):
         """The small files, put on the server in remote/alice->bob/ as if alice had sent them."""
-        path = os.path.join(self.home, remote, "alice->bob")
-        shutil.rmtree(os.path.join(self.home, remote), ignore_errors=True)
+        path = os.path.join(self.home, self.remote(remote), "alice->bob")
         shutil.copytree(self.small_files(), path)
         run(["chown", "-R", "cxdrop:cxdrop", os.path.join(self.home, remote)])
         return f"{remote}/alice->bob"
@@ -128,7 +139,8 @@ class ServerBench:
         return elapsed
 
     def agent_upload(self, name, source):
-        folder = self.policy(f"{name}-{self.round}", self.remote(f"a-{name}"))
+        remote = self.round_remote(f"a-{name}") if os.path.isdir(source) else self.remote(f"a-{name}")
+        folder = self.policy(f"{name}-{self.round}", remote)
         outbox = os.path.join(folder, "spool/outbox/bob")
         # Hard links, not copies: the agent reads the very pages the peers read. A fresh copy takes
         # the memory the server would reuse to receive the file, and this VM returns freed memory to
@@ -196,11 +208,11 @@ class SFTPBench(ServerBench):
 
         def one_round():
             results = {}
-            remote = self.remote("b-sftp")
+            remote = self.round_remote("b-sftp")
             results["OpenSSH sftp -b"] = timed(self.sftp_batch(f"-mkdir {remote}\nput {source}/* {remote}/\n"))[0]
-            remote = self.remote("b-rclone")
+            remote = self.round_remote("b-rclone")
             results["rclone (4 transfers)"] = timed(["rclone", "copy", source, f":sftp:{remote}"] + self.rclone_flags())[0]
-            remote = self.remote("b-lftp")
+            remote = self.round_remote("b-lftp")
             results["lftp mirror -R (4)"] = timed(["lftp", "-c", self.lftp_open() + f"; mirror -R --parallel=4 {source} {remote}"])[0]
             results["connectxpert run --once"] = self.agent_upload("small", source)
             return results
@@ -318,12 +330,12 @@ class FTPBench(ServerBench):
 
         def upload_round():
             results = {}
-            remote = self.remote("u-curl")
+            remote = self.round_remote("u-curl")
             self.peer(results, "curl -T {1000 files}", self.curl("--ftp-create-dirs", "-T", f"{source}/{{{','.join(names)}}}",
                                                                  f"{self.url}/{remote}/"))
-            remote = self.remote("u-lftp")
+            remote = self.round_remote("u-lftp")
             self.peer(results, "lftp mirror -R (4)", self.lftp(f"mirror -R --parallel=4 {source} {remote}"))
-            remote = self.remote("u-rclone")
+            remote = self.round_remote("u-rclone")
             self.peer(results, "rclone copy (4 transfers)", self.rclone("copy", source, f":ftp:{remote}"))
             results["connectxpert run --once"] = self.agent_upload("small", source)
             return results
