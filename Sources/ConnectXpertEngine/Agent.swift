@@ -120,9 +120,8 @@ public final class Agent: Sendable {
     /// Queues one outbox file; `closed: false` when only its creation was seen.
     public func enqueueSend(recipient: String, path: String, closed: Bool = true) {
         let remote = policy.outboxRule(for: recipient)?.remote ?? ""
-        scheduler.enqueue(JobKey("out", recipient, path), remote: remote) { [self] in
-            send(recipient: recipient, path: path, closed: closed)
-        }
+        let file = OutboxFile(recipient: recipient, path: path, closed: closed)
+        scheduler.enqueue(JobKey("out", recipient, path), remote: remote, payload: file) { [self] in send(file) }
     }
 
     /// Queues one listing pass of every inbox rule.

@@ -28,6 +28,8 @@ public final class Scheduler: @unchecked Sendable {
     private struct Job {
         let key: JobKey
         let remote: String
+        /// What the job is about, for a running job that takes it over (`take`).
+        let payload: (any Sendable)?
         let work: Work
     }
 
@@ -35,6 +37,8 @@ public final class Scheduler: @unchecked Sendable {
         var queue: [Job] = []
         var queued: Set<JobKey> = []
         var running: Set<JobKey> = []
+        /// Jobs a running job took over, until it ends them.
+        var taken: [JobKey: Job] = [:]
         var again: [JobKey: Job] = [:]
         var runningPerRemote: [String: Int] = [:]
         var waitingRetries = 0
@@ -59,12 +63,12 @@ public final class Scheduler: @unchecked Sendable {
     }
 
     /// Adds a job. A job already waiting under the same key is replaced (the newer call knows more);
-    /// a running one is run again afterwards.
-    public func enqueue(_ key: JobKey, remote: String, work: @escaping Work) {
+    /// a running one is run again afterwards. `payload` says what it is about, for `take`.
+    public func enqueue(_ key: JobKey, remote: String, payload: (any Sendable)? = nil, work: @escaping Work) {
         condition.lock()
         defer { condition.unlock() }
         guard !state.stopping else { return }
-        let job = Job(key: key, remote: remote, work: work)
+        let job = Job(key: key, remote: remote, payload: payload, work: work)
         if state.running.contains(key) {
             state.again[key] = job
         } else if state.queued.insert(key).inserted {
@@ -116,6 +120,28 @@ public final class Scheduler: @unchecked Sendable {
         condition.broadcast()  // queued jobs of that remote may run now
     }
 
+    /// The first waiting job of `remote` whose payload is a `Payload`, for a running job to do along
+    /// with its own, on its connection: it is running from now on (without a connection slot of its
+    /// own), and ends with `end(_:outcome:)`.
+    public func take<Payload: Sendable>(_: Payload.Type, remote: String) -> (key: JobKey, payload: Payload)? {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !state.stopping,
+              let index = state.queue.firstIndex(where: { $0.remote == remote && $0.payload is Payload }) else { return nil }
+        let job = state.queue.remove(at: index)
+        state.queued.remove(job.key)
+        state.running.insert(job.key)
+        state.taken[job.key] = job
+        return (job.key, job.payload as! Payload)
+    }
+
+    /// Ends a job taken with `take`, as if it had run with this outcome.
+    public func end(_ key: JobKey, outcome: JobOutcome) {
+        condition.lock()
+        defer { condition.unlock() }
+        if let job = state.taken.removeValue(forKey: key) { conclude(job, outcome: outcome) }
+    }
+
     public var isStopping: Bool {
         condition.lock()
         defer { condition.unlock() }
@@ -139,24 +165,30 @@ public final class Scheduler: @unchecked Sendable {
             let outcome = job.work()
 
             condition.lock()
-            state.running.remove(job.key)
             state.runningPerRemote[job.remote, default: 1] -= 1
-            if let again = state.again.removeValue(forKey: job.key), !state.stopping {
-                state.queued.insert(again.key)
-                state.queue.append(again)
-            } else if case .retry(let delay) = outcome, !state.stopping {
-                state.waitingRetries += 1
-                DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
-                    condition.lock()
-                    state.waitingRetries -= 1
-                    condition.unlock()
-                    enqueue(job.key, remote: job.remote, work: job.work)
-                }
-            }
-            if state.queue.isEmpty && state.running.isEmpty { condition.broadcast() }  // wake waitUntilIdle
+            conclude(job, outcome: outcome)
         }
         state.liveThreads -= 1
         condition.broadcast()
         condition.unlock()
+    }
+
+    /// What follows the end of a job; called with the lock held.
+    private func conclude(_ job: Job, outcome: JobOutcome) {
+        state.running.remove(job.key)
+        if let again = state.again.removeValue(forKey: job.key), !state.stopping {
+            state.queued.insert(again.key)
+            state.queue.append(again)
+            condition.signal()
+        } else if case .retry(let delay) = outcome, !state.stopping {
+            state.waitingRetries += 1
+            DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
+                condition.lock()
+                state.waitingRetries -= 1
+                condition.unlock()
+                enqueue(job.key, remote: job.remote, payload: job.payload, work: job.work)
+            }
+        }
+        if state.queue.isEmpty && state.running.isEmpty { condition.broadcast() }  // wake waitUntilIdle
     }
 }

@@ -12,56 +12,157 @@ import Logging
 ///     queued → transferring (to a remote temp name) → staged (complete) → delivered (renamed
 ///     to the final name) → done (the rule's after-step: delete, archive or keep)
 extension Agent {
-    /// One outbox file, from wherever its journal record stands. `closed` is false when the watcher
-    /// saw only a creation: the file is then taken only if no one has it open for writing.
-    func send(recipient: String, path: String, closed: Bool = true) -> JobOutcome {
+    /// At most this many files go in one batch (see `sendAlong`), and files are taken into a batch
+    /// only while it holds less than `batchBytes`: a file's rename waits for the batch's uploads.
+    static let batchFiles = 16
+    static let batchBytes: Int64 = 1 << 20
+
+    /// One outbox file, from wherever its journal record stands, with other files waiting for the
+    /// same remote (see `sendAlong`).
+    func send(_ file: OutboxFile) -> JobOutcome {
+        var task: Outgoing
+        switch prepare(file) {
+        case .skip(let outcome): return outcome
+        case .ready(let ready): task = ready
+        }
+        do {
+            return try pool.withConnection(to: task.remote) { transport in
+                try stage(&task, through: transport)
+                return sendAlong(task, through: transport)
+            }
+        } catch {
+            return failed(task, error)
+        }
+    }
+
+    /// Completes `first`, staged, together with files taken over from the queue for the same remote
+    /// while the batch is small: they go up on this connection, one fsync makes all their records
+    /// durable, and then each is renamed. Many small files then cost one fsync, not one each.
+    /// Returns the outcome of `first`; the files taken over are ended in the scheduler.
+    private func sendAlong(_ first: Outgoing, through transport: any Transport) -> JobOutcome {
+        var batch: [(key: JobKey?, task: Outgoing)] = [(nil, first)]
+        var bytes = first.record.size
+        var firstOutcome = JobOutcome.finished
+        func completeBatch() {
+            let durable = Result { try journal.makeDurable() }
+            for (key, var task) in batch {
+                let outcome: JobOutcome
+                do {
+                    try durable.get()
+                    try complete(&task, through: transport)
+                    outcome = .finished
+                } catch {
+                    outcome = failed(task, error)
+                }
+                if let key { scheduler.end(key, outcome: outcome) } else { firstOutcome = outcome }
+            }
+            batch.removeAll()
+            bytes = 0
+        }
+        while batch.count < Self.batchFiles && bytes < Self.batchBytes,
+              let (key, file) = scheduler.take(OutboxFile.self, remote: first.remote.name) {
+            var task: Outgoing
+            switch prepare(file) {
+            case .skip(let outcome):
+                scheduler.end(key, outcome: outcome)
+                continue
+            case .ready(let ready) where ready.remote != first.remote:  // the policy changed meanwhile
+                scheduler.end(key, outcome: .retry(after: 0))
+                continue
+            case .ready(let ready): task = ready
+            }
+            if task.record.size >= Self.batchBytes { completeBatch() }  // those before it need not wait for it
+            do {
+                try stage(&task, through: transport)
+            } catch {
+                scheduler.end(key, outcome: failed(task, error))
+                break  // the connection may be broken
+            }
+            batch.append((key, task))
+            bytes += task.record.size
+        }
+        completeBatch()
+        return firstOutcome
+    }
+
+    /// What `prepare` found: a file to send, or the outcome of a job that has nothing to send.
+    private enum Prepared {
+        case skip(JobOutcome)
+        case ready(Outgoing)
+    }
+
+    /// Finds the rule and remote for a file, and its transfer: the unfinished one, or a new one
+    /// (`begin`) if the file is to be sent.
+    private func prepare(_ file: OutboxFile) -> Prepared {
         let policy = self.policy
         var log = logger
-        log[metadataKey: "transfer.recipient"] = "\(recipient)"
-        log[metadataKey: "transfer.file"] = "\(path)"
-        guard let rule = policy.outboxRule(for: recipient) else {
-            warnOnce("no outbox rule covers this recipient; its files wait in the outbox", key: "no rule for " + recipient,
-                     metadata: ["transfer.recipient": "\(recipient)"])
-            return .finished
+        log[metadataKey: "transfer.recipient"] = "\(file.recipient)"
+        log[metadataKey: "transfer.file"] = "\(file.path)"
+        guard let rule = policy.outboxRule(for: file.recipient) else {
+            warnOnce("no outbox rule covers this recipient; its files wait in the outbox", key: "no rule for " + file.recipient,
+                     metadata: ["transfer.recipient": "\(file.recipient)"])
+            return .skip(.finished)
         }
-        guard rule.selects(path), let remote = policy.remotes[rule.remote] else { return .finished }
+        guard rule.selects(file.path), let remote = policy.remotes[rule.remote] else { return .skip(.finished) }
         log[metadataKey: "transfer.remote"] = "\(remote.name)"
-        guard !isRefused(remote.name) else { return .finished }
-        let source = joinPath(spool.outbox(for: recipient), path)
-
+        guard !isRefused(remote.name) else { return .skip(.finished) }
+        let source = joinPath(spool.outbox(for: file.recipient), file.path)
         var record: TransferRecord?
         do {
-            let standing = try journal.standing(.outgoing, remote: remote.name, peer: recipient, source: path)
+            let standing = try journal.standing(.outgoing, remote: remote.name, peer: file.recipient, source: file.path)
             record = standing.active
             var opened: FileDescriptor?
             if record == nil {
-                guard let (file, version) = try admit(source, rule: rule, remote: remote, recipient: recipient, path: path,
-                                                      closed: closed, lastDone: standing.lastDone, log: log) else { return .finished }
-                let target = remotePath(recipient: recipient, path: path, rule: rule)
-                record = try journal.begin(.outgoing, peer: recipient, remote: remote.name, source: path, size: version.size,
-                                           modificationNanoseconds: version.modificationNanoseconds,
+                guard let (descriptor, version) = try admit(source, rule: rule, remote: remote, recipient: file.recipient,
+                                                            path: file.path, closed: file.closed, lastDone: standing.lastDone,
+                                                            log: log) else { return .skip(.finished) }
+                let target = remotePath(recipient: file.recipient, path: file.path, rule: rule)
+                record = try journal.begin(.outgoing, peer: file.recipient, remote: remote.name, source: file.path,
+                                           size: version.size, modificationNanoseconds: version.modificationNanoseconds,
                                            inode: Int64(bitPattern: version.inode), destination: target,
                                            temporary: temporaryName(for: target, pattern: rule.temporaryName))
-                opened = file
+                opened = descriptor
             }
-            let started = Date()
-            try pool.withConnection(to: remote) { transport in
-                try advance(&record!, through: transport, rule: rule, source: source, opened: opened, log: log)
-                opened = nil  // a second run on a fresh connection reopens the file
-            }
-            log.info("sent", metadata: [
-                "transfer.destination": "\(record!.destination ?? "")", "transfer.bytes": "\(record!.size)",
-                "transfer.duration": "\(String(format: "%.3f", Date().timeIntervalSince(started)))s",
-            ])
-            count { $0.sent += 1 }
-            return .finished
-        } catch is SourceGone {
-            if let record { try? journal.forget(id: record.id) }
-            return .finished
+            return .ready(Outgoing(file: file, rule: rule, remote: remote, source: source, log: log, record: record!,
+                                   opened: opened))
         } catch {
-            return handleSendFailure(error, record: record, rule: rule, remote: remote, recipient: recipient,
-                                     path: path, log: log)
+            return .skip(handleSendFailure(error, record: record, rule: rule, remote: remote, recipient: file.recipient,
+                                           path: file.path, log: log))
         }
+    }
+
+    /// Takes a file as far as `staged`: uploaded under its temporary name and checked. The record
+    /// is committed, not yet durable: `sendAlong` makes it so before the rename.
+    private func stage(_ task: inout Outgoing, through transport: any Transport) throws {
+        guard task.record.state == .queued || task.record.state == .transferring else { return }
+        try upload(&task.record, through: transport, rule: task.rule, source: task.source, opened: task.opened, log: task.log)
+        task.opened = nil  // a second run on a fresh connection reopens the file
+        task.uploadedNow = true
+    }
+
+    /// The steps after `staged`: the rename to the final name and the rule's after-step.
+    private func complete(_ task: inout Outgoing, through transport: any Transport) throws {
+        if task.record.state == .staged {
+            try place(&task.record, through: transport, rule: task.rule, uploadedNow: task.uploadedNow)
+        }
+        if task.record.state == .delivered {
+            try finish(&task.record, rule: task.rule, source: task.source)
+        }
+        task.log.info("sent", metadata: [
+            "transfer.destination": "\(task.record.destination ?? "")", "transfer.bytes": "\(task.record.size)",
+            "transfer.duration": "\(String(format: "%.3f", Date().timeIntervalSince(task.started)))s",
+        ])
+        count { $0.sent += 1 }
+    }
+
+    /// The outcome of a file whose transfer failed.
+    private func failed(_ task: Outgoing, _ error: Error) -> JobOutcome {
+        if error is SourceGone {
+            try? journal.forget(id: task.record.id)
+            return .finished
+        }
+        return handleSendFailure(error, record: task.record, rule: task.rule, remote: task.remote, recipient: task.file.recipient,
+                                 path: task.file.path, log: task.log)
     }
 
     /// Decides whether a file with no transfer under way should start one; returns it, open, and its
@@ -105,25 +206,6 @@ extension Agent {
                 advice: "raise max_size for \(recipient) in policies.yaml or send a smaller file, then move it back into outbox/\(recipient)/")
         }
         return (file, status)
-    }
-
-    /// Takes the record through its remaining steps. `opened` is the source, when it was just
-    /// admitted.
-    private func advance(_ record: inout TransferRecord, through transport: any Transport, rule: OutboxRule,
-                         source: String, opened: FileDescriptor?, log: Logger) throws {
-        switch record.state {
-        case .queued, .transferring:
-            try upload(&record, through: transport, rule: rule, source: source, opened: opened, log: log)
-            try place(&record, through: transport, rule: rule, uploadedNow: true)
-            try finish(&record, rule: rule, source: source)
-        case .staged:
-            try place(&record, through: transport, rule: rule, uploadedNow: false)
-            try finish(&record, rule: rule, source: source)
-        case .delivered:
-            try finish(&record, rule: rule, source: source)
-        case .done, .failed:
-            break
-        }
     }
 
     /// Copies the file to a temporary remote name; on return the copy is complete and checked.
@@ -172,7 +254,7 @@ extension Agent {
         }
         record.state = .staged
         record.bytesDone = before.size
-        try journal.save(record, durable: true)  // a rename without it would look undone, and be sent twice
+        try journal.save(record)  // made durable before the rename: a rename without it would look undone, and be sent twice
     }
 
     /// Uploads `file`; a large one in several streams when the transport can split it and the
@@ -340,4 +422,29 @@ extension TransferRecord {
         status.kind == .regular && status.size == size && status.modificationNanoseconds == modificationNanoseconds
             && Int64(bitPattern: status.inode) == inode
     }
+}
+
+/// An outbox file to send: what a send job is about.
+struct OutboxFile: Sendable {
+    let recipient: String
+    let path: String
+    /// False when the watcher saw only a creation: the file is then taken only if no one has it open
+    /// for writing.
+    var closed = true
+}
+
+/// One outbox file on its way, with what `prepare` found for it.
+struct Outgoing {
+    let file: OutboxFile
+    let rule: OutboxRule
+    let remote: Remote
+    /// The file's path in the outbox.
+    let source: String
+    let log: Logger
+    var record: TransferRecord
+    /// The file, open, when it was just admitted.
+    var opened: FileDescriptor?
+    /// Whether this job uploaded it (its temporary file is then known to be there).
+    var uploadedNow = false
+    let started = Date()
 }

@@ -71,6 +71,9 @@ final class LogSync: Sendable {
         commits.add(1, ordering: .sequentiallyConsistent).newValue
     }
 
+    /// The number of the last commit so far.
+    var lastCommit: UInt64 { commits.load(ordering: .sequentiallyConsistent) }
+
     /// Returns once the commit numbered `ticket` is on disk.
     func sync(through ticket: UInt64) throws {
         guard synced.load(ordering: .sequentiallyConsistent) < ticket else { return }
@@ -200,6 +203,11 @@ public final class Journal: Sendable {
         let (result, ticket) = try database.withLock { db in (try commit(db), log.committed()) }
         if durable { try log.sync(through: ticket) }
         return result
+    }
+
+    /// Returns once every commit so far is on disk: one fsync for the writes of several transfers.
+    public func makeDurable() throws {
+        try log.sync(through: log.lastCommit)
     }
 
     /// Records bytes moved so far, for `status`; not a durability point.

@@ -95,6 +95,34 @@ struct SFTPAgentTests {
         #expect(try FileSystem.contents(of: joinPath(agents.remoteFolder!, "alice->bob")).count == 500)
     }
 
+    /// Small files go in batches (one fsync, then the renames); a file that fails in a batch, before
+    /// its upload or at its rename, fails alone and the others are delivered once.
+    @Test func aBatchDeliversAllButItsFailingFiles() throws {
+        let agents = try TwoAgents(sftp: SSHTestServer.shared)
+        defer { agents.remove() }
+        let policy = String(decoding: read(agents.policyPath("alice")) ?? [], as: UTF8.self)
+        try agents.writePolicy("alice", policy.replacingOccurrences(of: "    remote: drop\n    retry",
+                                                                    with: "    remote: drop\n    conflict: fail\n    retry"))
+        let drop = joinPath(agents.remoteFolder!, "alice->bob")
+        let taken = ["file-05", "file-15", "file-25"]
+        for name in taken { try write(joinPath(drop, name), "theirs") }
+        try chown(agents.remoteFolder!)
+        let outbox = agents.outbox("alice", to: "bob")
+        for index in 0..<30 { try write(joinPath(outbox, String(format: "file-%02d", index)), "payload \(index)") }
+        try FileManager.default.createSymbolicLink(atPath: joinPath(outbox, "file-10-link"), withDestinationPath: "/etc/passwd")
+
+        let outcome = try agents.once("alice")
+        #expect(outcome.status == 65, "\(outcome.stderr.suffix(2000))")
+        #expect(outcome.stderr.contains("sent 27, received 0, failed 4, to retry 0"))
+        #expect(try FileSystem.contents(of: agents.failed("alice", to: "bob")).filter { !$0.hasSuffix(".reason") }.sorted()
+                    == ["file-05", "file-10-link", "file-15", "file-25"])
+        for index in 0..<30 {
+            let name = String(format: "file-%02d", index)
+            #expect(read(joinPath(drop, name)) == Array((taken.contains(name) ? "theirs" : "payload \(index)").utf8), "\(name)")
+        }
+        #expect(try FileSystem.contents(of: drop).count == 30, "no temporary file is left behind")
+    }
+
     @Test func anInterruptedDownloadResumes() throws {
         let agents = try TwoAgents(sftp: SSHTestServer.shared)
         defer { agents.remove() }

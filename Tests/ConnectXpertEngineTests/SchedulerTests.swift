@@ -1,0 +1,64 @@
+import Foundation
+import Synchronization
+import Testing
+
+@testable import ConnectXpertEngine
+
+/// What the jobs of a test did, in order.
+private final class Events: Sendable {
+    private let list = Mutex<[String]>([])
+    func add(_ event: String) { list.withLock { $0.append(event) } }
+    var all: [String] { list.withLock { $0 } }
+}
+
+@Suite struct SchedulerTests {
+    /// A running job takes over the waiting jobs of its remote that carry a payload of the kind it
+    /// asks for; their own work never runs, and the scheduler is idle once it ends them.
+    @Test func aRunningJobTakesOverWaitingJobsOfItsRemote() {
+        let scheduler = Scheduler(threads: 2) { _ in 1 }
+        defer { scheduler.stop() }
+        let events = Events()
+        let release = DispatchSemaphore(value: 0)
+        scheduler.enqueue(JobKey("first"), remote: "r", payload: "first") {
+            release.wait()  // until the others are queued
+            while let (key, payload) = scheduler.take(String.self, remote: "r") {
+                events.add("took \(payload)")
+                scheduler.end(key, outcome: .finished)
+            }
+            return .finished
+        }
+        for name in ["second", "third"] {
+            scheduler.enqueue(JobKey(name), remote: "r", payload: name) { events.add("ran \(name)"); return .finished }
+        }
+        scheduler.enqueue(JobKey("other remote"), remote: "s", payload: "other remote") { events.add("ran other remote"); return .finished }
+        scheduler.enqueue(JobKey("no payload"), remote: "r") { events.add("ran no payload"); return .finished }
+        release.signal()
+        scheduler.waitUntilIdle()
+        #expect(events.all.filter { $0.hasPrefix("took") } == ["took second", "took third"])
+        #expect(Set(events.all.filter { $0.hasPrefix("ran") }) == ["ran other remote", "ran no payload"])
+    }
+
+    /// A job queued again while it was taken over runs once more after it is ended, as a running
+    /// job's would; a taken job ended with a retry runs again too.
+    @Test func takenJobsEndAsRunningJobsDo() {
+        let scheduler = Scheduler(threads: 2) { _ in 1 }
+        defer { scheduler.stop() }
+        let events = Events()
+        let release = DispatchSemaphore(value: 0)
+        scheduler.enqueue(JobKey("first"), remote: "r", payload: 0) {
+            release.wait()
+            let queuedAgain = scheduler.take(Int.self, remote: "r")!
+            let retried = scheduler.take(Int.self, remote: "r")!
+            scheduler.enqueue(queuedAgain.key, remote: "r", payload: 1) { events.add("queued again ran"); return .finished }
+            scheduler.end(queuedAgain.key, outcome: .finished)
+            scheduler.end(retried.key, outcome: .retry(after: 0.01))
+            return .finished
+        }
+        scheduler.enqueue(JobKey("queued again"), remote: "r", payload: 1) { events.add("first version ran"); return .finished }
+        scheduler.enqueue(JobKey("retried"), remote: "r", payload: 2) { events.add("retry ran"); return .finished }
+        release.signal()
+        let deadline = Date().addingTimeInterval(10)
+        while events.all.count < 2 && Date() < deadline { scheduler.waitUntilIdle() }
+        #expect(Set(events.all) == ["queued again ran", "retry ran"])
+    }
+}
