@@ -42,24 +42,26 @@ public final class ConnectionPool: @unchecked Sendable {
     }
 
     /// Runs `body` with `count` connections to `remote` besides the one a job holds (idle ones, or
-    /// new); a connection that fails to open is left out. The caller must hold a scheduler slot for
-    /// each. Each connection is given back afterwards, unless `body` threw a transient error.
-    public func withExtraConnections<T>(_ count: Int, to remote: Remote, _ body: ([any Transport]) throws -> T) throws -> T {
-        let connections = (0..<count).compactMap { _ in takeIdle(remote) ?? (try? TransportFactory.connect(to: remote)) }
-        return try use(connections, for: remote) { try body(connections) }
+    /// new), each opened when `body` first asks for it. The caller must hold a scheduler slot for
+    /// each. Each connection opened is given back afterwards, unless `body` threw a transient error.
+    public func withExtraConnections<T>(_ count: Int, to remote: Remote, _ body: ([HelperConnection]) throws -> T) throws -> T {
+        let helpers = (0..<count).map { _ in
+            HelperConnection { [self] in try takeIdle(remote) ?? TransportFactory.connect(to: remote) }
+        }
+        return try use(helpers.compactMap(\.transport), for: remote) { try body(helpers) }
     }
 
-    /// Runs `body`, then gives `connections` back to the pool, unless `body` threw a transient
-    /// error: any of them may be broken, so they are let go.
-    private func use<T>(_ connections: [any Transport], for remote: Remote, _ body: () throws -> T) throws -> T {
+    /// Runs `body`, then gives `connections` (known once `body` has run) back to the pool, unless
+    /// `body` threw a transient error: any of them may be broken, so they are let go.
+    private func use<T>(_ connections: @autoclosure () -> [any Transport], for remote: Remote, _ body: () throws -> T) throws -> T {
         do {
             let result = try body()
-            for connection in connections { give(connection, for: remote) }
+            for connection in connections() { give(connection, for: remote) }
             return result
         } catch let error as TransportError where error.kind == .transient {
             throw error
         } catch {
-            for connection in connections { give(connection, for: remote) }
+            for connection in connections() { give(connection, for: remote) }
             throw error
         }
     }

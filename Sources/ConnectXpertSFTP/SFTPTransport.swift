@@ -115,7 +115,7 @@ public final class SFTPTransport: Transport {
     /// With helpers (as many as `extraStreams` asked for), the file is cut into as many parts: this
     /// connection creates the file and writes the first part while each helper, on a thread of its
     /// own, writes one of the others.
-    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [any Transport],
+    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [HelperConnection],
                        progress: TransferProgress) throws -> Int64 {
         try closeUploaded()
         let target = full(path)
@@ -124,12 +124,11 @@ public final class SFTPTransport: Transport {
             throw failure("open", target)
         }
         let size = try source.status().size
-        let sftpHelpers = helpers.compactMap { $0 as? SFTPTransport }
         // The one WRITE must leave in one piece: the channel's window must take it whole.
         let window = libssh2_channel_window_write_ex(libssh2_sftp_get_channel(channel.raw), nil)
-        let oneWrite = sftpHelpers.isEmpty && size <= Self.oneWriteLimit && Int64(window) > size + 1024
-        if !sftpHelpers.isEmpty {
-            try writeInParts(from: source, size: size, to: handle, target: target, helpers: sftpHelpers, progress: progress)
+        let oneWrite = helpers.isEmpty && size <= Self.oneWriteLimit && Int64(window) > size + 1024
+        if !helpers.isEmpty {
+            try writeInParts(from: source, size: size, to: handle, target: target, helpers: helpers, progress: progress)
         } else if !oneWrite {
             try write(from: source, range: 0..<Int64.max, to: handle, target: target, progress: progress)
         }
@@ -177,36 +176,46 @@ public final class SFTPTransport: Transport {
         guard handle.close() == 0 else { throw failure("close", path) }
     }
 
-    /// Writes the first part here and the others through the helpers, each on a thread of its own;
-    /// the first failure stops all of them and is thrown once all have ended.
+    /// Writes the first part here and the others through the helpers, each on a thread of its own
+    /// that first opens its connection. A part whose helper cannot connect or open the file is
+    /// written here, after the first. The first failure of a write stops all of them and is thrown
+    /// once all have ended.
     private func writeInParts(from source: FileDescriptor, size: Int64, to handle: SFTPHandle, target: String,
-                              helpers: [SFTPTransport], progress: TransferProgress) throws {
+                              helpers: [HelperConnection], progress: TransferProgress) throws {
         let share = size / Int64(helpers.count + 1)
         let parts = SplitUpload()
-        // The helpers' handles are opened here, before any thread starts: the file exists by now.
-        let streams = try helpers.enumerated().map { index, helper in
-            guard let part = try helper.open(target, flags: UInt(LIBSSH2_FXF_WRITE), mode: 0, type: LIBSSH2_SFTP_OPENFILE,
-                                             missingIsNil: false) else { throw helper.failure("open", target) }
-            let end = index == helpers.count - 1 ? Int64.max : share * Int64(index + 2)
-            return UncheckedSendable(value: (helper, part, share * Int64(index + 1)..<end))  // used by its thread alone
-        }
         let group = DispatchGroup()
-        for stream in streams {
+        for (index, helper) in helpers.enumerated() {
+            let range = share * Int64(index + 1)..<(index == helpers.count - 1 ? Int64.max : share * Int64(index + 2))
             group.enter()
             Thread {
                 defer { group.leave() }
-                let (helper, part, range) = stream.value
+                guard let connection = try? helper.open() as? SFTPTransport,
+                      let part = try? connection.open(target, flags: UInt(LIBSSH2_FXF_WRITE), mode: 0, type: LIBSSH2_SFTP_OPENFILE,
+                                                      missingIsNil: false) else {
+                    parts.leave(range)
+                    return
+                }
                 do {
-                    try helper.writePart(of: source, range: range, to: part, target: target, parts: parts)
+                    try connection.writePart(of: source, range: range, to: part, target: target, parts: parts)
                 } catch {
                     parts.fail(error)
                 }
             }.start()
         }
-        do {
-            try write(from: source, range: 0..<share, to: handle, target: target) { bytes in
-                !parts.failed && progress(bytes + parts.helperBytes)
+        var written: Int64 = 0  // by this connection, in the parts it finished
+        func writeHere(_ range: Range<Int64>) throws {
+            var acknowledged: Int64 = 0
+            try write(from: source, range: range, to: handle, target: target) { bytes in
+                acknowledged = bytes
+                return !parts.failed && progress(written + bytes + parts.helperBytes)
             }
+            written += acknowledged
+        }
+        do {
+            try writeHere(0..<share)
+            group.wait()
+            for range in parts.leftOver where !parts.failed { try writeHere(range) }
         } catch {
             parts.fail(error)
         }
@@ -416,22 +425,21 @@ public final class SFTPTransport: Transport {
     }
 }
 
-/// What the streams of one split upload share: the first failure (which stops the others) and the
-/// bytes the helpers have written, for progress.
+/// What the streams of one split upload share: the first failure (which stops the others), the
+/// bytes the helpers have written, for progress, and the parts no helper could start.
 private final class SplitUpload: @unchecked Sendable {
     private let lock = NSLock()
     private var error: Error?
     private var bytes: Int64 = 0
+    private var left: [Range<Int64>] = []
 
     var failed: Bool { lock.withLock { error != nil } }
     var firstError: Error? { lock.withLock { error } }
     var helperBytes: Int64 { lock.withLock { bytes } }
+    var leftOver: [Range<Int64>] { lock.withLock { left } }
 
     func fail(_ failure: Error) { lock.withLock { if error == nil { error = failure } } }
     func addHelperBytes(_ count: Int64) { lock.withLock { bytes += count } }
-}
-
-/// Hands a value that only one thread at a time uses to another thread.
-private struct UncheckedSendable<Value>: @unchecked Sendable {
-    let value: Value
+    /// A part whose helper could not connect or open the file, for the first connection to write.
+    func leave(_ range: Range<Int64>) { lock.withLock { left.append(range) } }
 }

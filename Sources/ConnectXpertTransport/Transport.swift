@@ -97,8 +97,28 @@ public protocol Transport: AnyObject {
     func extraStreams(forUploadOf size: Int64) -> Int
     /// `upload(from:to:attributes:progress:)` with `helpers`, more connections to the same remote,
     /// each writing a part of the file.
-    func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [any Transport],
+    func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [HelperConnection],
                 progress: TransferProgress) throws -> Int64
+}
+
+/// A further connection to the same remote for an upload in parts, opened by the thread that writes
+/// its part when it starts: the first part is already going up while it connects.
+public final class HelperConnection: @unchecked Sendable {
+    private let connect: () throws -> any Transport
+    /// The connection, once open.
+    public private(set) var transport: (any Transport)?
+
+    public init(_ connect: @escaping () throws -> any Transport) {
+        self.connect = connect
+    }
+
+    /// Opens the connection, the first time; one thread at a time.
+    public func open() throws -> any Transport {
+        if let transport { return transport }
+        let opened = try connect()
+        transport = opened
+        return opened
+    }
 }
 
 extension Transport {
@@ -106,7 +126,7 @@ extension Transport {
 
     public func extraStreams(forUploadOf size: Int64) -> Int { 0 }
 
-    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [any Transport],
+    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [HelperConnection],
                        progress: TransferProgress) throws -> Int64 {
         try upload(from: source, to: path, attributes: attributes, progress: progress)
     }

@@ -50,9 +50,10 @@ struct SFTPTransportTests {
         #expect(try sftp.list("alice->bob").isEmpty)
     }
 
-    /// A little over 100 MiB, in one stream, and split over helper connections (three parts: the
-    /// middle one has both ends inside the file).
-    @Test(arguments: [0, 2])
+    /// A little over 100 MiB: in one stream; split over two helper connections (three parts: the
+    /// middle one has both ends inside the file); and with a helper that cannot connect, whose part
+    /// then goes up over the first connection, after its own.
+    @Test(arguments: [0, 2, -1])
     func hundredMebibytesRoundTripBySHA256(helpers: Int) throws {
         let settings = try remote(server, extra: keyLogin(server))
         let sftp = try SFTPTransport(remote: settings)
@@ -72,11 +73,18 @@ struct SFTPTransportTests {
             try output.write(Array(chunk[0..<count]))
             left -= count
         }
-        let parts = try (0..<helpers).map { _ in try SFTPTransport(remote: settings) }
+        let parts = helpers < 0
+            ? [HelperConnection { throw TransportError(.transient, "cannot connect") }]
+            : (0..<helpers).map { _ in HelperConnection { try SFTPTransport(remote: settings) } }
         var reported: Int64 = 0
         #expect(try sftp.upload(from: try FileDescriptor.openForReading(source), to: "big.bin", attributes: .init(modificationNanoseconds: 0, mode: nil),
                                 helpers: parts) { reported = $0; return true } == size)
-        #expect(reported > Int64(size) / 3, "progress counts the helpers' bytes too")
+        if helpers > 0 {
+            #expect(reported > Int64(size) / 3, "progress counts the helpers' bytes too")
+        } else {
+            #expect(reported == Int64(size), "progress counts a part left over by a helper")
+        }
+        #expect(parts.allSatisfy { ($0.transport != nil) == (helpers > 0) })
         let copy = source + ".back"
         _ = try sftp.download("big.bin", size: Int64(size), from: 0, to: try FileDescriptor.create(copy)) { _ in true }
         #expect(try sha256(copy) == sha256(source))
