@@ -72,10 +72,8 @@ extension Agent {
     }
 
     func enqueueReceive(ruleIndex: Int, remote: String, sender: String, folder: String, path: String, listed: RemoteEntry) {
-        let source = joinPath(folder, path)
-        scheduler.enqueue(JobKey("in", remote, source), remote: remote) { [self] in
-            receive(ruleIndex: ruleIndex, sender: sender, source: source, relative: path, listed: listed)
-        }
+        let file = IncomingFile(ruleIndex: ruleIndex, sender: sender, source: joinPath(folder, path), relative: path, listed: listed)
+        scheduler.enqueue(JobKey("in", remote, file.source), remote: remote, payload: file) { [self] in receive(file) }
     }
 
     /// Resumes an incoming transfer found unfinished in the journal.
@@ -85,68 +83,152 @@ extension Agent {
                            metadata: ["transfer.source": "\(record.source)", "transfer.remote": "\(record.remote)"])
             return
         }
-        scheduler.enqueue(JobKey("in", record.remote, record.source), remote: record.remote) { [self] in
-            receive(ruleIndex: index, sender: record.peer, source: record.source, relative: nil, listed: nil)
+        let file = IncomingFile(ruleIndex: index, sender: record.peer, source: record.source, relative: nil, listed: nil)
+        scheduler.enqueue(JobKey("in", record.remote, record.source), remote: record.remote, payload: file) { [self] in
+            receive(file)
         }
     }
 
-    /// One remote file. `relative` is its path below the sender's folder and `listed` its entry in
-    /// the listing that found it (both nil when resuming, where the journal holds the names).
-    func receive(ruleIndex: Int, sender: String, source: String, relative: String?, listed found: RemoteEntry?) -> JobOutcome {
-        let policy = self.policy
-        guard let rule = policy.inbox[safe: ruleIndex], let remote = policy.remotes[rule.remote],
-              !isRefused(remote.name) else { return .finished }
-        var log = logger
-        log[metadataKey: "transfer.remote"] = "\(remote.name)"
-        log[metadataKey: "transfer.sender"] = "\(sender)"
-        log[metadataKey: "transfer.source"] = "\(source)"
-        var record: TransferRecord?
-        var listed: RemoteEntry?
+    /// One remote file, with other files waiting to be received from the same remote (see
+    /// `receiveAlong`).
+    func receive(_ file: IncomingFile) -> JobOutcome {
+        guard var task = Incoming(file, policy: policy, logger: logger), !isRefused(task.remote.name) else { return .finished }
         do {
-            let started = Date()
-            let received = try pool.withConnection(to: remote) { transport -> Bool in
-                var lastDone: TransferRecord?
-                if record == nil {
-                    (record, lastDone) = try journal.standing(.incoming, remote: remote.name, peer: sender, source: source)
-                }
-                if record == nil {
-                    guard let relative, let entry = try found ?? transport.entry(at: source), entry.kind == .file else { return false }
-                    if !rule.deleteRemote, let done = lastDone,
-                       done.size == entry.size, done.modificationNanoseconds == entry.modificationNanoseconds {
-                        return false  // kept on the remote and received already
-                    }
-                    if let limit = rule.maxSize, entry.size > limit.bytes {
-                        warnOnce("remote file is over the inbox max_size of \(limit); left on the remote", key: source,
-                                 metadata: ["transfer.bytes": "\(entry.size)"])
-                        return false
-                    }
-                    let destination = joinPath(destinationFolder(rule, sender: sender), relative)
-                    record = try journal.begin(.incoming, peer: sender, remote: remote.name, source: source,
-                                               size: entry.size, modificationNanoseconds: entry.modificationNanoseconds,
-                                               inode: 0, destination: destination, temporary: temporaryName(for: destination))
-                    listed = entry
-                }
-                try advance(&record!, through: transport, rule: rule, listed: listed, log: log)
-                listed = nil  // a second run on a fresh connection looks again
-                return true
+            return try pool.withConnection(to: task.remote) { transport in
+                guard try stage(&task, through: transport) else { return .finished }
+                return receiveAlong(task, through: transport)
             }
-            guard received else { return .finished }
-            log.info("received", metadata: [
-                "transfer.destination": "\(record?.destination ?? "")", "transfer.bytes": "\(record?.size ?? 0)",
-                "transfer.duration": "\(String(format: "%.3f", Date().timeIntervalSince(started)))s",
-            ])
-            count { $0.received += 1 }
-            return .finished
-        } catch let error where error is SourceGone || (error as? TransportError)?.kind == .notFound {
-            // Taken or deleted since it was listed (or received by a job that ran first): nothing to do.
-            if let record {
-                if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
-                try? journal.forget(id: record.id)
-            }
-            return .finished
         } catch {
-            return handleReceiveFailure(error, record: record, remote: remote, log: log)
+            return failed(task, error)
         }
+    }
+
+    /// Completes `first`, staged, together with files taken over from the queue for the same remote
+    /// while the batch is small: they are downloaded over this connection, one fsync makes all
+    /// their records durable, each is renamed into place, one fsync per folder makes the renames
+    /// durable, and only then are the remote copies deleted. Returns the outcome of `first`; the
+    /// files taken over are ended in the scheduler.
+    private func receiveAlong(_ first: Incoming, through transport: any Transport) -> JobOutcome {
+        var batch: [(key: JobKey?, task: Incoming)] = [(nil, first)]
+        var bytes = first.record?.size ?? 0
+        var firstOutcome = JobOutcome.finished
+        func end(_ key: JobKey?, _ outcome: JobOutcome) {
+            if let key { scheduler.end(key, outcome: outcome) } else { firstOutcome = outcome }
+        }
+        func completeBatch() {
+            let durable = Result { try journal.makeDurable() }
+            var placed: [(key: JobKey?, task: Incoming)] = []
+            for (key, var task) in batch {
+                do {
+                    try durable.get()
+                    try place(&task.record!, conflict: task.rule.conflict)
+                    placed.append((key, task))
+                } catch {
+                    end(key, failed(task, error))
+                }
+            }
+            let folders = Set(placed.compactMap { $0.task.record?.destination }.map(parentDirectory(of:)))
+            let synced = Result { for folder in folders.sorted() { try FileSystem.syncDirectory(folder) } }
+            for (key, var task) in placed {
+                do {
+                    try synced.get()
+                    try finishReceiving(&task, through: transport)
+                    end(key, .finished)
+                } catch {
+                    if task.record?.state == .delivered, case .failure = synced { task.record?.state = .staged }
+                    end(key, failed(task, error))
+                }
+            }
+            batch.removeAll()
+            bytes = 0
+        }
+        while batch.count < Self.batchFiles && bytes < Self.batchBytes,
+              let (key, file) = scheduler.take(IncomingFile.self, remote: first.remote.name) {
+            guard var task = Incoming(file, policy: policy, logger: logger) else {
+                scheduler.end(key, outcome: .finished)
+                continue
+            }
+            guard task.remote == first.remote else {  // the policy changed meanwhile
+                scheduler.end(key, outcome: .retry(after: 0))
+                continue
+            }
+            if (file.listed?.size ?? 0) >= Self.batchBytes { completeBatch() }  // those before it need not wait for it
+            do {
+                guard try stage(&task, through: transport) else {
+                    scheduler.end(key, outcome: .finished)
+                    continue
+                }
+            } catch {
+                scheduler.end(key, outcome: failed(task, error))
+                break  // the connection may be broken
+            }
+            batch.append((key, task))
+            bytes += task.record?.size ?? 0
+        }
+        completeBatch()
+        return firstOutcome
+    }
+
+    /// Finds or begins the transfer of a remote file, and takes it as far as `staged`: downloaded to
+    /// its local temporary name and fsynced. The record is committed, not yet durable:
+    /// `receiveAlong` makes it so before the rename. False when there is nothing to receive.
+    private func stage(_ task: inout Incoming, through transport: any Transport) throws -> Bool {
+        if task.record == nil {
+            let file = task.file, rule = task.rule
+            let standing = try journal.standing(.incoming, remote: task.remote.name, peer: file.sender, source: file.source)
+            task.record = standing.active
+            if task.record == nil {
+                guard let relative = file.relative, let entry = try file.listed ?? transport.entry(at: file.source),
+                      entry.kind == .file else { return false }
+                if !rule.deleteRemote, let done = standing.lastDone,
+                   done.size == entry.size, done.modificationNanoseconds == entry.modificationNanoseconds {
+                    return false  // kept on the remote and received already
+                }
+                if let limit = rule.maxSize, entry.size > limit.bytes {
+                    warnOnce("remote file is over the inbox max_size of \(limit); left on the remote", key: file.source,
+                             metadata: ["transfer.bytes": "\(entry.size)"])
+                    return false
+                }
+                let destination = joinPath(destinationFolder(rule, sender: file.sender), relative)
+                task.record = try journal.begin(.incoming, peer: file.sender, remote: task.remote.name, source: file.source,
+                                                size: entry.size, modificationNanoseconds: entry.modificationNanoseconds,
+                                                inode: 0, destination: destination, temporary: temporaryName(for: destination))
+                task.listed = entry
+            }
+        }
+        if task.record?.state == .queued || task.record?.state == .transferring {
+            try download(&task.record!, through: transport, listed: task.listed, log: task.log)
+        }
+        task.listed = nil  // a second run on a fresh connection looks again
+        return true
+    }
+
+    /// The last step, once the local copy is durable under its final name: the remote copy is
+    /// deleted (if the rule says so).
+    private func finishReceiving(_ task: inout Incoming, through transport: any Transport) throws {
+        guard var record = task.record, record.state == .delivered else { return }
+        if task.rule.deleteRemote { try transport.delete(record.source) }
+        record.state = .done
+        try journal.save(record)
+        task.record = record
+        task.log.info("received", metadata: [
+            "transfer.destination": "\(record.destination ?? "")", "transfer.bytes": "\(record.size)",
+            "transfer.duration": "\(String(format: "%.3f", Date().timeIntervalSince(task.started)))s",
+        ])
+        count { $0.received += 1 }
+    }
+
+    /// The outcome of a file whose transfer failed. A file taken or deleted since it was listed (or
+    /// received by a job that ran first) leaves nothing to do.
+    private func failed(_ task: Incoming, _ error: Error) -> JobOutcome {
+        guard error is SourceGone || (error as? TransportError)?.kind == .notFound else {
+            return handleReceiveFailure(error, record: task.record, remote: task.remote, log: task.log)
+        }
+        if let record = task.record {
+            if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
+            try? journal.forget(id: record.id)
+        }
+        return .finished
     }
 
     private func handleReceiveFailure(_ error: Error, record: TransferRecord?, remote: Remote, log: Logger) -> JobOutcome {
@@ -202,26 +284,6 @@ extension Agent {
         return absolutePath(rendered, relativeTo: parentDirectory(of: policy.sourceFile))
     }
 
-    /// Takes the record through its remaining steps. `listed` is the remote file's entry, when a
-    /// listing just found it.
-    private func advance(_ record: inout TransferRecord, through transport: any Transport, rule: InboxRule,
-                         listed: RemoteEntry?, log: Logger) throws {
-        switch record.state {
-        case .queued, .transferring:
-            try download(&record, through: transport, listed: listed, log: log)
-            try place(&record, conflict: rule.conflict)
-        case .staged:
-            try place(&record, conflict: rule.conflict)
-        case .delivered:
-            break
-        case .done, .failed:
-            return
-        }
-        if rule.deleteRemote { try transport.delete(record.source) }
-        record.state = .done
-        try journal.save(record)
-    }
-
     /// Copies the remote file to a local temporary name and makes it durable. A new attempt on an
     /// unchanged remote file continues from what the previous one left in the temporary file.
     private func download(_ record: inout TransferRecord, through transport: any Transport, listed: RemoteEntry?,
@@ -262,11 +324,11 @@ extension Agent {
         try FileSystem.setModificationTime(temporary, nanoseconds: entry.modificationNanoseconds)
         record.bytesDone = bytes
         record.state = .staged
-        try journal.save(record, durable: true)  // a rename without it would look undone, and be received twice
+        try journal.save(record)  // made durable before the rename: a rename without it would look undone, and be received twice
     }
 
-    /// Renames the local temporary file to its final name and makes the rename durable. A missing
-    /// temporary file means the rename happened before the previous run stopped.
+    /// Renames the local temporary file to its final name (`receiveAlong` then fsyncs the folder). A
+    /// missing temporary file means the rename happened before the previous run stopped.
     private func place(_ record: inout TransferRecord, conflict: ConflictHandling) throws {
         guard let temporary = record.temporary, let wanted = record.destination else {
             throw TransportError(.transient, "journal record without names")
@@ -293,8 +355,45 @@ extension Agent {
                     try journal.save(record, durable: true)
                 }
             }
-            try FileSystem.syncDirectory(parentDirectory(of: candidate))
         }
         record.state = .delivered  // saved with the next step; see TransferState.delivered
+    }
+}
+
+/// A remote file to receive: what a receive job is about.
+struct IncomingFile: Sendable {
+    let ruleIndex: Int
+    let sender: String
+    /// Its path on the remote.
+    let source: String
+    /// Its path below the sender's folder, and its entry in the listing that found it; both nil when
+    /// resuming, where the journal holds the names.
+    let relative: String?
+    let listed: RemoteEntry?
+}
+
+/// One remote file on its way, with its rule and remote.
+struct Incoming {
+    let file: IncomingFile
+    let rule: InboxRule
+    let remote: Remote
+    let log: Logger
+    /// Its transfer, once found or begun.
+    var record: TransferRecord?
+    /// The entry a download starts from, when a listing just found the file.
+    var listed: RemoteEntry?
+    let started = Date()
+
+    /// Nil when the rule or its remote is gone from the policy.
+    init?(_ file: IncomingFile, policy: Policy, logger: Logger) {
+        guard let rule = policy.inbox[safe: file.ruleIndex], let remote = policy.remotes[rule.remote] else { return nil }
+        self.file = file
+        self.rule = rule
+        self.remote = remote
+        var log = logger
+        log[metadataKey: "transfer.remote"] = "\(remote.name)"
+        log[metadataKey: "transfer.sender"] = "\(file.sender)"
+        log[metadataKey: "transfer.source"] = "\(file.source)"
+        self.log = log
     }
 }

@@ -123,6 +123,33 @@ struct SFTPAgentTests {
         #expect(try FileSystem.contents(of: drop).count == 30, "no temporary file is left behind")
     }
 
+    /// Small files are received in batches (one fsync for their records, one per folder for their
+    /// renames, then the remote deletes); a file that fails in a batch fails alone, left on the
+    /// remote, and the others are received once and deleted there.
+    @Test func aReceivedBatchStoresAllButItsFailingFiles() throws {
+        let agents = try TwoAgents(sftp: SSHTestServer.shared)
+        defer { agents.remove() }
+        let policy = String(decoding: read(agents.policyPath("bob")) ?? [], as: UTF8.self)
+        try agents.writePolicy("bob", policy.replacingOccurrences(of: "  - remote: drop\n    every:",
+                                                                  with: "  - remote: drop\n    conflict: fail\n    every:"))
+        let drop = joinPath(agents.remoteFolder!, "alice->bob")
+        for index in 0..<30 { try write(joinPath(drop, String(format: "file-%02d", index)), "payload \(index)") }
+        try chown(agents.remoteFolder!)
+        let inbox = agents.inbox("bob", from: "alice")
+        let taken = ["file-05", "file-15", "file-25"]
+        for name in taken { try write(joinPath(inbox, name), "mine") }
+
+        let outcome = try agents.once("bob")
+        #expect(outcome.status == 65, "\(outcome.stderr.suffix(2000))")
+        #expect(outcome.stderr.contains("sent 0, received 27, failed 3, to retry 0"))
+        for index in 0..<30 {
+            let name = String(format: "file-%02d", index)
+            #expect(read(joinPath(inbox, name)) == Array((taken.contains(name) ? "mine" : "payload \(index)").utf8), "\(name)")
+        }
+        #expect(try FileSystem.contents(of: inbox).count == 30, "no temporary file is left behind")
+        #expect(try FileSystem.contents(of: drop).sorted() == taken, "only the files that failed are left on the remote")
+    }
+
     @Test func anInterruptedDownloadResumes() throws {
         let agents = try TwoAgents(sftp: SSHTestServer.shared)
         defer { agents.remove() }
