@@ -275,14 +275,17 @@ private let curlHeader: cx_curl_data_callback = { buffer, size, count, context i
     return size * count
 }
 
+/// Split into lines as bytes: splitting the decoded text on `isNewline` (grapheme by grapheme) had
+/// cost 4 % of the agent's CPU on FTP uploads of small files.
 private let curlDebug: cx_curl_debug_callback = { _, type, data, size, context in
     guard type == CURLINFO_HEADER_OUT || type == CURLINFO_HEADER_IN, let data else { return 0 }
-    let text = String(decoding: UnsafeRawBufferPointer(start: data, count: size), as: UTF8.self)
-    for line in text.split(whereSeparator: \.isNewline) where !line.isEmpty {
+    for line in UnsafeRawBufferPointer(start: data, count: size).split(separator: UInt8(ascii: "\n")) {
+        let text = String(decoding: line.last == UInt8(ascii: "\r") ? line.dropLast() : line, as: UTF8.self)
+        guard !text.isEmpty else { continue }
         if type == CURLINFO_HEADER_OUT {
-            easy(context).record(command: String(line))
+            easy(context).record(command: text)
         } else {
-            easy(context).record(replyLine: String(line))
+            easy(context).record(replyLine: text)
         }
     }
     return 0
