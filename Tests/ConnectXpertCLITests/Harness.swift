@@ -141,6 +141,12 @@ struct TwoAgents {
         try FileSystem.writeFileAtomically(policyPath(id), contents: Array(text.utf8))
     }
 
+    /// Rewrites a user's policy with `text` in place of `original`.
+    func editPolicy(_ id: String, replacing original: String, with text: String) throws {
+        let policy = String(decoding: try FileSystem.readFile(policyPath(id)), as: UTF8.self)
+        try writePolicy(id, policy.replacingOccurrences(of: original, with: text))
+    }
+
     func outbox(_ id: String, to recipient: String) -> String { joinPath(root, id, "spool/outbox", recipient) }
     func inbox(_ id: String, from sender: String) -> String { joinPath(root, id, "spool/inbox", sender) }
     func failed(_ id: String, to recipient: String) -> String { joinPath(root, id, "spool/failed", recipient) }

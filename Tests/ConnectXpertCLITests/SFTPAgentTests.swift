@@ -100,9 +100,7 @@ struct SFTPAgentTests {
     @Test func aBatchDeliversAllButItsFailingFiles() throws {
         let agents = try TwoAgents(sftp: SSHTestServer.shared)
         defer { agents.remove() }
-        let policy = String(decoding: read(agents.policyPath("alice")) ?? [], as: UTF8.self)
-        try agents.writePolicy("alice", policy.replacingOccurrences(of: "    remote: drop\n    retry",
-                                                                    with: "    remote: drop\n    conflict: fail\n    retry"))
+        try agents.editPolicy("alice", replacing: "    remote: drop\n    retry", with: "    remote: drop\n    conflict: fail\n    retry")
         let drop = joinPath(agents.remoteFolder!, "alice->bob")
         let taken = ["file-05", "file-15", "file-25"]
         for name in taken { try write(joinPath(drop, name), "theirs") }
@@ -129,9 +127,7 @@ struct SFTPAgentTests {
     @Test func aReceivedBatchStoresAllButItsFailingFiles() throws {
         let agents = try TwoAgents(sftp: SSHTestServer.shared)
         defer { agents.remove() }
-        let policy = String(decoding: read(agents.policyPath("bob")) ?? [], as: UTF8.self)
-        try agents.writePolicy("bob", policy.replacingOccurrences(of: "  - remote: drop\n    every:",
-                                                                  with: "  - remote: drop\n    conflict: fail\n    every:"))
+        try agents.editPolicy("bob", replacing: "  - remote: drop\n    every:", with: "  - remote: drop\n    conflict: fail\n    every:")
         let drop = joinPath(agents.remoteFolder!, "alice->bob")
         for index in 0..<30 { try write(joinPath(drop, String(format: "file-%02d", index)), "payload \(index)") }
         try chown(agents.remoteFolder!)
