@@ -4,13 +4,17 @@ import ConnectXpertTransport
 import Foundation
 
 /// Runs `body` with a folder below a test server's `home` (its name, and its path) on a 1 MiB
-/// tmpfs owned by the login `owner`, so that an upload there finds the disk full; unmounts it after.
+/// tmpfs owned by the login `owner`, so that an upload there finds the disk full; unmounts it and
+/// removes the mount point after.
 public func withFullDisk<T>(below home: String, owner: String, _ body: (_ folder: String, _ mountPoint: String) throws -> T) throws -> T {
     let folder = "full-" + UUID().uuidString.prefix(8)
     let mountPoint = "\(home)/\(folder)"
     try FileSystem.createDirectories(mountPoint)
     try runChecked("/bin/mount", ["-t", "tmpfs", "-o", "size=1m,uid=\(owner),gid=\(owner)", "tmpfs", mountPoint])
-    defer { _ = try? runProgram("/bin/umount", [mountPoint]) }
+    defer {
+        _ = try? runProgram("/bin/umount", [mountPoint])
+        try? FileManager.default.removeItem(atPath: mountPoint)
+    }
     return try body(folder, mountPoint)
 }
 
