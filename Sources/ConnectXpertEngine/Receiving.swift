@@ -116,6 +116,7 @@ extension Agent {
             if let key { scheduler.end(key, outcome: outcome) } else { firstOutcome = outcome }
         }
         func completeBatch() {
+            guard !batch.isEmpty else { return }
             let durable = Result { try journal.makeDurable() }
             var placed: [(key: JobKey?, task: Incoming)] = []
             for (key, var task) in batch {
@@ -130,14 +131,19 @@ extension Agent {
             let folders = Set(placed.compactMap { $0.task.record?.destination }.map(parentDirectory(of:)))
             let synced = Result { for folder in folders.sorted() { try FileSystem.syncDirectory(folder) } }
             for (key, var task) in placed {
-                do {
-                    try synced.get()
-                    try finishReceiving(&task, through: transport)
-                    end(key, .finished)
-                } catch {
-                    if task.record?.state == .delivered, case .failure = synced { task.record?.state = .staged }
-                    end(key, failed(task, error))
+                let outcome: JobOutcome
+                if case .failure(let error) = synced {
+                    task.record?.state = .staged  // renamed, but maybe not durably: not delivered yet
+                    outcome = failed(task, error)
+                } else {
+                    do {
+                        try finishReceiving(&task, through: transport)
+                        outcome = .finished
+                    } catch {
+                        outcome = failed(task, error)
+                    }
                 }
+                end(key, outcome)
             }
             batch.removeAll()
             bytes = 0

@@ -12,8 +12,9 @@ import Logging
 ///     queued → transferring (to a remote temp name) → staged (complete) → delivered (renamed
 ///     to the final name) → done (the rule's after-step: delete, archive or keep)
 extension Agent {
-    /// At most this many files go in one batch (see `sendAlong`), and files are taken into a batch
-    /// only while it holds less than `batchBytes`: a file's rename waits for the batch's uploads.
+    /// At most this many files go in one batch (see `sendAlong` and `receiveAlong`), and files are
+    /// taken into a batch only while it holds less than `batchBytes`: a file's rename waits for the
+    /// batch's transfers.
     static let batchFiles = 16
     static let batchBytes: Int64 = 1 << 20
 
@@ -44,6 +45,7 @@ extension Agent {
         var bytes = first.record.size
         var firstOutcome = JobOutcome.finished
         func completeBatch() {
+            guard !batch.isEmpty else { return }
             let durable = Result { try journal.makeDurable() }
             for (key, var task) in batch {
                 let outcome: JobOutcome
