@@ -230,6 +230,16 @@ public final class Agent: Sendable {
         return delay
     }
 
+    /// A transient failure's outcome: in batch mode the file waits for the next run (and is counted
+    /// so), in the daemon it is tried again after `delay` seconds.
+    func deferOrRetry(after delay: Double) -> JobOutcome {
+        if mode == .batch {
+            count { $0.deferred += 1 }
+            return .finished
+        }
+        return .retry(after: delay)
+    }
+
     /// The temporary name beside `path` for writing it: the outbox rule's `temp_name`, by default
     /// `.<name>.cx<token>.part` (hidden, temporary by every convention, and ours alone).
     func temporaryName(for path: String, pattern: String = OutboxRule.defaultTemporaryName) -> String {

@@ -228,7 +228,7 @@ extension Agent {
     /// received by a job that ran first) leaves nothing to do.
     private func failed(_ task: Incoming, _ error: Error) -> JobOutcome {
         guard error is SourceGone || (error as? TransportError)?.kind == .notFound else {
-            return handleReceiveFailure(error, record: task.record, remote: task.remote, log: task.log)
+            return handleReceiveFailure(error, record: task.record, rule: task.rule, remote: task.remote, log: task.log)
         }
         if let record = task.record {
             if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
@@ -237,7 +237,8 @@ extension Agent {
         return .finished
     }
 
-    private func handleReceiveFailure(_ error: Error, record: TransferRecord?, remote: Remote, log: Logger) -> JobOutcome {
+    private func handleReceiveFailure(_ error: Error, record: TransferRecord?, rule: InboxRule, remote: Remote,
+                                      log: Logger) -> JobOutcome {
         var log = log
         log[metadataKey: "transfer.error"] = "\(error)"
         if let record, record.state == .delivered {
@@ -257,32 +258,37 @@ extension Agent {
             }
             return .finished
         case .transient:
-            if var record {
-                record.attempts += 1
-                record.lastError = "\(error)"
+            guard var record else {
+                log.warning("cannot start the download; will retry")
+                return deferOrRetry(after: rule.retry.initial.seconds)
+            }
+            if let delay = scheduleRetry(&record, error: error, retry: rule.retry) {
                 try? journal.save(record)
+                log.warning("download failed; will retry", metadata: [
+                    "transfer.attempt": "\(record.attempts)", "transfer.retry_in": "\(TimeSpan(seconds: delay))",
+                ])
+                return deferOrRetry(after: delay)
             }
-            log.warning("download failed; will retry")
-            if mode == .batch {
-                count { $0.deferred += 1 }
-                return .finished
-            }
-            return .retry(after: RetryPolicy.default.delay(afterAttempt: record?.attempts ?? 1))
+            leaveOnRemote(record, reason: "gave up after \(rule.retry.giveUpAfter) of failed attempts; the last error: \(error)",
+                          log: log)
         case .refused:
             refused(error, remote: remote.name)
-            return .finished
         case .permanent:
-            // The remote copy stays where it is; a person has to look.
-            if var record {
-                if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
-                record.state = .failed
-                record.lastError = "\(error)"
-                try? journal.save(record)
-            }
-            log.error("cannot receive; the file is left on the remote")
-            count { $0.failed += 1 }
-            return .finished
+            leaveOnRemote(record, reason: "\(error)", log: log)
         }
+        return .finished
+    }
+
+    /// A download that cannot be done: the remote copy stays where it is, and a person has to look.
+    private func leaveOnRemote(_ record: TransferRecord?, reason: String, log: Logger) {
+        if var record {
+            if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
+            record.state = .failed
+            record.lastError = reason
+            try? journal.save(record)
+        }
+        log.error("cannot receive; the file is left on the remote", metadata: ["transfer.reason": "\(reason)"])
+        count { $0.failed += 1 }
     }
 
     private func destinationFolder(_ rule: InboxRule, sender: String) -> String {
@@ -316,6 +322,8 @@ extension Agent {
             record.state = .transferring
         }
         try FileSystem.createDirectories(parentDirectory(of: destination))
+        // An empty temporary file (an earlier attempt stopped before its first byte) is begun anew.
+        if offset == 0 { try FileSystem.removeIfPresent(temporary) }
         let file = offset > 0 ? try FileDescriptor.open(temporary, flags: O_WRONLY | O_APPEND) : try FileDescriptor.create(temporary)
         if offset > 0 {
             log.info("resuming the download", metadata: ["transfer.offset": "\(offset)", "transfer.bytes": "\(entry.size)"])

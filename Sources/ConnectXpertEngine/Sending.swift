@@ -390,14 +390,6 @@ extension Agent {
         return .finished
     }
 
-    private func deferOrRetry(after delay: Double) -> JobOutcome {
-        if mode == .batch {
-            count { $0.deferred += 1 }
-            return .finished
-        }
-        return .retry(after: delay)
-    }
-
     private func moveToFailed(record: TransferRecord?, reason: String, advice: String, recipient: String, path: String,
                               log: Logger) {
         do {

@@ -128,17 +128,12 @@ public struct RetryPolicy: Equatable, Sendable {
         now - firstFailure >= giveUpAfter.seconds ? nil : delay(afterAttempt: attempt)
     }
 
-    /// The pause before attempt `attempt + 1` (attempt counts from 1), with ±20 % jitter.
+    /// The pause before attempt `attempt + 1` (attempt counts from 1; a smaller number counts as
+    /// 1), with ±20 % jitter.
     public func delay(afterAttempt attempt: Int) -> Double {
-        let exponent = Double(min(attempt - 1, 30))
-        let base = min(maximum.seconds, initial.seconds * pow2(exponent))
+        let doublings = min(max(attempt, 1) - 1, 30)
+        let base = min(maximum.seconds, initial.seconds * Double(1 << doublings))
         return base * Double.random(in: 0.8...1.2)
-    }
-
-    private func pow2(_ exponent: Double) -> Double {
-        var value = 1.0
-        for _ in 0..<Int(exponent) { value *= 2 }
-        return value
     }
 }
 
@@ -185,6 +180,9 @@ public struct InboxRule: Equatable, Sendable {
     public var deleteRemote: Bool
     public var conflict: ConflictHandling
     public var maxSize: ByteSize?
+    /// The backoff for transient failures of a download; after `giveUpAfter` the file is left on
+    /// the remote as failed.
+    public var retry: RetryPolicy
 }
 
 /// The `mail:` section.

@@ -258,10 +258,11 @@ struct InboxRuleDocument: Decodable {
     var deleteRemote: Bool?
     var conflict: ConflictHandling?
     var maxSize: ByteSize?
+    var retry: RetryDocument?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case remote, senders, remoteFolder = "remote_folder", every, destination
-        case deleteRemote = "delete_remote", conflict, maxSize = "max_size"
+        case deleteRemote = "delete_remote", conflict, maxSize = "max_size", retry
     }
 
     init(from decoder: Decoder) throws {
@@ -274,6 +275,7 @@ struct InboxRuleDocument: Decodable {
         deleteRemote = try c.decodeIfPresent(Bool.self, forKey: .deleteRemote)
         conflict = try c.decodeChoiceIfPresent(ConflictHandling.self, forKey: .conflict)
         maxSize = try c.decodeIfPresent(ByteSize.self, forKey: .maxSize)
+        retry = try c.decodeIfPresent(RetryDocument.self, forKey: .retry)
     }
 }
 

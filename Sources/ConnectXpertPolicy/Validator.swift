@@ -440,7 +440,8 @@ struct Validator {
         return InboxRule(
             remote: document.remote, senders: document.senders ?? [Glob("*")], remoteFolder: folder, every: every,
             destination: destination, deleteRemote: document.deleteRemote ?? true,
-            conflict: document.conflict ?? .rename, maxSize: document.maxSize)
+            conflict: document.conflict ?? .rename, maxSize: document.maxSize,
+            retry: buildRetry(document.retry, default: .default, path: path + ["retry"]))
     }
 
     private mutating func checkRemoteReference(_ name: String, path: [Any], remotes: [String: RemoteDocument]) {

@@ -42,7 +42,7 @@ struct PolicyExplanation {
             details += "; then \(rule.after.rawValue); on a name conflict: \(rule.conflict.rawValue)"
             details += "; max size: \(rule.maxSize.map(\.description) ?? "none")"
             lines.append(details)
-            lines.append("    retry after \(rule.retry.initial), doubling up to \(rule.retry.maximum); give up after \(rule.retry.giveUpAfter)")
+            lines.append("    " + describe(rule.retry))
         }
         lines.append("")
         lines.append("Receiving:")
@@ -51,6 +51,7 @@ struct PolicyExplanation {
             let senders = rule.senders.map(\.pattern).joined(separator: ", ")
             lines.append("  \(rule.remote):\(rule.remoteFolder.render(["recipient": policy.identity.id])) from senders \(senders), every \(rule.every)")
             lines.append("    into \(rule.destination); remote copies are \(rule.deleteRemote ? "deleted once stored" : "kept"); on a name conflict: \(rule.conflict.rawValue)")
+            lines.append("    " + describe(rule.retry))
         }
         lines.append("")
         lines.append("Mail:")
@@ -61,7 +62,7 @@ struct PolicyExplanation {
         if let smtp = mail.smtp {
             lines.append("  mail/outbox/*.eml -> \(smtp.url) (\(security(smtp))\(smtp.user.map { ", login \($0)" } ?? ""), timeout \(smtp.timeout))")
             lines.append("    from \(mail.from ?? "each message's From:"); sent mail is \(mail.after == .archive ? "kept in mail/sent/" : "deleted")")
-            lines.append("    retry after \(mail.retry.initial), doubling up to \(mail.retry.maximum); give up after \(mail.retry.giveUpAfter)")
+            lines.append("    " + describe(mail.retry))
         } else {
             lines.append("  no SMTP server (mail.smtp): queued mail waits")
         }
@@ -82,4 +83,9 @@ struct PolicyExplanation {
             + (share.viewOnly ? ", view only" : "") + (share.once ? ", ends when the viewer leaves" : ""))
         return lines.joined(separator: "\n")
     }
+}
+
+/// A rule's backoff, as `check` explains it.
+private func describe(_ retry: RetryPolicy) -> String {
+    "retry after \(retry.initial), doubling up to \(retry.maximum); give up after \(retry.giveUpAfter)"
 }

@@ -1,4 +1,5 @@
 import ConnectXpertSystem
+import ConnectXpertTestSupport
 import Foundation
 import Testing
 
@@ -31,6 +32,64 @@ import Testing
         #expect(reason.contains("reason: gave up after 1s of failed attempts; the last error: drop "))
         #expect(reason.contains("does not exist (not mounted, or not created yet)"))
         #expect(read(joinPath(agents.failed("alice", to: "bob"), "doomed.txt")) == Array("d".utf8))
+    }
+}
+
+/// Downloads that fail for a while: the daemon keeps running, and the file arrives once it can.
+@Suite struct ReceiveRetryTests {
+    /// Bob's destination on a 1 MiB tmpfs filled to the last byte: a download fails (ENOSPC) after
+    /// its temporary file was created, and leaves it empty.
+    static func withFullDestination(_ agents: TwoAgents, _ body: (_ filler: String) throws -> Void) throws {
+        try withFullDisk(below: agents.root, owner: "root") { _, mountPoint in
+            try agents.editPolicy("bob", replacing: "    every: 200ms\n", with: """
+                    every: 200ms
+                    destination: \(mountPoint)/{sender}
+                    retry:
+                      initial: 200ms
+                      max: 500ms
+
+                """)
+            let filler = joinPath(mountPoint, "filler")
+            _ = try runProgram("/bin/dd", ["if=/dev/zero", "of=\(filler)", "bs=64k"])  // ends at ENOSPC
+            try body(filler)
+        }
+    }
+
+    @Test func theDaemonRetriesAFailedDownloadUntilItIsStored() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        try write(joinPath(agents.drop, "alice->bob/later.txt"), "stored at last")
+        try Self.withFullDestination(agents) { filler in
+            let bob = try agents.startDaemon("bob")
+            defer { bob.signal(SIGTERM); bob.wait() }
+            #expect(eventually { bob.log.components(separatedBy: "download failed; will retry").count >= 3 },
+                    "retried with the rule's backoff: \(bob.log)")
+            #expect(bob.process.isRunning, "the daemon survives a failed download")
+            try FileSystem.removeIfPresent(filler)
+            let stored = joinPath(parentDirectory(of: filler), "alice/later.txt")
+            #expect(eventually { read(stored) == Array("stored at last".utf8) }, "\(bob.log)")
+            #expect(!bob.log.contains("File exists"), "an empty temporary file is begun again: \(bob.log)")
+            #expect(eventually { files(below: agents.drop).isEmpty }, "the remote copy is deleted once stored")
+        }
+    }
+
+    @Test func aDownloadThatStoppedBeforeItsFirstByteIsBegunAgain() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        try write(joinPath(agents.drop, "alice->bob/again.txt"), "whole")
+        try Self.withFullDestination(agents) { filler in
+            let full = try agents.once("bob")
+            #expect(full.status == 75, "\(full.stderr)")
+            #expect(full.stderr.contains("No space left on device"), "\(full.stderr)")
+            let folder = joinPath(parentDirectory(of: filler), "alice")
+            #expect(try FileManager.default.contentsOfDirectory(atPath: folder).count == 1, "the empty temporary file")
+            try FileSystem.removeIfPresent(filler)
+            let next = try agents.once("bob")
+            #expect(next.status == 0, "\(next.stderr)")
+            #expect(next.stderr.hasSuffix("received 1, failed 0, to retry 0\n"), "\(next.stderr)")
+            #expect(files(below: folder) == ["again.txt"])
+            #expect(read(joinPath(folder, "again.txt")) == Array("whole".utf8))
+        }
     }
 }
 
