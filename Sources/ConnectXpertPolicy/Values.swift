@@ -4,15 +4,26 @@ import Foundation
 public struct TimeSpan: Equatable, Comparable, Sendable, CustomStringConvertible, Decodable {
     public let seconds: Double
 
+    /// The longest duration a policy may give: 100 years, far beyond any use, and well within what
+    /// every timer and counter the agent hands a duration to can hold.
+    public static let maximum = TimeSpan(seconds: 36_500 * 86_400)
+
     public init(seconds: Double) { self.seconds = seconds }
 
+    /// Nil when `text` is not a duration or is longer than `maximum`.
     public init?(parsing text: String) {
+        guard let seconds = Self.seconds(in: text), seconds <= Self.maximum.seconds else { return nil }
+        self.seconds = seconds
+    }
+
+    /// The seconds `text` says, however many.
+    private static func seconds(in text: String) -> Double? {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400), ("w", 604_800)]
         var rest = Substring(text.trimmingCharacters(in: .whitespaces))
         var total = 0.0
         guard !rest.isEmpty else { return nil }
         while !rest.isEmpty {
-            let number = rest.prefix(while: { $0.isNumber || $0 == "." })
+            let number = rest.prefix(while: { $0.isASCII && ($0.isNumber || $0 == ".") })
             guard let value = Double(number) else { return nil }
             rest = rest.dropFirst(number.count)
             let unitText = rest.prefix(while: { $0.isLetter })
@@ -20,18 +31,22 @@ public struct TimeSpan: Equatable, Comparable, Sendable, CustomStringConvertible
             rest = rest.dropFirst(unitText.count)
             total += value * unit.1
         }
-        seconds = total
+        return total
     }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
-        guard let value = TimeSpan(parsing: text) else {
+        guard let seconds = Self.seconds(in: text) else {
             throw DecodingError.dataCorruptedError(
                 in: container,
                 debugDescription: "'\(text)' is not a duration: write a number and a unit, such as 500ms, 30s, 5m, 2h or 1d")
         }
-        self = value
+        guard seconds <= Self.maximum.seconds else {
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "'\(text)' is too long: a duration is at most \(Self.maximum)")
+        }
+        self.init(seconds: seconds)
     }
 
     public static func < (lhs: TimeSpan, rhs: TimeSpan) -> Bool { lhs.seconds < rhs.seconds }
@@ -53,9 +68,20 @@ public struct TimeSpan: Equatable, Comparable, Sendable, CustomStringConvertible
 public struct ByteSize: Equatable, Comparable, Sendable, CustomStringConvertible, Decodable {
     public let bytes: Int64
 
+    /// The largest size a policy may give: 1024 TiB, beyond any file system, and well within the
+    /// 64-bit byte counts sizes are compared with.
+    public static let maximum = ByteSize(bytes: 1 << 50)
+
     public init(bytes: Int64) { self.bytes = bytes }
 
+    /// Nil when `text` is not a size or is larger than `maximum`.
     public init?(parsing text: String) {
+        guard let bytes = Self.bytes(in: text), bytes <= Double(Self.maximum.bytes) else { return nil }
+        self.bytes = Int64(bytes)
+    }
+
+    /// The bytes `text` says, however many.
+    private static func bytes(in text: String) -> Double? {
         let units: [String: Double] = [
             "": 1, "B": 1,
             "K": 1024, "KiB": 1024, "KB": 1000,
@@ -64,25 +90,25 @@ public struct ByteSize: Equatable, Comparable, Sendable, CustomStringConvertible
             "T": 1_099_511_627_776, "TiB": 1_099_511_627_776, "TB": 1e12,
         ]
         let trimmed = text.trimmingCharacters(in: .whitespaces)
-        let number = trimmed.prefix(while: { $0.isNumber || $0 == "." })
+        let number = trimmed.prefix(while: { $0.isASCII && ($0.isNumber || $0 == ".") })
         let unit = trimmed.dropFirst(number.count).trimmingCharacters(in: .whitespaces)
-        guard let value = Double(number), let factor = units[unit], value >= 0 else { return nil }
-        bytes = Int64(value * factor)
+        guard let value = Double(number), let factor = units[unit] else { return nil }
+        return (value * factor).rounded(.down)
     }
 
     public init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
-        if let number = try? container.decode(Int64.self) {
-            self.init(bytes: number)
-            return
-        }
-        let text = try container.decode(String.self)
-        guard let value = ByteSize(parsing: text) else {
+        let text = try (try? container.decode(Int64.self)).map(String.init) ?? container.decode(String.self)
+        guard let bytes = Self.bytes(in: text) else {
             throw DecodingError.dataCorruptedError(
                 in: container,
                 debugDescription: "'\(text)' is not a size: write bytes or a number with a unit, such as 512KiB, 10MB or 2GiB")
         }
-        self = value
+        guard bytes <= Double(Self.maximum.bytes) else {
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "'\(text)' is too large: a size is at most \(Self.maximum)")
+        }
+        self.init(bytes: Int64(bytes))
     }
 
     public static func < (lhs: ByteSize, rhs: ByteSize) -> Bool { lhs.bytes < rhs.bytes }

@@ -22,6 +22,10 @@ import Testing
         try agents.writePolicy("alice", original + "bogus: true\n")
         #expect(eventually { alice.log.contains("policy edit rejected; the previous policy stays in force") })
         #expect(alice.log.contains("unknown key 'bogus'"))
+        let tooLarge = original.replacingOccurrences(of: "    remote: drop\n    retry", with: "    remote: drop\n    max_size: 9000000000GiB\n    retry")
+        try agents.writePolicy("alice", tooLarge)
+        #expect(eventually { alice.log.contains("policies.yaml:9:15: error: outbox[0].max_size: '9000000000GiB' is too large") },
+                "\(alice.log)")
         try write(joinPath(outbox, "still-working.txt"), "s")
         #expect(eventually { FileSystem.exists(joinPath(agents.drop, "to-bob/still-working.txt")) },
                 "the policy in force before the bad edit keeps working")

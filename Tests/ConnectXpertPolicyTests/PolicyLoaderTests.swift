@@ -120,6 +120,23 @@ func problems(_ text: String) -> [String] {
             """])
     }
 
+    @Test func sizesAndDurationsTooLargeToHoldAreRefused() {
+        let longTimeout = validPolicy.replacingOccurrences(
+            of: "    url: file:///srv/drop\n", with: "    url: file:///srv/drop\n    timeout: 99999999999999999999m\n")
+        #expect(problems(longTimeout) == ["""
+            policies.yaml:6:14: error: remotes.drop.timeout: '99999999999999999999m' is too long: a duration is at most 36500d
+                    timeout: 99999999999999999999m
+                             ^
+            """])
+        let largeSize = validPolicy.replacingOccurrences(
+            of: "    remote: drop\ninbox", with: "    remote: drop\n    max_size: 9000000000GiB\ninbox")
+        #expect(problems(largeSize) == ["""
+            policies.yaml:9:15: error: outbox[0].max_size: '9000000000GiB' is too large: a size is at most 1024TiB
+                    max_size: 9000000000GiB
+                              ^
+            """])
+    }
+
     @Test func misspelledChoice() {
         let text = validPolicy.replacingOccurrences(of: "    remote: drop\ninbox", with: "    remote: drop\n    after: archiv\ninbox")
         #expect(problems(text) == ["""

@@ -8,7 +8,8 @@ import Testing
         #expect(TimeSpan(parsing: text)?.seconds == seconds)
     }
 
-    @Test(arguments: ["", "5", "5 minutes", "m", "-1s", "1x"])
+    @Test(arguments: ["", "5", "5 minutes", "m", "-1s", "1x", "99999999999999999999m", "36501d", "٣s",
+                      String(repeating: "9", count: 400) + "s"])
     func badDurations(text: String) {
         #expect(TimeSpan(parsing: text) == nil)
     }
@@ -24,9 +25,24 @@ import Testing
         #expect(ByteSize(parsing: text)?.bytes == bytes)
     }
 
-    @Test(arguments: ["", "ten", "10 parsecs", "-5"])
+    @Test(arguments: ["", "ten", "10 parsecs", "-5", "9000000000GiB", "1025TiB", "99999999999999999999",
+                      String(repeating: "9", count: 400)])
     func badSizes(text: String) {
         #expect(ByteSize(parsing: text) == nil)
+    }
+
+    @Test func theLargestValuesParse() {
+        #expect(TimeSpan(parsing: "36500d") == TimeSpan.maximum)
+        #expect(TimeSpan.maximum.description == "36500d")
+        #expect(ByteSize(parsing: "1024TiB") == ByteSize.maximum)
+    }
+
+    @Test(arguments: [-1, 0, 1])
+    func aRetryAfterNoCountedAttemptWaitsTheInitialPause(attempt: Int) {
+        let retry = RetryPolicy(initial: TimeSpan(seconds: 10), maximum: TimeSpan(seconds: 600),
+                                giveUpAfter: TimeSpan(seconds: 3600))
+        #expect((8...12).contains(retry.delay(afterAttempt: attempt)))
+        #expect((480...720).contains(retry.delay(afterAttempt: Int.max)))
     }
 
     @Test func globsMatchNamesOrWholePaths() {
