@@ -155,7 +155,10 @@ class ServerBench:
 
     def agent_download(self):
         remote = self.stage_remote("d-agent").split("/")[0]
-        folder = self.policy(f"bob-{self.round}", remote, identity="bob", extra="inbox:\n  - remote: server\n")
+        # stable_for: 0, as the peers take files at once too: the staged files were complete before the
+        # timed run, and a batch pass would otherwise wait stable_for to list them again.
+        folder = self.policy(f"bob-{self.round}", remote, identity="bob",
+                             extra="inbox:\n  - remote: server\n    stable_for: 0\n")
         return self.agent(folder)
 
     def table(self, title, rates, unit, target, peers=None):

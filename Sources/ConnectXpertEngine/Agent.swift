@@ -51,6 +51,8 @@ public final class Agent: Sendable {
     let warned = Mutex(Set<String>())
     /// Remotes that refused us (authentication, host key) since the last reload.
     let refusedRemotes = Mutex(Set<String>())
+    /// What each inbox rule's last listing saw of files not yet stable, by rule index.
+    let sightings = Mutex([Int: Sightings]())
 
     public init(policy: Policy, mode: RunMode, logger: Logger) throws {
         spool = Spool(root: policy.spool)
@@ -240,9 +242,10 @@ public final class Agent: Sendable {
         return .retry(after: delay)
     }
 
-    /// The temporary name beside `path` for writing it: the outbox rule's `temp_name`, by default
-    /// `.<name>.cx<token>.part` (hidden, temporary by every convention, and ours alone).
-    func temporaryName(for path: String, pattern: String = OutboxRule.defaultTemporaryName) -> String {
+    /// The temporary name for writing `path`: an upload's follows the outbox rule's `temp_name`; a
+    /// download's is `.<name>.cx<token>.part` beside it (hidden, temporary by every convention, and
+    /// ours alone).
+    func temporaryName(for path: String, pattern: String = OutboxRule.besideTemporaryName) -> String {
         OutboxRule.temporaryPath(for: path, pattern: pattern, token: String(UInt64.random(in: 0...UInt64.max), radix: 36))
     }
 

@@ -23,24 +23,42 @@ extension Agent {
         guard !isRefused(remote.name) else { return .finished }
         var log = logger
         log[metadataKey: "transfer.remote"] = "\(remote.name)"
+        var seen = Sightings(after: sightings.withLock { $0[ruleIndex] })
+        let now = Date().timeIntervalSince1970
         do {
             try pool.withConnection(to: remote) { transport in
-                for folder in try transport.list(pattern.parent) where folder.kind == .directory {
+                // Hidden folders are nobody's drop (uploads in progress are in .connectxpert-temp).
+                for folder in try transport.list(pattern.parent) where folder.kind == .directory && !folder.name.hasPrefix(".") {
                     guard let sender = pattern.sender(inFolderNamed: folder.name), rule.senders.anyMatches(sender) else {
                         continue
                     }
-                    try collect(transport, folder: pattern.folder(for: sender), below: "", depth: 0) { path, entry in
+                    let senderFolder = pattern.folder(for: sender)
+                    try collect(transport, folder: senderFolder, below: "", depth: 0) { path, entry in
+                        guard seen.isStable(joinPath(senderFolder, path), entry, for: rule.stableFor.seconds, now: now) else {
+                            return log.debug("still changing or just seen; taken once stable", metadata: [
+                                "transfer.source": "\(Names.printable(joinPath(senderFolder, path)))",
+                            ])
+                        }
                         enqueueReceive(ruleIndex: ruleIndex, remote: remote.name, sender: sender,
-                                       folder: pattern.folder(for: sender), path: path, listed: entry)
+                                       folder: senderFolder, path: path, listed: entry)
                     }
                 }
             }
         } catch where classify(error) == .refused {
             refused(error, remote: remote.name)
+            return .finished
         } catch {
             log.warning("cannot list the inbox drops", metadata: ["transfer.error": "\(error)"])
             if mode == .batch { count { $0.deferred += 1 } }
+            return .finished
         }
+        sightings.withLock { $0[ruleIndex] = seen }
+        guard let wait = seen.soonest else { return .finished }
+        // The daemon lists again as soon as the first unsettled file can be stable; a batch pass
+        // once, and leaves what is still changing then for the next run.
+        if mode == .daemon || seen.pass == 1 { return .retry(after: max(wait, 0.05)) }
+        log.info("files still being written are left for the next run", metadata: ["transfer.files": "\(seen.unsettled)"])
+        count { $0.deferred += seen.unsettled }
         return .finished
     }
 
@@ -186,8 +204,7 @@ extension Agent {
             if task.record == nil {
                 guard let relative = file.relative, let entry = try file.listed ?? transport.entry(at: file.source),
                       entry.kind == .file else { return false }
-                if !rule.deleteRemote, let done = standing.lastDone,
-                   done.size == entry.size, done.modificationNanoseconds == entry.modificationNanoseconds {
+                if !rule.deleteRemote, let done = standing.lastDone, done.isVersion(of: entry) {
                     return false  // kept on the remote and received already
                 }
                 if let limit = rule.maxSize, entry.size > limit.bytes {
@@ -213,7 +230,17 @@ extension Agent {
     /// deleted (if the rule says so).
     private func finishReceiving(_ task: inout Incoming, through transport: any Transport) throws {
         guard var record = task.record, record.state == .delivered else { return }
-        if task.rule.deleteRemote { try transport.delete(record.source) }
+        if task.rule.deleteRemote {
+            // Deleted only if it is still the version received: a writer may have gone on since.
+            if let now = try transport.entry(at: record.source), !record.isVersion(of: now) {
+                task.log.warning("""
+                    the remote file changed after it was received; it is left on the remote, to be received again \
+                    as a new version once stable
+                    """, metadata: ["transfer.bytes": "\(now.size)"])
+            } else {
+                try transport.delete(record.source)
+            }
+        }
         record.state = .done
         try journal.save(record)
         task.record = record
@@ -311,8 +338,7 @@ extension Agent {
             guard let current = try transport.entry(at: record.source), current.kind == .file else { throw SourceGone() }
             entry = current
             let partial = try FileSystem.status(temporary)
-            if let partial, partial.kind == .regular, current.size == record.size,
-               current.modificationNanoseconds == record.modificationNanoseconds, partial.size <= current.size {
+            if let partial, partial.kind == .regular, record.isVersion(of: current), partial.size <= current.size {
                 offset = partial.size
             } else {
                 try FileSystem.removeIfPresent(temporary)
@@ -409,5 +435,21 @@ struct Incoming {
         log[metadataKey: "transfer.sender"] = "\(file.sender)"
         log[metadataKey: "transfer.source"] = "\(file.source)"
         self.log = log
+    }
+}
+
+extension TransferRecord {
+    /// Whether a remote file's entry, from a listing or a stat, shows the version this record
+    /// received: the same size and modification time. Times are compared to the minute or the day
+    /// where either is a whole minute or day (a Unix-style FTP listing gives no seconds, and only
+    /// the day for files older than six months, while a stat gives seconds), and not at all where
+    /// either is unknown (0: a server without MDTM).
+    func isVersion(of entry: RemoteEntry) -> Bool {
+        guard entry.size == size else { return false }
+        let times = [modificationNanoseconds, entry.modificationNanoseconds]
+        guard !times.contains(0) else { return true }
+        let minute: Int64 = 60_000_000_000, day = 1440 * minute
+        let unit = times.contains { $0 % day == 0 } ? day : times.contains { $0 % minute == 0 } ? minute : 1
+        return times[0] / unit == times[1] / unit
     }
 }

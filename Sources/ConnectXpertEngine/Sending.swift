@@ -238,9 +238,11 @@ extension Agent {
         }
         let temporary = record.temporary!
         let target = record.destination!
+        let temporaryFolder = folder(ofRelative: temporary)
         let folder = folder(ofRelative: target)
         log.debug("upload started", metadata: ["transfer.temporary": "\(temporary)"])
         try transport.makeDirectories(folder)
+        if temporaryFolder != folder { try transport.makeDirectories(temporaryFolder) }
         let attributes = UploadAttributes(
             modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil, mode: rule.mode,
             renamedTo: rule.conflict == .overwrite ? nil : target)

@@ -152,16 +152,29 @@ public struct OutboxRule: Equatable, Sendable {
     /// Give the remote file the local file's modification time.
     public var preserveModificationTime: Bool
     /// The name an upload is written under until complete (`temp_name`): `{name}` is the final
-    /// name, `{token}` a random word that keeps two attempts apart.
+    /// name, `{token}` a random word that keeps two attempts apart. A pattern without `/` names a
+    /// file beside the final one; one with `/` a path below the remote's folder, out of every
+    /// recipient's folder.
     public var temporaryName: String
 
-    public static let defaultTemporaryName = ".{name}.cx{token}.part"
+    /// Uploads are written in a hidden folder beside the drop folders, never in the recipient's:
+    /// a ConnectXpert 0.7 peer takes every name in its folder, dot names too, so it would take a
+    /// partial file there. The name is of a fixed length, so it fits wherever the final name fits.
+    public static let defaultTemporaryName = ".connectxpert-temp/{token}.part"
 
-    /// The temporary path beside `path` that `pattern` (a `temp_name`) gives.
+    /// The temporary name beside the final one that receiving uses, and the pattern of `temp_name`
+    /// before it could name a folder.
+    public static let besideTemporaryName = ".{name}.cx{token}.part"
+
+    /// The temporary path for `path` that `pattern` (a `temp_name`) gives. `{name}` is cut short
+    /// where the whole name would be longer than a file name can be (255 bytes).
     public static func temporaryPath(for path: String, pattern: String, token: String) -> String {
-        let name = pattern.replacingOccurrences(of: "{name}", with: lastComponent(of: path))
-            .replacingOccurrences(of: "{token}", with: token)
-        return joinPath(folder(ofRelative: path), name)
+        let filled = pattern.replacingOccurrences(of: "{token}", with: token)
+        let room = 255 - lastComponent(of: filled.replacingOccurrences(of: "{name}", with: "")).utf8.count
+        var name = Substring(lastComponent(of: path))
+        while name.utf8.count > room { name = name.dropLast() }
+        let temporary = filled.replacingOccurrences(of: "{name}", with: name)
+        return temporary.contains("/") ? temporary : joinPath(folder(ofRelative: path), temporary)
     }
 
     /// Whether a file at `path` (relative to the recipient's folder) is for this rule.
@@ -180,9 +193,16 @@ public struct InboxRule: Equatable, Sendable {
     public var deleteRemote: Bool
     public var conflict: ConflictHandling
     public var maxSize: ByteSize?
+    /// How long a remote file must keep its size and modification time, across two listings, before
+    /// it is taken: a writer may be writing it under its final name. Zero takes files at the first
+    /// listing, for drops whose writers always rename into place.
+    public var stableFor: TimeSpan
     /// The backoff for transient failures of a download; after `giveUpAfter` the file is left on
     /// the remote as failed.
     public var retry: RetryPolicy
+
+    /// Long enough for a writer that pauses between chunks, short enough not to hold up a file.
+    public static let defaultStableFor = TimeSpan(seconds: 3)
 }
 
 /// The `mail:` section.

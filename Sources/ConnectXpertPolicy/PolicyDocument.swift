@@ -258,11 +258,12 @@ struct InboxRuleDocument: Decodable {
     var deleteRemote: Bool?
     var conflict: ConflictHandling?
     var maxSize: ByteSize?
+    var stableFor: TimeSpan?
     var retry: RetryDocument?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case remote, senders, remoteFolder = "remote_folder", every, destination
-        case deleteRemote = "delete_remote", conflict, maxSize = "max_size", retry
+        case deleteRemote = "delete_remote", conflict, maxSize = "max_size", stableFor = "stable_for", retry
     }
 
     init(from decoder: Decoder) throws {
@@ -275,6 +276,7 @@ struct InboxRuleDocument: Decodable {
         deleteRemote = try c.decodeIfPresent(Bool.self, forKey: .deleteRemote)
         conflict = try c.decodeChoiceIfPresent(ConflictHandling.self, forKey: .conflict)
         maxSize = try c.decodeIfPresent(ByteSize.self, forKey: .maxSize)
+        stableFor = try c.decodeIfPresent(TimeSpan.self, forKey: .stableFor)
         retry = try c.decodeIfPresent(RetryDocument.self, forKey: .retry)
     }
 }

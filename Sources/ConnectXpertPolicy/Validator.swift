@@ -412,12 +412,22 @@ struct Validator {
 
     /// Why a `temp_name` pattern cannot be used, or `nil`.
     private func temporaryNameProblem(_ pattern: String) -> String? {
-        guard pattern.contains("{name}") else { return "it must contain {name}" }
         let rest = pattern.replacingOccurrences(of: "{name}", with: "").replacingOccurrences(of: "{token}", with: "")
         if rest.contains("{") || rest.contains("}") { return "only {name} and {token} can be filled in" }
-        if rest.isEmpty { return "it must differ from the final name (add a prefix or suffix, such as .{name}.part)" }
-        if rest.contains("/") { return "it must name a file beside the final one, without '/'" }
         if rest.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) { return "it contains a control character" }
+        guard pattern.contains("/") else {
+            guard pattern.contains("{name}") else {
+                return "beside the final name it must contain {name} (or name a folder: .tmp/{token}.part)"
+            }
+            if rest.isEmpty { return "it must differ from the final name (add a prefix or suffix, such as .{name}.part)" }
+            return nil
+        }
+        let components = pattern.split(separator: "/", omittingEmptySubsequences: false)
+        if pattern.hasPrefix("/") || components.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) {
+            return "a folder in it is named below the remote's folder, without a leading '/', '.' or '..'"
+        }
+        guard pattern.contains("{token}") else { return "a name in a folder all uploads share must contain {token}" }
+        if components.last?.contains("{token}") != true { return "{token} must be in its last part, the file's name" }
         return nil
     }
 
@@ -441,6 +451,7 @@ struct Validator {
             remote: document.remote, senders: document.senders ?? [Glob("*")], remoteFolder: folder, every: every,
             destination: destination, deleteRemote: document.deleteRemote ?? true,
             conflict: document.conflict ?? .rename, maxSize: document.maxSize,
+            stableFor: document.stableFor ?? InboxRule.defaultStableFor,
             retry: buildRetry(document.retry, default: .default, path: path + ["retry"]))
     }
 

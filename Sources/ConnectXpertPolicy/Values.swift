@@ -22,6 +22,7 @@ public struct TimeSpan: Equatable, Comparable, Sendable, CustomStringConvertible
         var rest = Substring(text.trimmingCharacters(in: .whitespaces))
         var total = 0.0
         guard !rest.isEmpty else { return nil }
+        if rest == "0" { return 0 }  // nothing, in any unit
         while !rest.isEmpty {
             let number = rest.prefix(while: { $0.isASCII && ($0.isNumber || $0 == ".") })
             guard let value = Double(number) else { return nil }

@@ -51,6 +51,9 @@ struct PolicyExplanation {
             let senders = rule.senders.map(\.pattern).joined(separator: ", ")
             lines.append("  \(rule.remote):\(rule.remoteFolder.render(["recipient": policy.identity.id])) from senders \(senders), every \(rule.every)")
             lines.append("    into \(rule.destination); remote copies are \(rule.deleteRemote ? "deleted once stored" : "kept"); on a name conflict: \(rule.conflict.rawValue)")
+            lines.append(rule.stableFor.seconds > 0
+                ? "    a file is taken once its size and time stay the same for \(rule.stableFor)"
+                : "    a file is taken as soon as it is listed (stable_for: 0: writers rename into place)")
             lines.append("    " + describe(rule.retry))
         }
         lines.append("")

@@ -5,6 +5,43 @@ import Testing
 
 /// Two agents exchanging files through one local drop, as separate processes.
 @Suite struct ExchangeTests {
+    @Test func aFileStillBeingWrittenIsTakenWhole() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        try checkAFileStillBeingWrittenIsTakenWhole(agents)
+    }
+
+    @Test func namesOfTheLongestLengthAreSentAndReceived() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let name = String(repeating: "n", count: 251) + ".txt"  // 255 bytes: the temporary names must be shorter
+        try write(joinPath(agents.outbox("alice", to: "bob"), name), "long")
+        let sent = try agents.once("alice")
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let received = try agents.once("bob")
+        #expect(received.status == 0, "\(received.stderr)")
+        #expect(read(joinPath(agents.inbox("bob", from: "alice"), name)) == Array("long".utf8))
+    }
+
+    @Test func aRemoteFileChangedWhileItIsReceivedIsLeftThereAndReceivedAgain() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let remote = joinPath(agents.drop, "alice->bob/big.bin")
+        try write(remote, [UInt8](repeating: 7, count: 256 << 20))
+        let bob = try AgentProcess(["run", "--once", "--policy", agents.policyPath("bob")], in: agents.bob)
+        let inbox = agents.inbox("bob", from: "alice")
+        try #require(eventually(timeout: 30) { ((try? FileSystem.contents(of: inbox)) ?? []).contains { $0.hasSuffix(".part") } })
+        try FileSystem.setModificationTime(remote, nanoseconds: 1_000_000_000)  // a writer went on meanwhile
+        let first = bob.wait()
+        #expect(first.status == 0, "\(first.stderr)")
+        #expect(first.stderr.contains("the remote file changed after it was received; it is left on the remote"))
+        #expect(FileSystem.exists(remote), "not deleted: it is not the version received")
+        let second = try agents.once("bob")
+        #expect(second.stderr.contains("received 1,"), "\(second.stderr)")
+        #expect(files(below: inbox) == ["big (1).bin", "big.bin"], "the new version is kept beside the first")
+        #expect(files(below: agents.drop).isEmpty)
+    }
+
     @Test func batchPassesDeliverByteIdenticalFiles() throws {
         let agents = try TwoAgents()
         defer { agents.remove() }

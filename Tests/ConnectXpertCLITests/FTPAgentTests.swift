@@ -22,6 +22,12 @@ struct FTPAgentTests {
     }
 
     /// ConnectXpert 0.7's ftplib mode: `STOR sender->receiver/name`; receiving is NLST, RETR, DELE.
+    @Test func aFileStillBeingWrittenIsTakenWhole() throws {
+        let agents = try TwoAgents(ftp: FTPTestServer.shared)
+        defer { agents.remove() }
+        try checkAFileStillBeingWrittenIsTakenWhole(agents, owner: FTPTestServer.shared.user)
+    }
+
     @Test func interoperatesWithThe07ToolsFtplibMode() throws {
         let server = FTPTestServer.shared
         let folder = "ftp07-" + UUID().uuidString.prefix(8)

@@ -122,6 +122,7 @@ struct TwoAgents {
         inbox:
           - remote: drop
             every: \(poll)
+            stable_for: 100ms
 
         """
     }
@@ -136,6 +137,9 @@ struct TwoAgents {
     }
 
     func policyPath(_ id: String) -> String { joinPath(root, id, "policies.yaml") }
+
+    /// Where uploads are written until complete, beside the drop folders.
+    var temporaryFolder: String { joinPath(remoteFolder ?? drop, ".connectxpert-temp") }
 
     func writePolicy(_ id: String, _ text: String) throws {
         try FileSystem.writeFileAtomically(policyPath(id), contents: Array(text.utf8))
@@ -224,6 +228,28 @@ func checkExchange(_ agents: TwoAgents) throws {
     #expect(files(below: agents.remoteFolder!).isEmpty)
 }
 
+/// A peer writing 2 MB in 20 chunks under its final name, as ConnectXpert 0.7 and most tools do,
+/// straight into the drop folder on the server's disk (`owner` its owner there): bob's daemon takes
+/// the file only once it is complete, and deletes the remote copy only then.
+func checkAFileStillBeingWrittenIsTakenWhole(_ agents: TwoAgents, owner: String? = nil) throws {
+    try agents.editPolicy("bob", replacing: "stable_for: 100ms", with: "stable_for: 1s")
+    let folder = joinPath(agents.remoteFolder ?? agents.drop, "alice->bob")
+    try FileSystem.createDirectories(folder)
+    if let owner { _ = try runChecked("/bin/chown", [owner, parentDirectory(of: folder), folder]) }
+    let bob = try agents.startDaemon("bob")
+    defer { bob.signal(SIGTERM); bob.wait() }
+    let bytes = randomBytes(2_000_000)
+    let file = try FileDescriptor.open(joinPath(folder, "slow.bin"), flags: O_WRONLY | O_CREAT | O_TRUNC)
+    for chunk in stride(from: 0, to: bytes.count, by: 100_000) {
+        try file.write(Array(bytes[chunk..<chunk + 100_000]))
+        usleep(150_000)  // more than bob's poll interval, less than its stable_for
+    }
+    #expect(!bob.log.contains("] received"), "nothing is taken while it is being written: \(bob.log)")
+    let received = joinPath(agents.inbox("bob", from: "alice"), "slow.bin")
+    #expect(eventually { read(received) == bytes }, "\(bob.log)")
+    #expect(eventually { files(below: folder).isEmpty }, "the remote copy is deleted once it is stored")
+}
+
 /// A daemon sending a large file while its server is stopped (connections killed) and started
 /// again delivers the file once, with no duplicate and no temporary file left.
 func checkServerRestartDeliversOnce(_ agents: TwoAgents, stop: () -> Void, start: () throws -> Void) throws {
@@ -232,12 +258,13 @@ func checkServerRestartDeliversOnce(_ agents: TwoAgents, stop: () -> Void, start
     let bytes = randomBytes(150 << 20)
     try agents.moveIntoOutbox(bytes, named: "interrupted.bin")
     let folder = joinPath(agents.remoteFolder!, "alice->bob")
-    try #require(eventually { ((try? FileSystem.contents(of: folder)) ?? []).contains { $0.hasSuffix(".part") } })
+    try #require(eventually { ((try? FileSystem.contents(of: agents.temporaryFolder)) ?? []).contains { $0.hasSuffix(".part") } })
     stop()
     #expect(eventually { alice.log.contains("transfer failed; will retry") })
     try start()
     #expect(eventually(timeout: 60) { read(joinPath(folder, "interrupted.bin")) == bytes })
-    #expect(eventually { (try? FileSystem.contents(of: folder)) == ["interrupted.bin"] }, "no duplicate, no temporary left")
+    #expect(eventually { (try? FileSystem.contents(of: folder)) == ["interrupted.bin"] }, "no duplicate")
+    #expect(eventually { (try? FileSystem.contents(of: agents.temporaryFolder)) == [] }, "no temporary left")
 }
 
 /// `kill -9` of a daemon in the middle of 500 uploads, then a batch pass: each file arrives once.

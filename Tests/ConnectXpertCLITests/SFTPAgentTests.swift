@@ -21,6 +21,12 @@ struct SFTPAgentTests {
         try checkExchange(agents)
     }
 
+    @Test func aFileStillBeingWrittenIsTakenWhole() throws {
+        let agents = try TwoAgents(sftp: SSHTestServer.shared)
+        defer { agents.remove() }
+        try checkAFileStillBeingWrittenIsTakenWhole(agents, owner: SSHTestServer.shared.user)
+    }
+
     @Test func aPeerWithTheSameLayoutInteroperates() throws {
         // OpenSSH's sftp stands in for ConnectXpert 0.7: it puts into sender->receiver/ under the
         // login's home, and receives by listing, getting and removing.
@@ -52,19 +58,23 @@ struct SFTPAgentTests {
         defer { alice.signal(SIGTERM); alice.wait() }
         let size = 200 << 20
         try agents.moveIntoOutbox(randomBytes(size), named: "large.bin")
+        // A ConnectXpert 0.7 peer takes every name in its folder, dot names too: nothing but the
+        // complete file may ever show there.
         let folder = joinPath(agents.remoteFolder!, "alice->bob")
         var sawTemporary = false
         let delivered = eventually(timeout: 60) {
+            sawTemporary = sawTemporary || ((try? FileSystem.contents(of: agents.temporaryFolder)) ?? []).contains {
+                $0.hasSuffix(".part")
+            }
             for name in (try? FileSystem.contents(of: folder)) ?? [] {
-                if name.hasPrefix(".") { sawTemporary = true; continue }
                 let status = (try? FileSystem.status(joinPath(folder, name))) ?? nil
-                #expect(status?.size == Int64(size), "\(name) visible with \(status?.size ?? -1) bytes")
+                #expect(name == "large.bin" && status?.size == Int64(size), "\(name) visible with \(status?.size ?? -1) bytes")
                 return true
             }
             return false
         }
         #expect(delivered)
-        #expect(sawTemporary, "the upload was observed while in progress")
+        #expect(sawTemporary, "the upload was observed while in progress, beside the drop folders")
     }
 
     @Test func serverStoppedMidTransferThenRestartedDeliversOnce() throws {

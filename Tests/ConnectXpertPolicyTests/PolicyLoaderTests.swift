@@ -255,13 +255,27 @@ func problems(_ text: String) -> [String] {
     @Test func temporaryNamePatterns() throws {
         let base = "identity:\n  id: alice\nremotes:\n  drop:\n    url: file:///srv/drop\noutbox:\n  - remote: drop\n"
         func rule(_ pattern: String) -> String { base + "    temp_name: \"\(pattern)\"\n" }
-        #expect(try parse(base).outbox.first?.temporaryName == ".{name}.cx{token}.part")
+        #expect(try parse(base).outbox.first?.temporaryName == ".connectxpert-temp/{token}.part")
+        #expect(OutboxRule.temporaryPath(for: "a->b/sub/x.txt", pattern: ".connectxpert-temp/{token}.part", token: "t")
+            == ".connectxpert-temp/t.part", "in a folder below the remote's, out of every recipient's folder")
         #expect(try parse(rule("{name}.{token}.tmp")).outbox.first?.temporaryName == "{name}.{token}.tmp")
         #expect(OutboxRule.temporaryPath(for: "a->b/x.txt", pattern: "{name}.{token}.tmp", token: "t") == "a->b/x.txt.t.tmp")
+        #expect(try parse(rule("tmp/{name}.{token}")).outbox.first?.temporaryName == "tmp/{name}.{token}")
         #expect(problems(rule("upload.tmp")).first?.contains("it must contain {name}") == true)
         #expect(problems(rule("{name}")).first?.contains("it must differ from the final name") == true)
-        #expect(problems(rule("tmp/{name}")).first?.contains("without '/'") == true)
+        #expect(problems(rule("tmp/{name}")).first?.contains("must contain {token}") == true)
+        #expect(problems(rule("{token}/{name}")).first?.contains("{token} must be in its last part") == true)
+        for escaping in ["/tmp/{token}", "../{token}", "a//{token}", "./{token}"] {
+            #expect(problems(rule(escaping)).first?.contains("without a leading '/', '.' or '..'") == true, "\(escaping)")
+        }
         #expect(problems(rule("{name}.{date}")).first?.contains("only {name} and {token} can be filled in") == true)
+    }
+
+    @Test func aTemporaryNameBesideTheFinalOneAlwaysFits() {
+        let long = String(repeating: "ü", count: 127)  // 254 bytes
+        let temporary = OutboxRule.temporaryPath(for: "a->b/" + long, pattern: OutboxRule.besideTemporaryName, token: "tok")
+        #expect(temporary == "a->b/." + String(repeating: "ü", count: 121) + ".cxtok.part", "cut at a whole character")
+        #expect(lastComponent(of: temporary).utf8.count == 254)
     }
 
     @Test func mailInboxSources() throws {

@@ -3,7 +3,7 @@ import Testing
 @testable import ConnectXpertPolicy
 
 @Suite struct ValuesTests {
-    @Test(arguments: [("500ms", 0.5), ("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("1h30m", 5400), ("1.5s", 1.5)])
+    @Test(arguments: [("500ms", 0.5), ("30s", 30), ("5m", 300), ("2h", 7200), ("1d", 86400), ("1h30m", 5400), ("1.5s", 1.5), ("0", 0)])
     func durations(text: String, seconds: Double) {
         #expect(TimeSpan(parsing: text)?.seconds == seconds)
     }
