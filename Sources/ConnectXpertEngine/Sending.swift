@@ -185,6 +185,11 @@ extension Agent {
             ])
             return nil
         }
+        if Names.hasControlCharacter(path) {
+            throw PermanentFailure(
+                reason: "the name \(Names.printable(path)) holds a control character (such as a newline), which receivers refuse",
+                advice: "rename the file without it, then move it back into outbox/\(recipient)/")
+        }
         let file = try FileDescriptor.openForReading(source)
         switch FileSystem.isOpenForWriting(file) {
         case true?:

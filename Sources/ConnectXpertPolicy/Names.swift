@@ -12,10 +12,14 @@ public enum Names {
         if name == ".." || name == "." { return "'\(name)' would leave the folder" }
         if name.hasPrefix(".") { return "names starting with '.' are hidden or temporary" }
         if name.contains("/") { return "the name contains '/'" }
-        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
-            return "the name contains a control character"
-        }
+        if hasControlCharacter(name) { return "the name contains a control character" }
         return nil
+    }
+
+    /// Whether a name holds a C0 control character (a newline, a tab, …) or DEL, which every
+    /// receiver of ours refuses.
+    public static func hasControlCharacter(_ name: String) -> Bool {
+        name.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }
     }
 
     /// Why a relative path (components joined by `/`) is unsafe, or `nil`.
@@ -50,9 +54,27 @@ public enum Names {
         return name.isEmpty ? fallback : name
     }
 
-    /// A printable form of an untrusted name for logs and reasons.
-    public static func printable(_ name: String) -> String {
-        name.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7f ? "\\x" + String($0.value, radix: 16) : String($0) }
-            .joined()
+    /// A printable form of an untrusted name or server text for logs and reasons, on one line: the
+    /// C0 and C1 controls, DEL and the Unicode line and paragraph separators are written as `\n`,
+    /// `\r`, `\t`, `\xHH` or `\u{HHHH}`, so no text can end a log line and forge the next one.
+    public static func printable(_ text: String) -> String {
+        var result = ""
+        result.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x0a: result += "\\n"
+            case 0x0d: result += "\\r"
+            case 0x09: result += "\\t"
+            case 0..<0x20, 0x7f...0x9f: result += "\\x" + hex(scalar.value, digits: 2)
+            case 0x2028, 0x2029: result += "\\u{" + hex(scalar.value, digits: 4) + "}"
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
+    private static func hex(_ value: UInt32, digits: Int) -> String {
+        let text = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, digits - text.count)) + text
     }
 }

@@ -58,10 +58,15 @@ public struct Spool: Sendable {
         return destination
     }
 
-    /// Writes `<failed file>.reason`: what it is (`about`), when and why it failed, what to do.
+    /// Writes `<failed file>.reason`: what it is (`about`), when and why it failed, what to do; one
+    /// line each, whatever names and server texts they hold. A name too long for `.reason` to be added
+    /// is cut short for it.
     public static func writeReason(for failedFile: String, about: [String], reason: String, advice: String) throws {
         let lines = about + ["failed at: \(ISO8601DateFormatter().string(from: Date()))", "reason: \(reason)", "what to do: \(advice)"]
-        try FileSystem.writeFileAtomically(failedFile + ".reason", contents: Array((lines.joined(separator: "\n") + "\n").utf8))
+        var name = Substring(lastComponent(of: failedFile))
+        while name.utf8.count > 255 - ".reason".utf8.count { name = name.dropLast() }
+        try FileSystem.writeFileAtomically(joinPath(parentDirectory(of: failedFile), name + ".reason"),
+                                           contents: Array((lines.map(Names.printable).joined(separator: "\n") + "\n").utf8))
     }
 
     /// Moves a sent file to `sent/<recipient>/<path>`; returns where it went.

@@ -39,11 +39,46 @@ struct LoggingOptions: ParsableArguments {
     func bootstrap() -> Logger {
         let level = logLevel
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = OneLineLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = level
             return handler
         }
         return Logger(label: "connectxpert")
+    }
+}
+
+/// One log line per event, whatever the names and server texts in it: the message and every
+/// metadata value are written with `Names.printable`, so a file name holding a newline cannot end
+/// the line and forge the next one.
+struct OneLineLogHandler<Handler: LogHandler>: LogHandler {
+    private var handler: Handler
+
+    init(_ handler: Handler) { self.handler = handler }
+
+    var logLevel: Logger.Level {
+        get { handler.logLevel }
+        set { handler.logLevel = newValue }
+    }
+
+    var metadata: Logger.Metadata {
+        get { handler.metadata }
+        set { handler.metadata = newValue.mapValues(Self.printable) }
+    }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { handler[metadataKey: key] }
+        set { handler[metadataKey: key] = newValue.map(Self.printable) }
+    }
+
+    func log(event: LogEvent) {
+        var event = event
+        event.message = "\(Names.printable(event.message.description))"
+        event.metadata = event.metadata?.mapValues(Self.printable)
+        handler.log(event: event)
+    }
+
+    private static func printable(_ value: Logger.Metadata.Value) -> Logger.Metadata.Value {
+        .string(Names.printable(value.description))
     }
 }
 

@@ -28,6 +28,24 @@ import Testing
         #expect(files(below: joinPath(agents.drop, "alice->bob")) == ["good.txt"])
     }
 
+    @Test func aNameWithANewlineGoesToFailedAndForgesNoLogLine() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let forged = "\n2026-12-01T00:00:00+0000 critical connectxpert: FORGED line"
+        let name = "innocent.txt" + forged
+        try write(joinPath(agents.outbox("alice", to: "bob"), name), "x")
+        let outcome = try agents.once("alice")
+        #expect(outcome.status == 65, "\(outcome.stderr)")
+        #expect(!outcome.stderr.contains(forged), "every name in a log line is escaped: \(outcome.stderr)")
+        #expect(outcome.stderr.contains("innocent.txt\\n2026-12-01T00:00:00+0000 critical connectxpert: FORGED line"))
+        #expect(outcome.stderr.split(separator: "\n").allSatisfy { !$0.hasPrefix("2026-12-01T00:00:00") })
+        let reason = String(decoding: read(joinPath(agents.failed("alice", to: "bob"), name + ".reason")) ?? [], as: UTF8.self)
+        #expect(reason.contains("reason: the name innocent.txt\\n2026-12-01T00:00:00+0000 critical connectxpert: FORGED line "
+            + "holds a control character (such as a newline), which receivers refuse"), "\(reason)")
+        #expect(!reason.contains(forged))
+        #expect(files(below: agents.drop).isEmpty, "never sent")
+    }
+
     @Test func oversizeFileGoesToFailedWithAReason() throws {
         let agents = try TwoAgents { $0.replacingOccurrences(of: "    remote: drop\n    retry", with: "    remote: drop\n    max_size: 1KiB\n    retry") }
         defer { agents.remove() }
@@ -37,6 +55,14 @@ import Testing
         let reason = String(decoding: read(joinPath(agents.failed("alice", to: "bob"), "huge.bin.reason")) ?? [], as: UTF8.self)
         #expect(reason.contains("reason: huge.bin is 2KiB, over the rule's max_size of 1KiB"))
         #expect(read(joinPath(agents.failed("alice", to: "bob"), "huge.bin"))?.count == 2048, "the file is kept")
+
+        let longest = String(repeating: "h", count: 251) + ".bin"  // 255 bytes: no room for ".reason"
+        try write(joinPath(agents.outbox("alice", to: "bob"), longest), randomBytes(2048))
+        #expect(try agents.once("alice").status == 65)
+        let cut = joinPath(agents.failed("alice", to: "bob"), String(longest.prefix(248)) + ".reason")
+        let longReason = String(decoding: read(cut) ?? [], as: UTF8.self)
+        #expect(longReason.contains("file: \(longest)\n"), "the .reason of a name too long to take it is cut short")
+        #expect(read(joinPath(agents.failed("alice", to: "bob"), longest))?.count == 2048)
     }
 
     @Test func hostileRemoteNamesAreNeverWrittenLocally() throws {

@@ -86,7 +86,9 @@ import Testing
     }
 
     @Test func printableEscapesControlCharacters() {
-        #expect(Names.printable("a\u{1}b") == "a\\x1b")
+        #expect(Names.printable("a\u{1}b") == "a\\x01b")
+        #expect(Names.printable("x\n2026-12-01 critical: FORGED\r\t\u{7f}\u{85}\u{2028}é")
+            == "x\\n2026-12-01 critical: FORGED\\r\\t\\x7f\\x85\\u{2028}é")
     }
 }
 
