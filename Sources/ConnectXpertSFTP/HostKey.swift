@@ -98,7 +98,12 @@ enum HostKeyVerifier {
             }
             return
         }
-        switch try check(key, settings: settings, session: session) {
+        var found = try check(key, settings: settings, session: session)
+        if found != LIBSSH2_KNOWNHOST_CHECK_MATCH && found != LIBSSH2_KNOWNHOST_CHECK_MISMATCH
+            && settings.hostKey == .acceptNew {
+            found = try pin(key, settings: settings, session: session)
+        }
+        switch found {
         case LIBSSH2_KNOWNHOST_CHECK_MATCH:
             return
         case LIBSSH2_KNOWNHOST_CHECK_MISMATCH:
@@ -110,10 +115,6 @@ enum HostKeyVerifier {
                 \(key.knownHostsLine(for: name))
                 """)
         default:
-            if settings.hostKey == .acceptNew {
-                try append(key.knownHostsLine(for: name), to: settings.knownHosts)
-                return
-            }
             throw TransportError(.refused, """
                 host key for \(name) is not known (known_hosts \(settings.knownHosts)). The server offered
                 \(key.description(for: name))
@@ -140,12 +141,20 @@ enum HostKeyVerifier {
         }
     }
 
-    private static func append(_ line: String, to file: String) throws {
-        try FileSystem.createDirectories(parentDirectory(of: file), mode: 0o700)
-        let existing = (try? FileSystem.readFile(file)) ?? []
-        var contents = existing
-        if let last = contents.last, last != UInt8(ascii: "\n") { contents.append(UInt8(ascii: "\n")) }
-        contents += Array((line + "\n").utf8)
-        try FileSystem.writeFileAtomically(file, contents: contents, mode: 0o600)
+    /// Trusts an unknown host's key on first use (`accept-new`): appends its line to known_hosts,
+    /// never rewriting the file, under an exclusive lock on it, and only if no other connection
+    /// pinned a key for the host meanwhile (its key then decides). Returns the check's result.
+    private static func pin(_ key: HostKey, settings: SSHSettings, session: SSHSession) throws -> Int32 {
+        let path = settings.knownHosts
+        try FileSystem.createDirectories(parentDirectory(of: path), mode: 0o700)
+        let file = try FileDescriptor.open(path, flags: O_RDWR | O_APPEND | O_CREAT, mode: 0o600)
+        try syscall("flock", path: path) { flock(file.rawValue, LOCK_EX) }  // released when the file is closed
+        let found = try check(key, settings: settings, session: session)
+        guard found != LIBSSH2_KNOWNHOST_CHECK_MATCH && found != LIBSSH2_KNOWNHOST_CHECK_MISMATCH else { return found }
+        let existing = try file.readAll()
+        let separator = existing.last.map { $0 == UInt8(ascii: "\n") ? "" : "\n" } ?? ""
+        try file.write(Array((separator + key.knownHostsLine(for: settings.knownHostsName) + "\n").utf8))
+        try file.sync()
+        return LIBSSH2_KNOWNHOST_CHECK_MATCH
     }
 }

@@ -172,8 +172,11 @@ public enum FileSystem {
     /// Writes a file atomically: temp name in the same directory, fsync, rename, fsync the directory.
     public static func writeFileAtomically(_ path: String, contents: [UInt8], mode: mode_t = 0o644) throws {
         let directory = parentDirectory(of: path)
-        let temp = joinPath(directory, ".\(lastComponent(of: path)).\(getpid()).tmp")
-        try removeIfPresent(temp)
+        // A name of its own for each write, even two at once in one process, that fits wherever the
+        // final name fits.
+        var name = Substring(lastComponent(of: path))
+        while name.utf8.count > 200 { name = name.dropLast() }
+        let temp = joinPath(directory, ".\(name).\(String(UInt64.random(in: 0...UInt64.max), radix: 36)).tmp")
         do {
             let fd = try FileDescriptor.create(temp, mode: mode)
             try fd.write(contents)

@@ -230,6 +230,24 @@ struct SFTPTransportTests {
         _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: \(file)"))
     }
 
+    @Test func connectionsMeetingAnUnknownHostAtOnceAddItsKeyOnce() throws {
+        let file = NSTemporaryDirectory() + "cx-kh-" + UUID().uuidString + "/known_hosts"
+        let remote = try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: \(file)\nhost_key: accept-new")
+        let failures = Mutex<[String]>([])
+        let finished = DispatchGroup()
+        for _ in 0..<8 {
+            finished.enter()
+            Thread {
+                do { _ = try SFTPTransport(remote: remote) } catch { failures.withLock { $0.append("\(error)") } }
+                finished.leave()
+            }.start()
+        }
+        finished.wait()
+        #expect(failures.withLock { $0 }.isEmpty)
+        #expect(try String(contentsOfFile: file, encoding: .utf8) == (try String(contentsOfFile: server.knownHosts, encoding: .utf8)),
+                "one line, written once")
+    }
+
     @Test func pinnedFingerprintNeedsNoKnownHosts() throws {
         let fingerprint = try keygenFingerprint(server.hostPublicKey)
         _ = try SFTPTransport(remote: try remote(server, extra: "key_file: \(server.clientKey)\nknown_hosts: /nonexistent\nhost_key_fingerprint: \(fingerprint)"))
