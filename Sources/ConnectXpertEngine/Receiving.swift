@@ -354,11 +354,24 @@ extension Agent {
         if offset > 0 {
             log.info("resuming the download", metadata: ["transfer.offset": "\(offset)", "transfer.bytes": "\(entry.size)"])
         }
-        let bytes = try offset + transport.download(record.source, size: entry.size, from: offset, to: file,
-                                                    progress: progressReporter(for: record.id, from: offset))
+        // Nothing past the listed size is stored: a server that streams on (a file still growing, or
+        // a server that lies) is stopped after one buffer more.
+        let report = progressReporter(for: record.id, from: offset)
+        var overrun = false
+        let progress: TransferProgress = { done in
+            overrun = offset + done > entry.size
+            return !overrun && report(done)
+        }
+        let bytes: Int64
+        do {
+            bytes = try offset + transport.download(record.source, size: entry.size, from: offset, to: file, progress: progress)
+        } catch where overrun {
+            bytes = entry.size + 1
+        }
         guard bytes == entry.size else {
             try FileSystem.removeIfPresent(temporary)
-            throw TransportError(.transient, "\(transport.endpoint)/\(record.source) was listed with \(entry.size) bytes but \(bytes) arrived")
+            let arrived = bytes > entry.size ? "more arrived (the download was stopped there)" : "\(bytes) arrived"
+            throw TransportError(.transient, "\(transport.endpoint)/\(record.source) was listed with \(entry.size) bytes but \(arrived)")
         }
         try file.sync()
         try FileSystem.setModificationTime(temporary, nanoseconds: entry.modificationNanoseconds)

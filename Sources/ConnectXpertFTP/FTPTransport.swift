@@ -98,6 +98,7 @@ public final class FTPTransport: Transport {
         curl.set(CURLOPT_CONNECTTIMEOUT, timeout)
         curl.set(CURLOPT_LOW_SPEED_LIMIT, 1)
         curl.set(CURLOPT_LOW_SPEED_TIME, timeout)
+        curl.set(CURLOPT_SERVER_RESPONSE_TIMEOUT, timeout)  // a reply that never comes (226 after a transfer)
         configure(curl)
         do {
             try curl.perform()
@@ -136,39 +137,51 @@ public final class FTPTransport: Transport {
 
     // MARK: Transport
 
+    /// The most listing text one folder may send (about a million entries): a server that streams
+    /// on is stopped there.
+    static let listingLimit = 64 << 20
+
     public func list(_ folder: String) throws -> [RemoteEntry] {
         let path = absolute(folder)
         var listing = Data()
         let collect: (UnsafeRawBufferPointer) -> Bool = { bytes in
             listing.append(contentsOf: bytes)
-            return true
+            return listing.count <= Self.listingLimit
         }
-        if supportsMLSD {
+        func fetch() throws -> [RemoteEntry] {
+            if supportsMLSD {
+                do {
+                    try request(url: serverURL(path, folder: true), action: "list", path: path, transfers: true) {
+                        $0.set(CURLOPT_CUSTOMREQUEST, "MLSD")
+                        $0.receive(into: collect)
+                    }
+                    return FTPListing.parseMLSD(String(decoding: listing, as: UTF8.self))
+                } catch {
+                    guard serverRefusedCommand else {
+                        if isMissingFolder { return [] }
+                        throw error
+                    }
+                    supportsMLSD = false  // 500/502: the server has no MLSD; LIST from now on
+                    listing = Data()
+                }
+            }
             do {
                 try request(url: serverURL(path, folder: true), action: "list", path: path, transfers: true) {
-                    $0.set(CURLOPT_CUSTOMREQUEST, "MLSD")
+                    $0.set(CURLOPT_CUSTOMREQUEST, "LIST -a")
                     $0.receive(into: collect)
                 }
-                return FTPListing.parseMLSD(String(decoding: listing, as: UTF8.self))
             } catch {
-                guard serverRefusedCommand else {
-                    if isMissingFolder { return [] }
-                    throw error
-                }
-                supportsMLSD = false  // 500/502: the server has no MLSD; LIST from now on
-                listing = Data()
+                if isMissingFolder { return [] }
+                throw error
             }
+            return FTPListing.parseUnix(String(decoding: listing, as: UTF8.self))
         }
         do {
-            try request(url: serverURL(path, folder: true), action: "list", path: path, transfers: true) {
-                $0.set(CURLOPT_CUSTOMREQUEST, "LIST -a")
-                $0.receive(into: collect)
-            }
-        } catch {
-            if isMissingFolder { return [] }
-            throw error
+            return try fetch()
+        } catch where listing.count > Self.listingLimit {
+            throw TransportError(.transient, "\(endpoint): cannot list \(path): the listing is over "
+                + "\(ByteSize(bytes: Int64(Self.listingLimit))); the server sends more than a folder should hold")
         }
-        return FTPListing.parseUnix(String(decoding: listing, as: UTF8.self))
     }
 
     /// The last request's command is unknown to the server (500, 502).

@@ -95,6 +95,29 @@ public final class FTPTestServer: TestServer, @unchecked Sendable {
     public func url(_ folder: String) -> String { "ftp://\(user)@127.0.0.1:\(port)/~/\(folder)" }
 }
 
+/// A hostile FTP server (`scripts/test-servers/hostile-ftpd`): plain FTP, any login, one file
+/// `alice->bob/lies.bin` listed with 100 bytes, and what it does next set with `behave(_:)`.
+public final class HostileFTPTestServer: TestServer, @unchecked Sendable {
+    public enum Behaviour: String {
+        /// RETR sends what it listed.
+        case honest
+        /// RETR streams without end (4 GiB at most).
+        case endless
+        /// RETR sends what it listed and never answers 226.
+        case silent
+        /// LIST streams lines without end (4 GiB at most).
+        case hugeListing = "huge-listing"
+    }
+
+    public init() throws { try super.init(script: "hostile-ftpd") }
+
+    public func behave(_ behaviour: Behaviour) throws {
+        try FileSystem.writeFileAtomically(joinPath(folder, "behaviour"), contents: Array(behaviour.rawValue.utf8))
+    }
+
+    public var url: String { "ftp://anyone@127.0.0.1:\(port)/" }
+}
+
 /// A private SMTP server (`scripts/test-servers/smtpd`, aiosmtpd): STARTTLS and AUTH required
 /// (`starttls`), TLS from the first byte (`implicit`) or no TLS (`plain`). Login `cx`.
 public final class SMTPTestServer: TestServer, @unchecked Sendable {
