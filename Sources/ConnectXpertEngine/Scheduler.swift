@@ -67,8 +67,13 @@ public final class Scheduler: @unchecked Sendable {
     public func enqueue(_ key: JobKey, remote: String, payload: (any Sendable)? = nil, work: @escaping Work) {
         condition.lock()
         defer { condition.unlock() }
+        enqueue(Job(key: key, remote: remote, payload: payload, work: work))
+    }
+
+    /// `enqueue(_:remote:payload:work:)` with the lock held.
+    private func enqueue(_ job: Job) {
         guard !state.stopping else { return }
-        let job = Job(key: key, remote: remote, payload: payload, work: work)
+        let key = job.key
         if state.running.contains(key) {
             state.again[key] = job
         } else if state.queued.insert(key).inserted {
@@ -184,9 +189,9 @@ public final class Scheduler: @unchecked Sendable {
             state.waitingRetries += 1
             DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
                 condition.lock()
+                defer { condition.unlock() }
                 state.waitingRetries -= 1
-                condition.unlock()
-                enqueue(job.key, remote: job.remote, payload: job.payload, work: job.work)
+                enqueue(job)  // under the same lock: waitUntilIdle never sees the retry gone and not queued
             }
         }
         if state.queue.isEmpty && state.running.isEmpty { condition.broadcast() }  // wake waitUntilIdle

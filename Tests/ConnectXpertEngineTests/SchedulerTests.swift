@@ -61,4 +61,20 @@ private final class Events: Sendable {
         while events.all.count < 2 && Date() < deadline { scheduler.waitUntilIdle() }
         #expect(Set(events.all) == ["queued again ran", "retry ran"])
     }
+
+    /// A job retried from a timer while a batch pass waits for idleness runs again: the wake-up of
+    /// its enqueue reaches a worker even when it woke the waiter, which waited longer, first.
+    @Test func aRetryRunsWhileAPassWaitsUntilIdle() {
+        let scheduler = Scheduler(threads: 1) { _ in 1 }
+        defer { scheduler.stop() }
+        let runs = Mutex(0)
+        scheduler.enqueue(JobKey("job"), remote: "r") {
+            usleep(50_000)  // the waiter waits first; the worker, once done, after it
+            return runs.withLock { $0 += 1; return $0 } == 1 ? .retry(after: 0.1) : .finished
+        }
+        let idle = DispatchSemaphore(value: 0)
+        Thread { scheduler.waitUntilIdle(); idle.signal() }.start()
+        #expect(idle.wait(timeout: .now() + 10) == .success, "the pass ends")
+        #expect(runs.withLock { $0 } == 2)
+    }
 }
