@@ -199,8 +199,11 @@ extension Agent {
             return nil
         default: break
         }
-        if let done = lastDone, done.matches(status) {
-            // This very version was delivered already; only the after-step may be missing.
+        // This very version was delivered already, and it never left the outbox (after: keep), or
+        // came back only because its deletion was lost with a power loss (its inode unchanged since):
+        // only the after-step may be missing. Moved or linked back in by a user, it is sent again.
+        if let done = lastDone, done.matches(status),
+           rule.after == .keep || Double(status.changeNanoseconds) / 1e9 <= done.updated {
             if rule.after != .keep {
                 var record = done
                 try finish(&record, rule: rule, source: source)

@@ -10,6 +10,8 @@ public struct FileStatus: Equatable, Sendable {
     public let kind: Kind
     public let size: Int64
     public let modificationNanoseconds: Int64
+    /// When the inode last changed (ctime): a rename or a new link sets it, unlike the mtime.
+    public let changeNanoseconds: Int64
     public let device: UInt64
     public let inode: UInt64
     public let mode: UInt32
@@ -27,6 +29,7 @@ public struct FileStatus: Equatable, Sendable {
         }
         size = Int64(st.st_size)
         modificationNanoseconds = Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec)
+        changeNanoseconds = Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec)
         device = UInt64(st.st_dev)
         inode = UInt64(st.st_ino)
         mode = UInt32(st.st_mode & 0o7777)

@@ -11,6 +11,24 @@ import Testing
         try checkAFileStillBeingWrittenIsTakenWhole(agents)
     }
 
+    @Test func aSentFileMovedOrLinkedBackIntoTheOutboxIsSentAgain() throws {
+        let agents = try TwoAgents {
+            $0.replacingOccurrences(of: "    remote: drop\n    retry", with: "    remote: drop\n    after: archive\n    retry")
+        }
+        defer { agents.remove() }
+        let outbox = joinPath(agents.outbox("alice", to: "bob"), "again.txt")
+        let archived = joinPath(agents.alice, "spool/sent/bob/again.txt")
+        try write(outbox, "again")
+        #expect(try agents.once("alice").stderr.contains("sent 1,"))
+        try FileSystem.rename(archived, to: outbox)  // same inode, same mtime
+        let moved = try agents.once("alice")
+        #expect(moved.stderr.contains("sent 1,"), "\(moved.stderr)")
+        #expect(link(archived, outbox) == 0)
+        let linked = try agents.once("alice")
+        #expect(linked.stderr.contains("sent 1,"), "\(linked.stderr)")
+        #expect(files(below: joinPath(agents.drop, "alice->bob")) == ["again (1).txt", "again (2).txt", "again.txt"])
+    }
+
     @Test func namesOfTheLongestLengthAreSentAndReceived() throws {
         let agents = try TwoAgents()
         defer { agents.remove() }
