@@ -43,12 +43,13 @@ public final class FTPTransport: Transport {
         try request(url: serverURL(""), action: "log in to", path: "") {
             $0.set(CURLOPT_NOBODY, 1)
             $0.set(CURLOPT_QUOTE, lines: ["*FEAT"])
+            $0.recordExchanges()  // FEAT's feature lines (" MLST …") are no reply lines of their own
         }
         home = curl.info(string: CURLINFO_FTP_ENTRY_PATH) ?? "/"
-        let features = Set(curl.replies.map { $0.trimmingCharacters(in: .whitespaces).uppercased() })
-        if features.contains(where: { $0.hasPrefix("211") }) {
+        if let reply = curl.reply(to: "FEAT"), reply.hasPrefix("211") {
+            let features = reply.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
             supportsMLSD = features.contains { $0.hasPrefix("MLST") }
-            supportsMFMT = features.contains("MFMT")
+            supportsMFMT = features.contains { $0 == "MFMT" || $0.hasPrefix("MFMT ") }
         }
     }
 

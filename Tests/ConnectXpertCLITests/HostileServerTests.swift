@@ -19,6 +19,18 @@ import Testing
         }
     }
 
+    @Test func aServerWhoseFeatOffersMLSDIsListedWithIt() throws {
+        let server = try HostileFTPTestServer()
+        let agents = try Self.bob(server)
+        defer { agents.remove() }
+        let outcome = try agents.once("bob")
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(read(joinPath(agents.inbox("bob", from: "alice"), "lies.bin")) == Array(repeating: UInt8(ascii: "x"), count: 100))
+        let commands = try String(contentsOfFile: joinPath(server.folder, "commands"), encoding: .utf8)
+        #expect(commands.contains("MLSD") && !commands.contains("LIST"), "\(commands)")
+        #expect(commands.contains("DELE /alice->bob/lies.bin"), "deleted: the stat before the delete agrees with MLSD")
+    }
+
     @Test func aFileThatStreamsPastItsListedSizeIsStoppedThere() throws {
         let server = try HostileFTPTestServer()
         try server.behave(.endless)
