@@ -110,6 +110,12 @@ public final class Agent: Sendable {
 
     /// Queues every file waiting in the outbox (or in one recipient's folder).
     public func scanOutbox(recipient: String? = nil) {
+        for stray in spool.strays(recipient: recipient) {
+            let message: Logger.Message = stray.kind == .symlink
+                ? "a recipient folder is a symbolic link, which is not followed: nothing in it is sent; make it a folder"
+                : "file is not in a recipient folder; move it into outbox/<recipient>/"
+            warnOnce(message, key: "stray " + stray.name, metadata: ["spool.path": "\(spool.outbox(for: stray.name))"])
+        }
         do {
             for entry in try spool.scanOutbox(recipient: recipient) {
                 enqueueSend(recipient: entry.recipient, path: entry.path)

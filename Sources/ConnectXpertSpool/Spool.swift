@@ -121,6 +121,16 @@ extension Spool {
         return found
     }
 
+    /// What stands in `outbox/` (or is `outbox/<recipient>`) but is no recipient folder, with its
+    /// kind: a symbolic link (never followed), a file put there directly, and the like.
+    public func strays(recipient: String? = nil) -> [(name: String, kind: FileStatus.Kind)] {
+        let names = recipient.map { [$0] } ?? (try? FileSystem.contents(of: outbox)) ?? []
+        return names.filter { !Names.isTemporary($0) }.compactMap { name in
+            guard let status = (try? FileSystem.status(outbox(for: name))) ?? nil, status.kind != .directory else { return nil }
+            return (name, status.kind)
+        }
+    }
+
     private func scan(folder: String, relative: String, recipient: String, into found: inout [OutboxEntry]) throws {
         let names: [String]
         do { names = try FileSystem.contents(of: folder) } catch let error as SystemError where error.isNotFound { return }

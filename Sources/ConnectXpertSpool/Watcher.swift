@@ -78,8 +78,16 @@ public final class Watcher: Sendable {
         }
         try watch(spool.outbox, recursively: true)
         try watch(mailOutbox, recursively: false, events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO))
-        try watch(parentDirectory(of: policyFile), recursively: false,
-                  events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO))
+        // The spool itself, for an outbox that is removed and made again; one mask for a folder
+        // that is both (a watch's mask is replaced, not added to).
+        let policyFolder = parentDirectory(of: policyFile)
+        let policyEvents = Int32(IN_CLOSE_WRITE | IN_MOVED_TO), spoolEvents = Int32(IN_CREATE | IN_MOVED_TO)
+        if policyFolder == spool.root {
+            try watch(policyFolder, recursively: false, events: policyEvents | spoolEvents)
+        } else {
+            try watch(policyFolder, recursively: false, events: policyEvents)
+            try watch(spool.root, recursively: false, events: spoolEvents)
+        }
     }
 
     private func watch(_ path: String, recursively: Bool, events: Int32 = outboxEvents) throws {
@@ -117,8 +125,20 @@ public final class Watcher: Sendable {
                 if name.hasSuffix(".eml") && !name.hasPrefix(".") { handler(.mailQueued) }
                 continue
             }
+            if folder == spool.root {
+                if joinPath(folder, name) == spool.outbox && mask & Int32(IN_ISDIR) != 0 {
+                    logger.notice("the outbox folder was made again; watching it", metadata: ["spool.path": "\(spool.outbox)"])
+                    do { try watch(spool.outbox, recursively: true) } catch { logger.error("\(error)") }
+                    handler(.rescan)  // what was written into it before the watch
+                }
+                continue
+            }
             let path = joinPath(folder, name)
             guard path.hasPrefix(spool.outbox + "/") else { continue }
+            if folder == spool.outbox && mask & Int32(IN_ISDIR) == 0 {
+                handler(.folder(recipient: name))  // a link or a file where a recipient folder belongs: said once
+                continue
+            }
             if mask & Int32(IN_ISDIR) != 0 {
                 if mask & Int32(IN_CREATE | IN_MOVED_TO) != 0 {
                     do { try watch(path, recursively: true) } catch {
@@ -131,9 +151,6 @@ public final class Watcher: Sendable {
             if let item = spool.outboxItem(at: path) {
                 handler(.file(recipient: item.recipient, path: item.path,
                               closed: mask & Int32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0))
-            } else if mask & Int32(IN_CLOSE_WRITE | IN_MOVED_TO) != 0 {
-                logger.warning("file is not in a recipient folder; move it into outbox/<recipient>/",
-                               metadata: ["file.path": "\(path)"])
             }
         }
     }

@@ -35,6 +35,32 @@ import Testing
         #expect(eventually { alice.log.components(separatedBy: "policy edit rejected").count > rejections }, "SIGHUP reloads too")
     }
 
+    @Test func anOutboxRemovedAndMadeAgainIsWatchedAgain() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let alice = try agents.startDaemon("alice")
+        defer { alice.signal(SIGTERM); alice.wait() }
+        let outbox = joinPath(agents.alice, "spool/outbox")
+        try FileManager.default.removeItem(atPath: outbox)
+        try FileSystem.createDirectories(joinPath(outbox, "bob"))
+        for index in 0..<4 { try write(joinPath(outbox, "bob/back-\(index).txt"), "\(index)") }
+        #expect(eventually { files(below: joinPath(agents.drop, "alice->bob")).count == 4 }, "\(alice.log)")
+        #expect(alice.log.contains("the outbox folder was made again; watching it"))
+    }
+
+    @Test func aRecipientFolderThatIsALinkIsSaidOnce() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let elsewhere = joinPath(agents.root, "elsewhere")
+        try write(joinPath(elsewhere, "secret.txt"), "s")
+        let alice = try agents.startDaemon("alice")
+        defer { alice.signal(SIGTERM); alice.wait() }
+        try FileManager.default.createSymbolicLink(atPath: joinPath(agents.alice, "spool/outbox/carol"),
+                                                   withDestinationPath: elsewhere)
+        #expect(eventually { alice.log.contains("a recipient folder is a symbolic link, which is not followed") }, "\(alice.log)")
+        #expect(files(below: agents.drop).isEmpty)
+    }
+
     @Test func sigtermStopsCleanlyWithoutPartialFiles() throws {
         let agents = try TwoAgents()
         defer { agents.remove() }
