@@ -318,7 +318,10 @@ struct Validator {
         }
         let scheme = String(url[..<colon]).lowercased()
         let rest = String(url[url.index(after: colon)...])
-        if rest.hasPrefix("//"), let at = rest.firstIndex(of: "@"), rest[..<at].dropFirst(2).contains(":") {
+        // user:password@, also percent-encoded (user%3Apassword@)
+        let authority = rest.hasPrefix("//") ? rest.dropFirst(2).prefix { $0 != "/" } : ""
+        if let at = authority.lastIndex(of: "@"),
+           case let userInfo = String(authority[..<at]), (userInfo.removingPercentEncoding ?? userInfo).contains(":") {
             report(path, "the URL holds a password; secrets are never written in policies.yaml: "
                 + "use password_file: (mode 0600) or password_env: instead")
             return nil

@@ -155,9 +155,16 @@ func problems(_ text: String) -> [String] {
             """])
     }
 
-    @Test func passwordInURLIsRefused() {
-        let text = validPolicy.replacingOccurrences(of: "file:///srv/drop", with: "sftp://alice:hunter2@example.org/drop")
+    @Test(arguments: ["sftp://alice:hunter2@example.org/drop", "sftp://alice%3Ahunter2@example.org/drop",
+                      "ftp://alice%3ahunter2@example.org"])
+    func passwordInURLIsRefused(url: String) {
+        let text = validPolicy.replacingOccurrences(of: "file:///srv/drop", with: url)
         #expect(problems(text).first?.contains("the URL holds a password; secrets are never written in policies.yaml") == true)
+    }
+
+    @Test func anAtSignInTheURLPathIsNoPassword() {
+        let text = validPolicy.replacingOccurrences(of: "file:///srv/drop", with: "sftp://alice@example.org/a:b@c")
+        #expect(problems(text).allSatisfy { !$0.contains("holds a password") }, "\(problems(text))")
     }
 
     @Test func missingCredentialFile() {

@@ -51,10 +51,15 @@ import Testing
     @Test func oneAgentPerSpool() throws {
         let spool = try spool()
         #expect(AgentLock.holder(path: spool.lock) == nil)
-        let lock = try AgentLock(path: spool.lock)
-        withExtendedLifetime(lock) {
-            #expect(AgentLock.holder(path: spool.lock) == "\(getpid())")
-            #expect(throws: AgentLock.Busy.self) { try AgentLock(path: spool.lock) }
+        do {
+            let lock = try AgentLock(path: spool.lock)
+            withExtendedLifetime(lock) {
+                #expect(AgentLock.holder(path: spool.lock) == "\(getpid())")
+                #expect(throws: AgentLock.Busy.self) { try AgentLock(path: spool.lock) }
+                try? FileSystem.remove(spool.lock)
+                #expect(throws: AgentLock.Busy.self, "a removed lock file frees nothing") { try AgentLock(path: spool.lock) }
+            }
         }
+        #expect(AgentLock.holder(path: spool.lock) == nil, "released with its owner")
     }
 }
