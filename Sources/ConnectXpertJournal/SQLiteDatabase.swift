@@ -7,6 +7,9 @@ public struct SQLiteError: Error, CustomStringConvertible {
     public let path: String
 
     public var description: String { "journal \(path): \(message) (SQLite code \(code))" }
+
+    /// Whether the file is damaged (not a database, or corrupt), not merely busy or unreadable.
+    public var isDamage: Bool { [SQLITE_CORRUPT, SQLITE_NOTADB].contains(code & 0xff) }
 }
 
 /// A value bound into or read from a statement.

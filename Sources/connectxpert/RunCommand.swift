@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConnectXpertEngine
+import ConnectXpertJournal
 import ConnectXpertPolicy
 import ConnectXpertSpool
 import ConnectXpertSystem
@@ -99,6 +100,8 @@ func startAgent(policy: Policy, mode: RunMode, logger: Logger) throws -> (Agent,
         return (try Agent(policy: policy, mode: mode, logger: logger), lock)
     } catch let busy as AgentLock.Busy {
         throw fail("\(busy)", .tempFail)
+    } catch let error as SQLiteError where error.isDamage {
+        throw damagedJournal(error)
     } catch {
         throw fail("cannot open the spool \(spool.root): \(error)", .cantCreate)
     }

@@ -30,7 +30,7 @@ struct StatusCommand: ParsableCommand {
             print("  \(recipient): \(entries.count) file\(entries.count == 1 ? "" : "s"), \(ByteSize(bytes: bytes)) (\(rule))")
         }
 
-        let unfinished = FileSystem.exists(spool.journal) ? try Journal(path: spool.journal).unfinished() : []
+        let unfinished = FileSystem.exists(spool.journal) ? try openJournal(spool.journal).unfinished() : []
         let now = Date().timeIntervalSince1970
         let retrying = unfinished.filter { $0.nextAttempt != nil || $0.lastError != nil }
         let moving = unfinished.filter { $0.state == .transferring && $0.lastError == nil }
@@ -83,7 +83,7 @@ struct HistoryCommand: ParsableCommand {
             print("no transfers yet")
             return
         }
-        let records = try Journal(path: spool.journal).history(limit: limit)
+        let records = try openJournal(spool.journal).history(limit: limit)
         if records.isEmpty { print("no transfers yet") }
         let formatter = ISO8601DateFormatter()
         for record in records {

@@ -27,6 +27,27 @@ import Testing
             """)
     }
 
+    @Test func aDamagedJournalIsExplainedWithWhatToDo() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        #expect(try agents.once("alice").status == 0)
+        let journal = joinPath(agents.alice, "spool/.state/journal.sqlite")
+        let file = try FileDescriptor.open(journal, flags: O_WRONLY)
+        try file.write(Array(repeating: 0xa5, count: 4096))  // over the header
+        for arguments in [["run", "--once"], ["status"], ["history"]] {
+            let outcome = try AgentProcess(arguments + ["--policy", agents.policyPath("alice")], in: agents.alice).wait()
+            #expect(outcome.status == 74, "EX_IOERR: \(arguments) \(outcome.stderr)")
+            #expect(outcome.stderr.contains("connectxpert: the journal \(journal) is damaged (file is not a database). "
+                + "To go on, stop every agent on this spool and move it aside"), "\(outcome.stderr)")
+        }
+        let advice = "cd \(parentDirectory(of: journal)) && for f in journal.sqlite*; do mv \"$f\" \"$f.damaged\"; done"
+        _ = try runChecked("/bin/sh", ["-c", advice])
+        try write(joinPath(agents.outbox("alice", to: "bob"), "after.txt"), "a")
+        let after = try agents.once("alice")
+        #expect(after.status == 0, "following the advice works: \(after.stderr)")
+        #expect(FileSystem.exists(joinPath(agents.drop, "alice->bob/after.txt")))
+    }
+
     @Test func missingPolicyIsExplained() throws {
         let folder = try temporaryFolder()
         let outcome = try connectxpert("check", "--policy", "nowhere.yaml", in: folder)
