@@ -4,9 +4,18 @@ import Foundation
 /// Parses FTP directory listings: MLSD (RFC 3659) where the server offers it, else `LIST` in the
 /// common Unix `ls -l` format.
 enum FTPListing {
+    /// A listing's lines, ended by LF or CRLF only: a name may hold any other line separator
+    /// (U+2028, a lone CR, VT), which Unicode's notion of a newline would split it at.
+    static func lines(of text: String) -> [Substring] {
+        text.unicodeScalars.split(separator: "\n").map { scalars in
+            let line = Substring(scalars)
+            return line.unicodeScalars.last == "\r" ? Substring(line.unicodeScalars.dropLast()) : line
+        }
+    }
+
     /// `type=file;size=6;modify=20261121074000; name`
     static func parseMLSD(_ text: String) -> [RemoteEntry] {
-        text.split(whereSeparator: \.isNewline).compactMap { line in
+        lines(of: text).compactMap { line in
             guard let space = line.firstIndex(of: " ") else { return nil }
             let name = String(line[line.index(after: space)...])
             var facts: [String: String] = [:]
@@ -29,7 +38,7 @@ enum FTPListing {
 
     /// `-rw-r--r--    1 1001  1001   6 Nov 21 07:40 name with spaces` (or a year instead of the time).
     static func parseUnix(_ text: String, now: Date = Date()) -> [RemoteEntry] {
-        text.split(whereSeparator: \.isNewline).compactMap { line in
+        lines(of: text).compactMap { line in
             guard let kindLetter = line.first, "-dlbcps".contains(kindLetter) else { return nil }  // "total 12"
             // Eight fields, then the name, which may hold spaces.
             var fields: [Substring] = []

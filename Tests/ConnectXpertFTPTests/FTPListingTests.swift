@@ -1,0 +1,27 @@
+import ConnectXpertTransport
+import Foundation
+import Testing
+
+@testable import ConnectXpertFTP
+
+/// Listings are split at LF and CRLF only: any other line separator is part of a name.
+@Suite struct FTPListingTests {
+    @Test func unixListingsKeepNamesWithOtherLineSeparators() {
+        let text = "total 8\r\n"
+            + "-rw-r--r--    1 1001  1001   6 Nov 21 07:40 nl\u{2028}then more\r\n"
+            + "-rw-r--r--    1 1001  1001   7 Nov 21 07:40 lone\rcr\r\n"
+            + "drwxr-xr-x    2 1001  1001   4096 Jan 01  2025 folder with spaces\n"
+        let entries = FTPListing.parseUnix(text)
+        #expect(entries.map(\.name) == ["nl\u{2028}then more", "lone\rcr", "folder with spaces"])
+        #expect(entries.map(\.size) == [6, 7, 4096])
+        #expect(entries.last?.kind == .directory)
+    }
+
+    @Test func mlsdListingsKeepNamesWithOtherLineSeparators() {
+        let text = "type=file;size=6;modify=20261121074000; nl\u{2028}x\r\ntype=cdir;modify=20261121074000; .\r\n"
+            + "type=dir;modify=20261121074000; sub\u{85}folder\r\n"
+        let entries = FTPListing.parseMLSD(text)
+        #expect(entries.map(\.name) == ["nl\u{2028}x", "sub\u{85}folder"])
+        #expect(entries.first?.modificationNanoseconds == Int64(1_795_246_800) * 1_000_000_000)
+    }
+}
