@@ -5,7 +5,7 @@ public struct HeaderBlock: Sendable {
         /// As written (`Subject`); compare with `is(_:)`, names are case-insensitive.
         public let name: String
         /// The raw lines of the field: the first (`Name: value`) and its continuations.
-        public let lines: [[UInt8]]
+        public fileprivate(set) var lines: [[UInt8]]
 
         public func `is`(_ other: String) -> Bool { name.lowercased() == other.lowercased() }
 
@@ -56,8 +56,8 @@ public struct HeaderBlock: Sendable {
         var fields: [Field] = []
         for (line, _) in lines {
             if let first = line.first, first == UInt8(ascii: " ") || first == UInt8(ascii: "\t") {
-                guard let last = fields.popLast() else { throw .notAMessage("it starts with a continuation line") }
-                fields.append(Field(name: last.name, lines: last.lines + [Array(line)]))
+                guard !fields.isEmpty else { throw .notAMessage("it starts with a continuation line") }
+                fields[fields.count - 1].lines.append(Array(line))  // in place: a copy per line was quadratic
                 continue
             }
             guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,

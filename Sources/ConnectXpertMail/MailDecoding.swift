@@ -41,7 +41,7 @@ public enum MailDecoding {
         var rest = Substring(value)
         var pendingSpace = ""
         var previousWasEncoded = false
-        while let start = rest.range(of: "=?") {
+        while let start = rest.firstRange(of: "=?") {  // the standard library's: Foundation's copies `rest` each time
             let before = rest[..<start.lowerBound]
             guard let word = encodedWord(at: rest[start.lowerBound...]) else {
                 result += pendingSpace + before + "=?"
@@ -65,7 +65,9 @@ public enum MailDecoding {
 
     /// `=?charset?B|Q?text?=` at the start of `text`: the decoded text and where the word ends.
     private static func encodedWord(at text: Substring) -> (text: String, end: Substring.Index)? {
-        let parts = text.dropFirst(2).split(separator: "?", maxSplits: 3, omittingEmptySubsequences: false)
+        // A word is short (RFC 2047: 75 characters); looking further would read the rest of the
+        // header for every "=?" that starts no word.
+        let parts = text.dropFirst(2).prefix(1100).split(separator: "?", maxSplits: 3, omittingEmptySubsequences: false)
         guard parts.count == 4, parts[3].hasPrefix("="), !parts[0].isEmpty, parts[2].count < 1000,
               !parts[2].contains(where: \.isWhitespace) else { return nil }
         let charset = parts[0].split(separator: "*").first.map(String.init)  // RFC 2231 language suffix

@@ -21,6 +21,22 @@ import Testing
         #expect(Array(text.utf8)[block.bodyOffset...].elementsEqual(Array("body\n".utf8)))
     }
 
+    /// Hostile headers are read in time linear in their size: 40 000 continuation lines and a
+    /// Subject of 200 000 encoded words took 15 s and over 20 s (a copy of the field per line, and a
+    /// Foundation search that copied the rest of the value for every word). The bound is loose, a
+    /// guard against a quadratic return, not a speed target.
+    @Test func hugeFoldedHeadersAndManyEncodedWordsAreReadInLinearTime() throws {
+        let started = Date()
+        let folded = "Subject: start\r\n" + String(repeating: " more\r\n", count: 40_000) + "\r\nbody"
+        let block = try HeaderBlock(parsing: Array(folded.utf8))
+        #expect(block.fields.first?.lines.count == 40_001)
+        let words = "Subject: " + String(repeating: "=?UTF-8?B?w6Q=?= ", count: 200_000) + "\r\n\r\n"
+        #expect(try HeaderBlock(parsing: Array(words.utf8)).text("Subject") == String(repeating: "ä", count: 200_000))
+        let unclosed = "Subject: " + String(repeating: "=?x ", count: 200_000) + "\r\n\r\n"
+        #expect(try HeaderBlock(parsing: Array(unclosed.utf8)).text("Subject")?.count == 800_000 - 1)
+        #expect(Date().timeIntervalSince(started) < 20, "\(Date().timeIntervalSince(started)) s")
+    }
+
     @Test func somethingElseIsNotAMessage() {
         #expect(throws: MessageError.self) { try HeaderBlock(parsing: Array("just some text\n\nmore".utf8)) }
         #expect(throws: MessageError.self) { try HeaderBlock(parsing: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a]) }
