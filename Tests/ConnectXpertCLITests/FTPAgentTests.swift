@@ -22,10 +22,16 @@ struct FTPAgentTests {
     }
 
     /// ConnectXpert 0.7's ftplib mode: `STOR sender->receiver/name`; receiving is NLST, RETR, DELE.
+    @Test func anInterruptedDownloadResumes() throws {
+        let agents = try TwoAgents(ftp: FTPTestServer.shared)
+        defer { agents.remove() }
+        try checkAnInterruptedDownloadResumes(agents)
+    }
+
     @Test func aFileStillBeingWrittenIsTakenWhole() throws {
         let agents = try TwoAgents(ftp: FTPTestServer.shared)
         defer { agents.remove() }
-        try checkAFileStillBeingWrittenIsTakenWhole(agents, owner: FTPTestServer.shared.user)
+        try checkAFileStillBeingWrittenIsTakenWhole(agents)
     }
 
     @Test func interoperatesWithThe07ToolsFtplibMode() throws {

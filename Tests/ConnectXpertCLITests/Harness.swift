@@ -229,13 +229,13 @@ func checkExchange(_ agents: TwoAgents) throws {
 }
 
 /// A peer writing 2 MB in 20 chunks under its final name, as ConnectXpert 0.7 and most tools do,
-/// straight into the drop folder on the server's disk (`owner` its owner there): bob's daemon takes
-/// the file only once it is complete, and deletes the remote copy only then.
-func checkAFileStillBeingWrittenIsTakenWhole(_ agents: TwoAgents, owner: String? = nil) throws {
+/// straight into the drop folder (on the server's disk, owned by its login): bob's daemon takes the
+/// file only once it is complete, and deletes the remote copy only then.
+func checkAFileStillBeingWrittenIsTakenWhole(_ agents: TwoAgents) throws {
     try agents.editPolicy("bob", replacing: "stable_for: 100ms", with: "stable_for: 1s")
     let folder = joinPath(agents.remoteFolder ?? agents.drop, "alice->bob")
     try FileSystem.createDirectories(folder)
-    if let owner { _ = try runChecked("/bin/chown", [owner, parentDirectory(of: folder), folder]) }
+    if let remoteFolder = agents.remoteFolder { try chown(remoteFolder) }
     let bob = try agents.startDaemon("bob")
     defer { bob.signal(SIGTERM); bob.wait() }
     let bytes = randomBytes(2_000_000)
@@ -248,6 +248,30 @@ func checkAFileStillBeingWrittenIsTakenWhole(_ agents: TwoAgents, owner: String?
     let received = joinPath(agents.inbox("bob", from: "alice"), "slow.bin")
     #expect(eventually { read(received) == bytes }, "\(bob.log)")
     #expect(eventually { files(below: folder).isEmpty }, "the remote copy is deleted once it is stored")
+}
+
+/// `kill -9` of bob's batch pass in the middle of a 300 MiB download, then another pass: it goes on
+/// from the partial file and stores the file whole.
+func checkAnInterruptedDownloadResumes(_ agents: TwoAgents) throws {
+    let bytes = randomBytes(300 << 20)
+    try write(joinPath(agents.remoteFolder!, "alice->bob/large.bin"), bytes)
+    try chown(agents.remoteFolder!)
+    let bob = try AgentProcess(["run", "--once", "--policy", agents.policyPath("bob")], in: agents.bob)
+    let inbox = agents.inbox("bob", from: "alice")
+    let started = eventually(timeout: 30) {
+        ((try? FileSystem.contents(of: inbox)) ?? []).contains { name in
+            name.hasSuffix(".part") && ((try? FileSystem.status(joinPath(inbox, name)))??.size ?? 0) > 10 << 20
+        }
+    }
+    bob.signal(SIGKILL)
+    bob.wait()
+    try #require(started, "the download was interrupted while in progress")
+    let resumed = try agents.once("bob")
+    #expect(resumed.status == 0, "\(resumed.stderr)")
+    #expect(resumed.stderr.contains("resuming the download"), "\(resumed.stderr)")
+    #expect(read(joinPath(inbox, "large.bin")) == bytes)
+    #expect(try FileSystem.contents(of: inbox) == ["large.bin"], "no partial file left")
+    #expect(!FileSystem.exists(joinPath(agents.remoteFolder!, "alice->bob/large.bin")), "the remote copy is deleted once stored")
 }
 
 /// A daemon sending a large file while its server is stopped (connections killed) and started

@@ -24,7 +24,7 @@ struct SFTPAgentTests {
     @Test func aFileStillBeingWrittenIsTakenWhole() throws {
         let agents = try TwoAgents(sftp: SSHTestServer.shared)
         defer { agents.remove() }
-        try checkAFileStillBeingWrittenIsTakenWhole(agents, owner: SSHTestServer.shared.user)
+        try checkAFileStillBeingWrittenIsTakenWhole(agents)
     }
 
     @Test func aPeerWithTheSameLayoutInteroperates() throws {
@@ -159,25 +159,7 @@ struct SFTPAgentTests {
     @Test func anInterruptedDownloadResumes() throws {
         let agents = try TwoAgents(sftp: SSHTestServer.shared)
         defer { agents.remove() }
-        let bytes = randomBytes(300 << 20)
-        try write(joinPath(agents.remoteFolder!, "alice->bob/large.bin"), bytes)
-        try chown(agents.remoteFolder!)
-        let bob = try AgentProcess(["run", "--once", "--policy", agents.policyPath("bob")], in: agents.bob)
-        let inbox = agents.inbox("bob", from: "alice")
-        let started = eventually(timeout: 30) {
-            ((try? FileSystem.contents(of: inbox)) ?? []).contains { name in
-                name.hasSuffix(".part") && ((try? FileSystem.status(joinPath(inbox, name)))??.size ?? 0) > 10 << 20
-            }
-        }
-        bob.signal(SIGKILL)
-        bob.wait()
-        try #require(started, "the download was interrupted while in progress")
-        let resumed = try agents.once("bob")
-        #expect(resumed.status == 0, "\(resumed.stderr)")
-        #expect(resumed.stderr.contains("resuming the download"))
-        #expect(read(joinPath(inbox, "large.bin")) == bytes)
-        #expect(try FileSystem.contents(of: inbox) == ["large.bin"], "no partial file left")
-        #expect(!FileSystem.exists(joinPath(agents.remoteFolder!, "alice->bob/large.bin")), "the remote copy is deleted once stored")
+        try checkAnInterruptedDownloadResumes(agents)
     }
 
     @Test func hostileRemoteEntriesAreNotFollowed() throws {
