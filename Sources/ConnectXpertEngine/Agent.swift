@@ -18,6 +18,9 @@ public struct Tally: Sendable, Equatable {
     public var received = 0
     /// Moved to `failed/` (or, for incoming files, left on the remote) because they need a person.
     public var failed = 0
+    /// Of `failed`, the incoming files left on the remote, and the messages moved to `mail/failed/`.
+    public var failedDownloads = 0
+    public var failedMail = 0
     /// Transient failures left for a later attempt.
     public var deferred = 0
     /// Transfers a remote refused (authentication, host key): the files wait for a person.
@@ -30,6 +33,7 @@ public struct Tally: Sendable, Equatable {
     mutating func add(_ mail: MailTally) {
         mailSent += mail.sent
         failed += mail.failed
+        failedMail += mail.failed
         deferred += mail.deferred
         refused += mail.refused
     }
@@ -51,6 +55,8 @@ public final class Agent: Sendable {
     let warned = Mutex(Set<String>())
     /// Remotes that refused us (authentication, host key) since the last reload.
     let refusedRemotes = Mutex(Set<String>())
+    /// The files counted as waiting for a refusing remote since the last reload.
+    let refusedItems = Mutex(Set<JobKey>())
     /// What each inbox rule's last listing saw of files not yet stable, by rule index.
     let sightings = Mutex([Int: Sightings]())
 
@@ -129,7 +135,7 @@ public final class Agent: Sendable {
     public func enqueueSend(recipient: String, path: String, closed: Bool = true) {
         let remote = policy.outboxRule(for: recipient)?.remote ?? ""
         let file = OutboxFile(recipient: recipient, path: path, closed: closed)
-        scheduler.enqueue(JobKey("out", recipient, path), remote: remote, payload: file) { [self] in send(file) }
+        scheduler.enqueue(file.key, remote: remote, payload: file) { [self] in send(file) }
     }
 
     /// Queues one listing pass of every inbox rule.
@@ -270,18 +276,29 @@ public final class Agent: Sendable {
 
     /// A remote refused us: logged once per remote and reason; the work waits until a person acts
     /// (a reload, SIGHUP or restart tries again).
-    func refused(_ error: Error, remote: String) {
+    /// `item`, a file (nil for a listing), waits because `remote` refused us.
+    func refused(_ error: Error, remote: String, item: JobKey?) {
         refusedRemotes.withLock { _ = $0.insert(remote) }
         warnOnce("\(error)", key: "refused \(remote) \(error)", metadata: ["transfer.remote": "\(remote)"], level: .error)
+        countRefused(item)
+    }
+
+    /// Whether a remote refused us since the last reload; work for it (`item`, a file, or nil for a
+    /// listing) then waits without connecting.
+    func isRefused(_ remote: String, item: JobKey?) -> Bool {
+        guard refusedRemotes.withLock({ $0.contains(remote) }) else { return false }
+        countRefused(item)
+        return true
+    }
+
+    /// Counts a file that waits for a refusing remote once, however often it is tried.
+    private func countRefused(_ item: JobKey?) {
+        guard let item, refusedItems.withLock({ $0.insert(item).inserted }) else { return }
         count { $0.refused += 1 }
     }
 
-    /// Whether a remote refused us since the last reload; work for it then waits without connecting.
-    func isRefused(_ remote: String) -> Bool {
-        guard refusedRemotes.withLock({ $0.contains(remote) }) else { return false }
-        count { $0.refused += 1 }
-        return true
-    }
+    /// Whether a remote refused us since the last reload (a listing, when no file was refused).
+    public var wasRefused: Bool { refusedRemotes.withLock { !$0.isEmpty } }
 
     /// Logs a warning once per key (a name seen on every poll or rescan is reported once per run).
     func warnOnce(_ message: Logger.Message, key: String, metadata: Logger.Metadata, level: Logger.Level = .warning) {
@@ -292,6 +309,7 @@ public final class Agent: Sendable {
     /// Forgets refusals and warnings, so that a reload tries every remote again and reports what remains.
     func forgetRefusals() {
         refusedRemotes.withLock { $0.removeAll() }
+        refusedItems.withLock { $0.removeAll() }
         warned.withLock { $0.removeAll() }
     }
 

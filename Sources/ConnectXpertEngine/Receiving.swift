@@ -20,7 +20,7 @@ extension Agent {
               let pattern = SenderFolderPattern(template: rule.remoteFolder, recipient: policy.identity.id) else {
             return .finished
         }
-        guard !isRefused(remote.name) else { return .finished }
+        guard !isRefused(remote.name, item: nil) else { return .finished }
         var log = logger
         log[metadataKey: "transfer.remote"] = "\(remote.name)"
         var seen = Sightings(after: sightings.withLock { $0[ruleIndex] })
@@ -45,7 +45,7 @@ extension Agent {
                 }
             }
         } catch where classify(error) == .refused {
-            refused(error, remote: remote.name)
+            refused(error, remote: remote.name, item: nil)
             return .finished
         } catch {
             log.warning("cannot list the inbox drops", metadata: ["transfer.error": "\(error)"])
@@ -91,7 +91,7 @@ extension Agent {
 
     func enqueueReceive(ruleIndex: Int, remote: String, sender: String, folder: String, path: String, listed: RemoteEntry) {
         let file = IncomingFile(ruleIndex: ruleIndex, sender: sender, source: joinPath(folder, path), relative: path, listed: listed)
-        scheduler.enqueue(JobKey("in", remote, file.source), remote: remote, payload: file) { [self] in receive(file) }
+        scheduler.enqueue(file.key(on: remote), remote: remote, payload: file) { [self] in receive(file) }
     }
 
     /// Resumes an incoming transfer found unfinished in the journal.
@@ -102,7 +102,7 @@ extension Agent {
             return
         }
         let file = IncomingFile(ruleIndex: index, sender: record.peer, source: record.source, relative: nil, listed: nil)
-        scheduler.enqueue(JobKey("in", record.remote, record.source), remote: record.remote, payload: file) { [self] in
+        scheduler.enqueue(file.key(on: record.remote), remote: record.remote, payload: file) { [self] in
             receive(file)
         }
     }
@@ -110,7 +110,9 @@ extension Agent {
     /// One remote file, with other files waiting to be received from the same remote (see
     /// `receiveAlong`).
     func receive(_ file: IncomingFile) -> JobOutcome {
-        guard var task = Incoming(file, policy: policy, logger: logger), !isRefused(task.remote.name) else { return .finished }
+        guard var task = Incoming(file, policy: policy, logger: logger), !isRefused(task.remote.name, item: file.key(on: task.remote.name)) else {
+            return .finished
+        }
         do {
             return try pool.withConnection(to: task.remote) { transport in
                 guard try stage(&task, through: transport) else { return .finished }
@@ -255,7 +257,7 @@ extension Agent {
     /// received by a job that ran first) leaves nothing to do.
     private func failed(_ task: Incoming, _ error: Error) -> JobOutcome {
         guard error is SourceGone || (error as? TransportError)?.kind == .notFound else {
-            return handleReceiveFailure(error, record: task.record, rule: task.rule, remote: task.remote, log: task.log)
+            return handleReceiveFailure(error, task)
         }
         if let record = task.record {
             if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
@@ -264,9 +266,9 @@ extension Agent {
         return .finished
     }
 
-    private func handleReceiveFailure(_ error: Error, record: TransferRecord?, rule: InboxRule, remote: Remote,
-                                      log: Logger) -> JobOutcome {
-        var log = log
+    private func handleReceiveFailure(_ error: Error, _ task: Incoming) -> JobOutcome {
+        let record = task.record, rule = task.rule, remote = task.remote
+        var log = task.log
         log[metadataKey: "transfer.error"] = "\(error)"
         if let record, record.state == .delivered {
             // Stored locally; only deleting the remote copy failed. The next poll tries that again
@@ -299,7 +301,7 @@ extension Agent {
             leaveOnRemote(record, reason: "gave up after \(rule.retry.giveUpAfter) of failed attempts; the last error: \(error)",
                           log: log)
         case .refused:
-            refused(error, remote: remote.name)
+            refused(error, remote: remote.name, item: task.file.key(on: remote.name))
         case .permanent:
             leaveOnRemote(record, reason: "\(error)", log: log)
         }
@@ -315,7 +317,10 @@ extension Agent {
             try? journal.save(record)
         }
         log.error("cannot receive; the file is left on the remote", metadata: ["transfer.reason": "\(reason)"])
-        count { $0.failed += 1 }
+        count {
+            $0.failed += 1
+            $0.failedDownloads += 1
+        }
     }
 
     private func destinationFolder(_ rule: InboxRule, sender: String) -> String {
@@ -423,6 +428,9 @@ struct IncomingFile: Sendable {
     /// resuming, where the journal holds the names.
     let relative: String?
     let listed: RemoteEntry?
+
+    /// Its job's key, on the remote it is received from.
+    func key(on remote: String) -> JobKey { JobKey("in", remote, source) }
 }
 
 /// One remote file on its way, with its rule and remote.

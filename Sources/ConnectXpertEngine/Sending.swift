@@ -107,7 +107,7 @@ extension Agent {
         }
         guard rule.selects(file.path), let remote = policy.remotes[rule.remote] else { return .skip(.finished) }
         log[metadataKey: "transfer.remote"] = "\(remote.name)"
-        guard !isRefused(remote.name) else { return .skip(.finished) }
+        guard !isRefused(remote.name, item: file.key) else { return .skip(.finished) }
         let source = joinPath(spool.outbox(for: file.recipient), file.path)
         var record: TransferRecord?
         do {
@@ -391,7 +391,7 @@ extension Agent {
                 record.lastError = "\(error)"
                 try? journal.save(record)
             }
-            refused(error, remote: remote.name)
+            refused(error, remote: remote.name, item: OutboxFile(recipient: recipient, path: path).key)
         case .permanent:
             let advice = (error as? PermanentFailure)?.advice
                 ?? "fix the cause above, then move the file back into outbox/\(recipient)/ to send it again"
@@ -432,6 +432,8 @@ extension TransferRecord {
 struct OutboxFile: Sendable {
     let recipient: String
     let path: String
+    /// Its job's key.
+    var key: JobKey { JobKey("out", recipient, path) }
     /// False when the watcher saw only a creation: the file is then taken only if no one has it open
     /// for writing.
     var closed = true

@@ -30,6 +30,7 @@ struct PolicyExplanation {
             if remote.kind == .localDirectory { line += " (local folder \(remote.path))" }
             line += ", up to \(remote.maxConnections) connections, timeout \(remote.timeout)"
             lines.append(line)
+            if let ftp = remote.ftp { lines.append("    " + describe(ftp)) }
         }
         lines.append("")
         lines.append("Sending (first matching rule wins):")
@@ -85,6 +86,17 @@ struct PolicyExplanation {
         lines.append("  display \(share.display) on \(share.listen), \(share.authentication == .none ? "no password" : share.passwordFile.map { "VNC password in \($0)" } ?? "VNC password from --password-file"), at most \(share.maxDuration)"
             + (share.viewOnly ? ", view only" : "") + (share.once ? ", ends when the viewer leaves" : ""))
         return lines.joined(separator: "\n")
+    }
+}
+
+/// What protects an FTP remote's login and files, as `check` explains it.
+private func describe(_ ftp: FTPSettings) -> String {
+    let trusted = ftp.caFile.map { "certificates signed by the CA in \($0) (instead of the system's)" }
+        ?? "certificates the system's CAs sign"
+    switch ftp.tls {
+    case .required: return "TLS required (AUTH TLS, refused if the server lacks it), trusting \(trusted)"
+    case .implicit: return "TLS from the first byte (ftps://), trusting \(trusted)"
+    case .off: return "NO TLS (tls: off): the password and the files cross the network readable"
     }
 }
 

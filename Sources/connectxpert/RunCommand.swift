@@ -78,12 +78,17 @@ func completeBatch(_ agent: Agent, summary: (Tally) -> String) throws {
     agent.waitUntilIdle()
     agent.shutdown()
     let tally = agent.tally
-    if tally.refused > 0 {
+    if tally.refused > 0 || agent.wasRefused {
         throw fail("\(summary(tally)); a server refused us (authentication, host key or TLS; see the log), "
             + "the files and mail wait in their outboxes", .noPermission)
     }
     if tally.failed > 0 {
-        throw fail("\(summary(tally)) (see \(agent.spool.failed), \(agent.mailSpool.failed) and the log)", .dataError)
+        let places = [
+            tally.failed > tally.failedDownloads + tally.failedMail ? agent.spool.failed : nil,
+            tally.failedMail > 0 ? agent.mailSpool.failed : nil,
+            tally.failedDownloads > 0 ? "the files left on the remote" : nil,
+        ].compactMap { $0 }
+        throw fail("\(summary(tally)) (see \(places.joined(separator: ", ")) and the log)", .dataError)
     }
     if tally.deferred > 0 {
         throw fail("\(summary(tally)) (transient failures; run again later)", .tempFail)

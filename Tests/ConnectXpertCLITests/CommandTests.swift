@@ -13,6 +13,39 @@ import Testing
         #expect(outcome.stdout.contains("  outbox/<*>/ -> drop:{sender}->{recipient}/{path}"))
     }
 
+    @Test func checkExplainsWhatProtectsAnFTPRemote() throws {
+        let folder = try temporaryFolder()
+        try write(joinPath(folder, "ca.pem"), "not read by check")
+        try write(joinPath(folder, "policies.yaml"), """
+            identity:
+              id: alice
+            remotes:
+              plain:
+                url: ftp://cx@ftp.example.org/
+                password_env: FTP_PASSWORD
+                tls: off
+              private:
+                url: ftp://cx@ftp.example.org/
+                password_env: FTP_PASSWORD
+                ca_file: ca.pem
+              public:
+                url: ftps://cx@ftp.example.org/
+                password_env: FTP_PASSWORD
+
+            """)
+        let outcome = try connectxpert("check", "--policy", joinPath(folder, "policies.yaml"), in: folder)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdout.contains("""
+              plain: ftp://cx@ftp.example.org/, up to 4 connections, timeout 30s
+                NO TLS (tls: off): the password and the files cross the network readable
+              private: ftp://cx@ftp.example.org/, up to 4 connections, timeout 30s
+                TLS required (AUTH TLS, refused if the server lacks it), trusting certificates signed by the CA in \
+            \(folder)/ca.pem (instead of the system's)
+              public: ftps://cx@ftp.example.org/, up to 4 connections, timeout 30s
+                TLS from the first byte (ftps://), trusting certificates the system's CAs sign
+            """), "\(outcome.stdout)")
+    }
+
     @Test func checkReportsAnInvalidPolicyWithEXConfig() throws {
         let folder = try temporaryFolder()
         try write(joinPath(folder, "policies.yaml"), "identity:\n  id: alice\nremotes:\n  drop:\n    url: file:drop\n    max_conections: 4\n")

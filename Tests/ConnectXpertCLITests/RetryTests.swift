@@ -108,6 +108,20 @@ import Testing
         #expect(files(below: agents.drop) == ["alice->dave/not-ours.txt"])
     }
 
+    @Test func aDownloadThatNeedsAPersonPointsAtTheRemoteNotAtFailedFolders() throws {
+        let agents = try TwoAgents {
+            $0.replacingOccurrences(of: "    every: 200ms\n", with: "    every: 200ms\n    conflict: fail\n")
+        }
+        defer { agents.remove() }
+        try write(joinPath(agents.inbox("bob", from: "alice"), "taken.txt"), "mine")
+        try write(joinPath(agents.drop, "alice->bob/taken.txt"), "theirs")
+        let outcome = try agents.once("bob")
+        #expect(outcome.status == 65, "\(outcome.stderr)")
+        #expect(outcome.stderr.hasSuffix("connectxpert: sent 0, received 0, failed 1, to retry 0 (see the files left on the "
+            + "remote and the log)\n"), "\(outcome.stderr)")
+        #expect(FileSystem.exists(joinPath(agents.drop, "alice->bob/taken.txt")))
+    }
+
     @Test func keptRemoteCopiesAreReceivedOncePerVersion() throws {
         let agents = try TwoAgents { $0.replacingOccurrences(of: "    every: 200ms\n", with: "    every: 200ms\n    delete_remote: false\n    senders: [\"alice\"]\n") }
         defer { agents.remove() }

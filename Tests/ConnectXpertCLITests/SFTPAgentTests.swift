@@ -27,6 +27,27 @@ struct SFTPAgentTests {
         try checkAFileStillBeingWrittenIsTakenWhole(agents)
     }
 
+    @Test func anUnknownHostKeyRefusesOnceInOneLineAndCountsEachFileOnce() throws {
+        let server = SSHTestServer.shared
+        let folder = "refused-" + UUID().uuidString.prefix(8)
+        let empty = NSTemporaryDirectory() + "cx-kh-" + UUID().uuidString
+        let agents = try TwoAgents(server: server, folder: folder, lines: [
+            "url: \(server.url(folder))", "key_file: \(server.clientKey)", "known_hosts: \(empty)",
+        ])
+        defer { agents.remove() }
+        try write(joinPath(agents.outbox("alice", to: "bob"), "waits.txt"), "w")
+        try write(joinPath(agents.outbox("alice", to: "bob"), "waits too.txt"), "w")
+        let outcome = try agents.once("alice")
+        #expect(outcome.status == 77, "\(outcome.stderr)")
+        #expect(outcome.stderr.hasSuffix("connectxpert: sent 0, received 0, failed 0, to retry 0, refused 2; a server refused "
+            + "us (authentication, host key or TLS; see the log), the files and mail wait in their outboxes\n"),
+                "two files, whatever the attempts and the inbox listing: \(outcome.stderr)")
+        let lines = outcome.stderr.split(separator: "\n").filter { $0.contains("is not known") }
+        #expect(lines.count == 1, "one line, once: \(outcome.stderr)")
+        #expect(lines.first?.contains("\\nRefused. If this is the right key, add this line to") == true)
+        #expect(files(below: agents.outbox("alice", to: "bob")) == ["waits too.txt", "waits.txt"])
+    }
+
     @Test func aPeerWithTheSameLayoutInteroperates() throws {
         // OpenSSH's sftp stands in for ConnectXpert 0.7: it puts into sender->receiver/ under the
         // login's home, and receives by listing, getting and removing.
