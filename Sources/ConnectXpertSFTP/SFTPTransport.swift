@@ -261,7 +261,12 @@ public final class SFTPTransport: Transport {
                     if count == 0 { atEnd = true } else { end += count; next += Int64(count) }
                 }
                 if start == end { return }
-                let written = libssh2_sftp_write(handle.raw, (base + start).assumingMemoryBound(to: CChar.self), end - start)
+                // No more than the channel's window takes: libssh2 1.10 does not read the server's
+                // window adjustment while it waits to send, so a write larger than the window stalls
+                // (dropbear's window is 24 KiB; OpenSSH's, 2 MiB, is as large as the buffer).
+                let window = Int(libssh2_channel_window_write_ex(libssh2_sftp_get_channel(channel.raw), nil))
+                let written = libssh2_sftp_write(handle.raw, (base + start).assumingMemoryBound(to: CChar.self),
+                                                 min(end - start, max(window - 1024, 1024)))
                 guard written > 0 else { throw failure("write", target) }
                 start += written
                 acknowledged += Int64(written)
@@ -374,7 +379,11 @@ public final class SFTPTransport: Transport {
     /// connection or a timeout may pass.
     private func failure(_ action: String, _ path: String) -> TransportError {
         guard let status = channel.lastStatus else {
-            return TransportError(.transient, "\(endpoint): cannot \(action) \(path): \(channel.session.lastError)")
+            let session = channel.session
+            let why = session.lastErrorCode == LIBSSH2_ERROR_TIMEOUT || session.lastError.isEmpty
+                ? "the server did not answer in time (libssh2 error \(session.lastErrorCode))"
+                : session.lastError
+            return TransportError(.transient, "\(endpoint): cannot \(action) \(path): \(why)")
         }
         return failure(action, path, status: status)
     }

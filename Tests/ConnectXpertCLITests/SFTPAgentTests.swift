@@ -21,6 +21,13 @@ struct SFTPAgentTests {
         try checkExchange(agents)
     }
 
+    @Test func agentsExchangeFilesOverDropbearWithItsSmallWindow() throws {
+        let server = try SSHTestServer(.dropbear)
+        let agents = try TwoAgents(sftp: server)
+        defer { agents.remove() }
+        try withExtendedLifetime(server) { try checkExchange(agents) }  // with a 3 MiB file: 128 windows of 24 KiB
+    }
+
     @Test func aFileStillBeingWrittenIsTakenWhole() throws {
         let agents = try TwoAgents(sftp: SSHTestServer.shared)
         defer { agents.remove() }

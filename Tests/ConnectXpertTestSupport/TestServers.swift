@@ -58,12 +58,16 @@ public class TestServer: @unchecked Sendable {
     }
 }
 
-/// A private OpenSSH server (`scripts/test-servers/sshd`).
+/// A private SSH server: OpenSSH (`scripts/test-servers/sshd`), or dropbear with OpenSSH's
+/// sftp-server and a small channel window (`scripts/test-servers/dropbear`; only the client key and
+/// known_hosts there).
 public final class SSHTestServer: TestServer, @unchecked Sendable {
+    public enum Kind: String { case openssh = "sshd", dropbear }
+
     /// One server for the tests that do not stop or restart theirs.
     public static let shared: SSHTestServer = try! SSHTestServer()
 
-    public init() throws { try super.init(script: "sshd") }
+    public init(_ kind: Kind = .openssh) throws { try super.init(script: kind.rawValue) }
 
     public var knownHosts: String { joinPath(folder, "known_hosts") }
     public var clientKey: String { joinPath(folder, "client_key") }
