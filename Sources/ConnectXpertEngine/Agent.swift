@@ -244,6 +244,22 @@ public final class Agent: Sendable {
         return delay
     }
 
+    /// A transient failure of `record`'s `what` ("transfer", "download"): its retry, recorded and
+    /// logged, or `nil` once the rule's `give_up_after` has passed and the caller must give up.
+    func retry(_ record: TransferRecord?, _ what: String, after error: Error, retry: RetryPolicy,
+               log: Logger) -> JobOutcome? {
+        guard var record else {
+            log.warning("cannot start the \(what); will retry")
+            return deferOrRetry(after: retry.initial.seconds)
+        }
+        guard let delay = scheduleRetry(&record, error: error, retry: retry) else { return nil }
+        try? journal.save(record)
+        log.warning("\(what) failed; will retry", metadata: [
+            "transfer.attempt": "\(record.attempts)", "transfer.retry_in": "\(TimeSpan(seconds: delay))",
+        ])
+        return deferOrRetry(after: delay)
+    }
+
     /// A transient failure's outcome: in batch mode the file waits for the next run (and is counted
     /// so), in the daemon it is tried again after `delay` seconds.
     func deferOrRetry(after delay: Double) -> JobOutcome {

@@ -287,17 +287,7 @@ extension Agent {
             }
             return .finished
         case .transient:
-            guard var record else {
-                log.warning("cannot start the download; will retry")
-                return deferOrRetry(after: rule.retry.initial.seconds)
-            }
-            if let delay = scheduleRetry(&record, error: error, retry: rule.retry) {
-                try? journal.save(record)
-                log.warning("download failed; will retry", metadata: [
-                    "transfer.attempt": "\(record.attempts)", "transfer.retry_in": "\(TimeSpan(seconds: delay))",
-                ])
-                return deferOrRetry(after: delay)
-            }
+            if let retrying = retry(record, "download", after: error, retry: rule.retry, log: log) { return retrying }
             leaveOnRemote(record, reason: "gave up after \(rule.retry.giveUpAfter) of failed attempts; the last error: \(error)",
                           log: log)
         case .refused:

@@ -373,17 +373,7 @@ extension Agent {
             }
             return .finished
         case .transient:
-            guard var record else {
-                log.warning("cannot start the transfer; will retry")
-                return deferOrRetry(after: rule.retry.initial.seconds)
-            }
-            if let delay = scheduleRetry(&record, error: error, retry: rule.retry) {
-                try? journal.save(record)
-                log.warning("transfer failed; will retry", metadata: [
-                    "transfer.attempt": "\(record.attempts)", "transfer.retry_in": "\(TimeSpan(seconds: delay))",
-                ])
-                return deferOrRetry(after: delay)
-            }
+            if let retrying = retry(record, "transfer", after: error, retry: rule.retry, log: log) { return retrying }
             let reason = "gave up after \(rule.retry.giveUpAfter) of failed attempts; the last error: \(error)"
             moveToFailed(record: record, reason: reason, advice: "check the remote '\(remote.name)', then move the file back into outbox/\(recipient)/", recipient: recipient, path: path, log: log)
         case .refused:
