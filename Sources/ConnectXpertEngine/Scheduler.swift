@@ -192,6 +192,9 @@ public final class Scheduler: @unchecked Sendable {
                 defer { condition.unlock() }
                 state.waitingRetries -= 1
                 enqueue(job)  // under the same lock: waitUntilIdle never sees the retry gone and not queued
+                // Every waiter: the one signal of `enqueue` can wake a batch pass's waitUntilIdle instead
+                // of an idle worker, and from a timer no worker comes back for the job (seen: a pass hung).
+                condition.broadcast()
             }
         }
         if state.queue.isEmpty && state.running.isEmpty { condition.broadcast() }  // wake waitUntilIdle

@@ -202,8 +202,10 @@ extension Agent {
         // This very version was delivered already, and it never left the outbox (after: keep), or
         // came back only because its deletion was lost with a power loss (its inode unchanged since):
         // only the after-step may be missing. Moved or linked back in by a user, it is sent again.
+        // The kernel stamps ctime from a coarse clock, up to a few ms behind the journal's: an inode
+        // changed less than 20 ms before the record was done counts as changed after it.
         if let done = lastDone, done.matches(status),
-           rule.after == .keep || Double(status.changeNanoseconds) / 1e9 <= done.updated {
+           rule.after == .keep || Double(status.changeNanoseconds) / 1e9 < done.updated - 0.02 {
             if rule.after != .keep {
                 var record = done
                 try finish(&record, rule: rule, source: source)
