@@ -171,8 +171,7 @@ public struct OutboxRule: Equatable, Sendable {
     public static func temporaryPath(for path: String, pattern: String, token: String) -> String {
         let filled = pattern.replacingOccurrences(of: "{token}", with: token)
         let room = 255 - lastComponent(of: filled.replacingOccurrences(of: "{name}", with: "")).utf8.count
-        var name = Substring(lastComponent(of: path))
-        while name.utf8.count > room { name = name.dropLast() }
+        let name = prefix(of: lastComponent(of: path), fittingIn: room)
         let temporary = filled.replacingOccurrences(of: "{name}", with: name)
         return temporary.contains("/") ? temporary : joinPath(folder(ofRelative: path), temporary)
     }

@@ -63,8 +63,7 @@ public struct Spool: Sendable {
     /// is cut short for it.
     public static func writeReason(for failedFile: String, about: [String], reason: String, advice: String) throws {
         let lines = about + ["failed at: \(ISO8601DateFormatter().string(from: Date()))", "reason: \(reason)", "what to do: \(advice)"]
-        var name = Substring(lastComponent(of: failedFile))
-        while name.utf8.count > 255 - ".reason".utf8.count { name = name.dropLast() }
+        let name = prefix(of: lastComponent(of: failedFile), fittingIn: 255 - ".reason".utf8.count)
         try FileSystem.writeFileAtomically(joinPath(parentDirectory(of: failedFile), name + ".reason"),
                                            contents: Array((lines.map(Names.printable).joined(separator: "\n") + "\n").utf8))
     }

@@ -177,8 +177,7 @@ public enum FileSystem {
         let directory = parentDirectory(of: path)
         // A name of its own for each write, even two at once in one process, that fits wherever the
         // final name fits.
-        var name = Substring(lastComponent(of: path))
-        while name.utf8.count > 200 { name = name.dropLast() }
+        let name = prefix(of: lastComponent(of: path), fittingIn: 200)
         let temp = joinPath(directory, ".\(name).\(String(UInt64.random(in: 0...UInt64.max), radix: 36)).tmp")
         do {
             let fd = try FileDescriptor.create(temp, mode: mode)
@@ -234,6 +233,14 @@ public func folder(ofRelative path: String) -> String {
 public func lastComponent(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return path }
     return String(path[path.index(after: slash)...])
+}
+
+/// The longest start of `name` of at most `bytes` bytes in UTF-8, cut at a whole character: a part
+/// of a file name that leaves room for what is added to it.
+public func prefix(of name: String, fittingIn bytes: Int) -> Substring {
+    var cut = Substring(name)
+    while cut.utf8.count > bytes { cut = cut.dropLast() }
+    return cut
 }
 
 /// Makes `path` absolute against `base`, expanding a leading `~`.
