@@ -17,7 +17,7 @@ APT_TEST   := inotify-tools systemd openssh-server openssh-client dropbear-bin v
               dovecot-imapd xvfb python3-venv
 APT_BENCH  := rclone lftp msmtp getmail6 isync x11vnc
 
-.PHONY: all deps test-deps build run test bench demo install install-sendmail clean
+.PHONY: all deps test-deps build run test fuzz bench demo install install-sendmail clean
 
 all: build
 
@@ -50,6 +50,19 @@ test: test-deps
 	TMPDIR=$$scratch CONNECTXPERT_BINARY=$(CURDIR)/$(BINARY) $(SWIFT) test --skip-build && \
 	TMPDIR=$$scratch CONNECTXPERT_BINARY=$(CURDIR)/$(RELEASE) $(SWIFT) test --skip-build --filter '$(RELEASE_TESTS)'; \
 	status=$$?; rm -rf $$scratch; exit $$status
+	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+
+# The parsers of what others write (policies.yaml, sizes and durations, mail, FTP listings, an RFB
+# viewer's messages) under libFuzzer and AddressSanitizer (Fuzz/): each target FUZZ_SECONDS over
+# its corpus, Fuzz/Corpus/TARGET/, which keeps every input that once crashed it. `make test` runs
+# each for TEST_FUZZ_SECONDS.
+FUZZ_TARGETS      := FuzzPolicy FuzzValues FuzzMail FuzzFTPListing FuzzRFBClient
+FUZZ_SECONDS      ?= 600
+TEST_FUZZ_SECONDS := 20
+
+fuzz: deps
+	cd Fuzz && $(SWIFT) build -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld
+	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 bench: test-deps
 	@scripts/apt-install $(APT_BENCH)
@@ -92,4 +105,4 @@ install-sendmail: install
 		| $(SUDO) install -m 0755 /dev/stdin $(DESTDIR)$(PREFIX)/bin/connectxpert-sendmail
 
 clean:
-	rm -rf .build
+	rm -rf .build Fuzz/.build

@@ -6,6 +6,11 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "connectxpert", targets: ["connectxpert"]),
+        // For the fuzz targets in Fuzz/ (make fuzz), which read the parsers through them.
+        .library(name: "ConnectXpertPolicy", targets: ["ConnectXpertPolicy"]),
+        .library(name: "ConnectXpertFTP", targets: ["ConnectXpertFTP"]),
+        .library(name: "ConnectXpertMail", targets: ["ConnectXpertMail"]),
+        .library(name: "ConnectXpertScreen", targets: ["ConnectXpertScreen"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),

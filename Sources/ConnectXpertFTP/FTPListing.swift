@@ -107,7 +107,10 @@ enum FTPListing {
         return epochNanoseconds(year: year, month: monthIndex + 1, day: dayNumber, hour: 0, minute: 0, second: 0)
     }
 
+    /// Nil for a date a server made up (month 13, minute 61, the year 3026): no file has one.
     private static func epochNanoseconds(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) -> Int64? {
+        guard (1970...9999).contains(year), (1...12).contains(month), (1...31).contains(day), (0...23).contains(hour),
+              (0...59).contains(minute), (0...60).contains(second) else { return nil }
         var parts = tm()
         parts.tm_year = Int32(year - 1900)
         parts.tm_mon = Int32(month - 1)
@@ -116,6 +119,7 @@ enum FTPListing {
         parts.tm_min = Int32(minute)
         parts.tm_sec = Int32(second)
         let seconds = timegm(&parts)
-        return seconds == -1 ? nil : Int64(seconds) * 1_000_000_000
+        let (nanoseconds, overflow) = Int64(seconds).multipliedReportingOverflow(by: 1_000_000_000)  // past 2262
+        return seconds == -1 || overflow ? nil : nanoseconds
     }
 }

@@ -6,7 +6,7 @@ import Glibc
 
 /// A TCP connection to a viewer (or, for the snapshot client, to a server): exact reads and
 /// whole writes over the socket, which it closes in `deinit`.
-final class RFBConnection: @unchecked Sendable {
+final class RFBConnection: RFBInput, @unchecked Sendable {
     let descriptor: Int32
     /// `host:port` of the other side, for the log.
     let peer: String
@@ -69,25 +69,6 @@ final class RFBConnection: @unchecked Sendable {
             start += taken
         }
         return output
-    }
-
-    func readByte() throws -> UInt8 { try read(1)[0] }
-
-    func readUInt16() throws -> UInt16 {
-        let bytes = try read(2)
-        return UInt16(bytes[0]) << 8 | UInt16(bytes[1])
-    }
-
-    func readUInt32() throws -> UInt32 {
-        let bytes = try read(4)
-        return bytes.reduce(0) { $0 << 8 | UInt32($1) }
-    }
-
-    /// A length-prefixed string (a reason, a desktop name), at most 64 KiB.
-    func readString() throws -> String {
-        let length = try readUInt32()
-        guard length <= 65536 else { throw RFBError.protocolViolation("a string of \(length) bytes") }
-        return String(decoding: try read(Int(length)), as: UTF8.self)
     }
 
     private func fill() throws {

@@ -154,52 +154,26 @@ final class ViewerSession: @unchecked Sendable {
 
     private func readMessages() throws {
         while true {
-            let type = try connection.readByte()
-            switch type {
-            case 0:  // SetPixelFormat
-                let bytes = try connection.read(19)
-                let format = PixelFormat(bytes: bytes[3...])
-                if let problem = format.problem { throw RFBError.protocolViolation("SetPixelFormat: \(problem)") }
+            switch try ClientMessage.read(from: connection) {
+            case .setPixelFormat(let format):
                 state.withLock { $0.format = format }
-            case 2:  // SetEncodings
-                _ = try connection.readByte()
-                let count = Int(try connection.readUInt16())
-                let bytes = try connection.read(count * 4)
-                let encodings = stride(from: 0, to: bytes.count, by: 4).map {
-                    Int32(bitPattern: bytes[$0..<($0 + 4)].reduce(0) { $0 << 8 | UInt32($1) })
-                }
+            case .setEncodings(let encodings):
                 state.withLock { $0.encodings = encodings }
-            case 3:  // FramebufferUpdateRequest
-                let incremental = try connection.readByte() != 0
-                let x = Int(try connection.readUInt16()), y = Int(try connection.readUInt16())
-                let width = Int(try connection.readUInt16()), height = Int(try connection.readUInt16())
+            case let .framebufferUpdateRequest(incremental, x, y, width, height):
                 state.withLock { state in
                     // A full request wins over an incremental one still pending.
                     let keepFull = state.request.map { !$0.incremental } ?? false
                     state.request = (x, y, width, height, incremental && !keepFull)
                 }
                 requestArrived.signal()
-            case 4:  // KeyEvent
-                let down = try connection.readByte() != 0
-                _ = try connection.read(2)
-                let keysym = try connection.readUInt32()
+            case let .key(down, keysym):
                 if keysym == 0xffe1 || keysym == 0xffe2 { shiftHeld = down }
                 if !server.configuration.viewOnly { server.display.key(keysym, down: down, shiftHeld: shiftHeld) }
-            case 5:  // PointerEvent
-                let mask = try connection.readByte()
-                let x = Int(try connection.readUInt16()), y = Int(try connection.readUInt16())
+            case let .pointer(mask, x, y):
                 if !server.configuration.viewOnly { server.display.pointer(x: x, y: y, mask: mask, previous: buttons) }
                 buttons = mask
-            case 6:  // ClientCutText
-                _ = try connection.read(3)
-                let length = Int(try connection.readUInt32())
-                guard length <= 1 << 20 else { throw RFBError.protocolViolation("ClientCutText of \(length) bytes") }
-                let text = try connection.read(length)
-                if !server.configuration.viewOnly {
-                    server.display.setClipboard(String(String.UnicodeScalarView(text.map { Unicode.Scalar($0) })))
-                }
-            default:
-                throw RFBError.protocolViolation("unknown message type \(type)")
+            case .cutText(let text):
+                if !server.configuration.viewOnly { server.display.setClipboard(text) }
             }
         }
     }

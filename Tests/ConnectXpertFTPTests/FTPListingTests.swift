@@ -24,4 +24,16 @@ import Testing
         #expect(entries.map(\.name) == ["nl\u{2028}x", "sub\u{85}folder"])
         #expect(entries.first?.modificationNanoseconds == Int64(1_795_246_800) * 1_000_000_000)
     }
+
+    /// A lying server's dates (found by `make fuzz`: year 20 overflowed the nanoseconds and crashed
+    /// the agent) leave the time unknown and keep the entry.
+    @Test func madeUpDatesLeaveTheTimeUnknown() {
+        let text = "-rw-r--r-- 1 0 0 6 Jan  1  20 year twenty\r\n"
+            + "-rw-r--r-- 1 0 0 6 Jan  1  99999999999999 far future\r\n"
+            + "-rw-r--r-- 1 0 0 6 Feb 99 25:61 no such time\r\n"
+        #expect(FTPListing.parseUnix(text).map(\.modificationNanoseconds) == [0, 0, 0])
+        let mlsd = "type=file;size=1;modify=00011231235959; year one\r\ntype=file;size=1;modify=-9999999999999; minus\r\n"
+            + "type=file;size=1;modify=30261121074000; year 3026\r\n"
+        #expect(FTPListing.parseMLSD(mlsd).map(\.modificationNanoseconds) == [0, 0, 0])
+    }
 }
