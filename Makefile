@@ -17,7 +17,7 @@ APT_TEST   := inotify-tools systemd openssh-server openssh-client dropbear-bin v
               dovecot-imapd xvfb python3-venv
 APT_BENCH  := rclone lftp msmtp getmail6 isync x11vnc
 
-.PHONY: all deps test-deps build run test fuzz bench demo install install-sendmail clean
+.PHONY: all deps test-deps build run test chaos fuzz bench demo install install-sendmail clean
 
 all: build
 
@@ -50,7 +50,19 @@ test: test-deps
 	TMPDIR=$$scratch CONNECTXPERT_BINARY=$(CURDIR)/$(BINARY) $(SWIFT) test --skip-build && \
 	TMPDIR=$$scratch CONNECTXPERT_BINARY=$(CURDIR)/$(RELEASE) $(SWIFT) test --skip-build --filter '$(RELEASE_TESTS)'; \
 	status=$$?; rm -rf $$scratch; exit $$status
+	$(MAKE) --no-print-directory chaos CHAOS_FILES=300 CHAOS_KILLS=10
 	$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+
+# A crash trial (scripts/chaos) on each drop, the local folder and the test sshd: two daemons exchange
+# CHAOS_FILES files of 0 B to 8 MiB while each is killed CHAOS_KILLS times at random moments; every
+# file must then arrive once and whole, with no temporary file left. `make test` runs a shorter one.
+CHAOS_FILES ?= 1000
+CHAOS_KILLS ?= 20
+
+chaos: test-deps
+	$(SWIFT) build -c release
+	scripts/chaos $(RELEASE) --drop local --files $(CHAOS_FILES) --kills $(CHAOS_KILLS)
+	scripts/chaos $(RELEASE) --drop sftp --files $(CHAOS_FILES) --kills $(CHAOS_KILLS)
 
 # The parsers of what others write (policies.yaml, sizes and durations, mail, FTP listings, an RFB
 # viewer's messages) under libFuzzer and AddressSanitizer (Fuzz/): each target FUZZ_SECONDS over
