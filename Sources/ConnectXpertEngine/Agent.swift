@@ -123,7 +123,13 @@ public final class Agent: Sendable {
             warnOnce(message, key: "stray " + stray.name, metadata: ["spool.path": "\(spool.outbox(for: stray.name))"])
         }
         do {
-            for entry in try spool.scanOutbox(recipient: recipient) {
+            let found = try spool.scanOutbox(recipient: recipient)
+            for path in found.namesNotText {
+                let message: Logger.Message = "name is not UTF-8, so the file cannot be sent: left in the outbox; rename it"
+                warnOnce(message, key: "not text " + path,
+                         metadata: ["spool.path": "\(joinPath(spool.outbox, path))"])
+            }
+            for entry in found.files {
                 enqueueSend(recipient: entry.recipient, path: entry.path)
             }
         } catch {

@@ -28,7 +28,8 @@ extension Agent {
         do {
             try pool.withConnection(to: remote) { transport in
                 // Hidden folders are nobody's drop (uploads in progress are in .connectxpert-temp).
-                for folder in try transport.list(pattern.parent) where folder.kind == .directory && !folder.name.hasPrefix(".") {
+                for folder in try transport.list(pattern.parent)
+                    where folder.kind == .directory && folder.nameIsText && !folder.name.hasPrefix(".") {
                     guard let sender = pattern.sender(inFolderNamed: folder.name), rule.senders.anyMatches(sender) else {
                         continue
                     }
@@ -68,6 +69,11 @@ extension Agent {
                          _ found: (String, RemoteEntry) -> Void) throws {
         for entry in try transport.list(joinPath(folder, below)) {
             let path = below.isEmpty ? entry.name : below + "/" + entry.name
+            guard entry.nameIsText else {
+                warnOnce("remote name is not UTF-8, so it cannot be received: left on the remote", key: folder + "/" + path,
+                         metadata: ["transfer.source": "\(joinPath(folder, path))"])
+                continue
+            }
             if let problem = Names.problem(withComponent: entry.name) {
                 if !Names.isTemporary(entry.name) || entry.name.hasPrefix("..") {
                     warnOnce("unsafe remote name left on the remote: \(problem)", key: folder + "/" + path,

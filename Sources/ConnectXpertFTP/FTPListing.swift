@@ -1,9 +1,24 @@
+import ConnectXpertSystem
 import ConnectXpertTransport
 import Foundation
 
 /// Parses FTP directory listings: MLSD (RFC 3659) where the server offers it, else `LIST` in the
 /// common Unix `ls -l` format.
 enum FTPListing {
+    /// The entries of a listing as the server sent it, each line read by `parse`. A line that is not
+    /// UTF-8 is read escaped, and its entry marked as a name that is not text.
+    static func entries(in listing: some Collection<UInt8>, _ parse: (String) -> [RemoteEntry]) -> [RemoteEntry] {
+        listing.split(separator: UInt8(ascii: "\n")).flatMap { line in
+            if let text = FileSystem.text(ofName: line) { return parse(text) }
+            let bytes = line.last == UInt8(ascii: "\r") ? line.dropLast() : line[...]
+            return parse(FileSystem.escapedName(bytes)).map { entry in
+                var entry = entry
+                entry.nameIsText = false
+                return entry
+            }
+        }
+    }
+
     /// A listing's lines, ended by LF or CRLF only: a name may hold any other line separator
     /// (U+2028, a lone CR, VT), which Unicode's notion of a newline would split it at.
     static func lines(of text: String) -> [Substring] {

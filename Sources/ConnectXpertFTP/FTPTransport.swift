@@ -156,7 +156,7 @@ public final class FTPTransport: Transport {
                         $0.set(CURLOPT_CUSTOMREQUEST, "MLSD")
                         $0.receive(into: collect)
                     }
-                    return FTPListing.parseMLSD(String(decoding: listing, as: UTF8.self))
+                    return FTPListing.entries(in: listing, FTPListing.parseMLSD)
                 } catch {
                     guard serverRefusedCommand else {
                         if isMissingFolder { return [] }
@@ -175,7 +175,7 @@ public final class FTPTransport: Transport {
                 if isMissingFolder { return [] }
                 throw error
             }
-            return FTPListing.parseUnix(String(decoding: listing, as: UTF8.self))
+            return FTPListing.entries(in: listing) { FTPListing.parseUnix($0) }
         }
         do {
             return try fetch()

@@ -53,8 +53,13 @@ public final class SFTPTransport: Transport {
             let length = libssh2_sftp_readdir_ex(handle.raw, &name, name.count, nil, 0, &attributes)
             if length == 0 { break }
             guard length > 0 else { throw failure("list", path) }
-            let entryName = name.withUnsafeBufferPointer { buffer in
-                String(decoding: UnsafeRawBufferPointer(start: buffer.baseAddress, count: Int(length)), as: UTF8.self)
+            let bytes = name.withUnsafeBufferPointer { buffer in
+                Array(UnsafeRawBufferPointer(start: buffer.baseAddress, count: Int(length)))
+            }
+            guard let entryName = FileSystem.text(ofName: bytes) else {
+                entries.append(RemoteEntry(name: FileSystem.escapedName(bytes), kind: .other, size: 0,
+                                           modificationNanoseconds: 0, nameIsText: false))
+                continue
             }
             if entryName == "." || entryName == ".." { continue }
             entries.append(Self.entry(name: entryName, attributes))

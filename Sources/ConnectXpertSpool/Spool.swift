@@ -106,16 +106,29 @@ public struct OutboxEntry: Equatable, Sendable {
     public var kind: FileStatus.Kind
 }
 
+/// What a scan of the outbox found.
+public struct OutboxScan: Sendable {
+    public var files: [OutboxEntry] = []
+    /// Paths below `outbox/` whose names are not UTF-8, escaped (`bob/caf\xE9.txt`): they cannot be
+    /// sent, as names on a drop are text.
+    public var namesNotText: [String] = []
+}
+
 extension Spool {
     /// Everything below `outbox/<recipient>/` folders, except temporary names; sub-folders are
     /// entered, symlinks are reported, not followed.
-    public func scanOutbox(recipient: String? = nil) throws -> [OutboxEntry] {
-        let recipients = try recipient.map { [$0] } ?? FileSystem.contents(of: outbox)
-        var found: [OutboxEntry] = []
+    public func scanOutbox(recipient: String? = nil) throws -> OutboxScan {
+        var found = OutboxScan()
+        let recipients: [String]
+        if let recipient {
+            recipients = [recipient]
+        } else {
+            (recipients, found.namesNotText) = try FileSystem.listing(of: outbox)
+        }
         for recipient in recipients where !Names.isTemporary(recipient) {
             let folder = self.outbox(for: recipient)
             guard (try? FileSystem.status(folder))??.kind == .directory else { continue }
-            try scan(folder: folder, relative: "", recipient: recipient, into: &found)
+            try scan(folder: folder, relative: recipient, recipient: recipient, into: &found)
         }
         return found
     }
@@ -130,16 +143,19 @@ extension Spool {
         }
     }
 
-    private func scan(folder: String, relative: String, recipient: String, into found: inout [OutboxEntry]) throws {
-        let names: [String]
-        do { names = try FileSystem.contents(of: folder) } catch let error as SystemError where error.isNotFound { return }
-        for name in names where !Names.isTemporary(name) {
-            let path = relative.isEmpty ? name : relative + "/" + name
+    /// `relative`: the folder's path below `outbox/`, the recipient's folder first.
+    private func scan(folder: String, relative: String, recipient: String, into found: inout OutboxScan) throws {
+        let listing: (names: [String], notText: [String])
+        do { listing = try FileSystem.listing(of: folder) } catch let error as SystemError where error.isNotFound { return }
+        found.namesNotText += listing.notText.map { relative + "/" + $0 }
+        for name in listing.names where !Names.isTemporary(name) {
+            let path = relative + "/" + name
             guard let status = try FileSystem.status(joinPath(folder, name)) else { continue }
             if status.kind == .directory {
                 try scan(folder: joinPath(folder, name), relative: path, recipient: recipient, into: &found)
             } else {
-                found.append(OutboxEntry(recipient: recipient, path: path, kind: status.kind))
+                found.files.append(OutboxEntry(recipient: recipient, path: String(path.dropFirst(recipient.count + 1)),
+                                               kind: status.kind))
             }
         }
     }

@@ -116,7 +116,19 @@ public final class Watcher: Sendable {
             }
             guard let folderPointer = inotifytools_filename_from_wd(event.pointee.wd) else { continue }
             let folder = String(cString: folderPointer).trimmingSuffix("/")
-            let name = event.pointee.len > 0 ? String(cString: inotifytools_event_name(event)) : ""
+            var name = ""
+            if event.pointee.len > 0, let raw = inotifytools_event_name(event) {
+                guard let text = FileSystem.text(ofName: UnsafeRawBufferPointer(start: raw, count: strlen(raw))) else {
+                    // No path of ours can name it: a scan of its folder reports it.
+                    if folder.hasPrefix(spool.outbox + "/") {
+                        handler(.folder(recipient: spool.recipient(containing: folder)))
+                    } else if folder == spool.outbox {
+                        handler(.rescan)
+                    }
+                    continue
+                }
+                name = text
+            }
             if folder == policyFolder && name == policyName {
                 handler(.policyChanged)
                 continue

@@ -75,20 +75,46 @@ public enum FileSystem {
         }
     }
 
-    /// Names in a directory, without `.` and `..`, sorted.
+    /// Names in a directory, without `.` and `..`, sorted; names that are not UTF-8 are left out
+    /// (`listing(of:)` tells them).
     public static func contents(of path: String) throws -> [String] {
+        try listing(of: path).names
+    }
+
+    /// Names in a directory, without `.` and `..`, sorted, and apart from them the names that are
+    /// not UTF-8, escaped (`escapedName`): a path of this program is text, so those cannot be
+    /// opened by name, only reported.
+    public static func listing(of path: String) throws -> (names: [String], notText: [String]) {
         guard let dir = opendir(path) else {
             throw SystemError(call: "opendir", path: path, errno: errno)
         }
         defer { closedir(dir) }
-        var names: [String] = []
+        var names: [String] = [], notText: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                let bytes = raw.prefix(while: { $0 != 0 })
+                if let name = text(ofName: bytes) {
+                    if name != "." && name != ".." { names.append(name) }
+                } else {
+                    notText.append(escapedName(bytes))
+                }
             }
-            if name != "." && name != ".." { names.append(name) }
         }
-        return names.sorted()
+        return (names.sorted(), notText.sorted())
+    }
+
+    /// A name's bytes as text: the name when they are UTF-8, else nil.
+    public static func text(ofName bytes: some Collection<UInt8>) -> String? {
+        String(validating: bytes, as: UTF8.self)
+    }
+
+    /// A name that is not UTF-8 written for a reader: printable ASCII as it is, every other byte as
+    /// `\xE9` (`caf\xE9.txt`).
+    public static func escapedName(_ bytes: some Collection<UInt8>) -> String {
+        bytes.map { byte in
+            (0x20..<0x7f).contains(byte) && byte != UInt8(ascii: "\\")
+                ? String(UnicodeScalar(byte)) : "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+        }.joined()
     }
 
     public static func rename(_ from: String, to: String) throws {

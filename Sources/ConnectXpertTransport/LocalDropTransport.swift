@@ -23,18 +23,18 @@ public final class LocalDropTransport: Transport {
 
     public func list(_ folder: String) throws -> [RemoteEntry] {
         let directory = full(folder)
-        let names: [String]
+        let listing: (names: [String], notText: [String])
         do {
-            names = try FileSystem.contents(of: directory)
+            listing = try FileSystem.listing(of: directory)
         } catch let error as SystemError where error.errno == ENOENT {
             return []
         } catch {
             throw classify(error)
         }
-        return names.compactMap { name in
+        return listing.names.compactMap { name in
             guard let status = try? FileSystem.status(joinPath(directory, name)) else { return nil }
             return Self.entry(name: name, status)
-        }
+        } + listing.notText.map { RemoteEntry(name: $0, kind: .other, size: 0, modificationNanoseconds: 0, nameIsText: false) }
     }
 
     public func entry(at path: String) throws -> RemoteEntry? {

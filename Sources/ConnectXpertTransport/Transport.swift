@@ -5,16 +5,20 @@ import ConnectXpertSystem
 public struct RemoteEntry: Equatable, Sendable {
     public enum Kind: Sendable { case file, directory, symlink, other }
 
+    /// The name; for one whose bytes are not UTF-8, those bytes escaped (`caf\xE9.txt`).
     public var name: String
     public var kind: Kind
     public var size: Int64
     public var modificationNanoseconds: Int64
+    /// False when the name's bytes are not UTF-8: the entry cannot be opened by `name`, only reported.
+    public var nameIsText: Bool
 
-    public init(name: String, kind: Kind, size: Int64, modificationNanoseconds: Int64) {
+    public init(name: String, kind: Kind, size: Int64, modificationNanoseconds: Int64, nameIsText: Bool = true) {
         self.name = name
         self.kind = kind
         self.size = size
         self.modificationNanoseconds = modificationNanoseconds
+        self.nameIsText = nameIsText
     }
 }
 

@@ -19,7 +19,7 @@ struct StatusCommand: ParsableCommand {
         print("Spool \(spool.root): \(agent)")
 
         print("\nOutbox:")
-        let waiting = (try? spool.scanOutbox()) ?? []
+        let waiting = (try? spool.scanOutbox().files) ?? []
         let byRecipient = Dictionary(grouping: waiting, by: \.recipient)
         if byRecipient.isEmpty { print("  empty") }
         for (recipient, entries) in byRecipient.sorted(by: { $0.key < $1.key }) {

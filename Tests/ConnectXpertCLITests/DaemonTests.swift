@@ -61,6 +61,22 @@ import Testing
         #expect(files(below: agents.drop).isEmpty)
     }
 
+    /// The watcher sees a name that is not UTF-8 as it is written, and the warning comes once.
+    @Test func aNameThatIsNotUTF8IsSaidOnceAsItArrives() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let outbox = agents.outbox("alice", to: "bob")
+        try FileSystem.createDirectories(outbox)
+        let alice = try agents.startDaemon("alice")
+        defer { alice.signal(SIGTERM); alice.wait() }
+        #expect(eventually { alice.log.contains("watching the outbox") })
+        try createFile(namedBytes: Array("r".utf8) + [0xE9, 0x73] + Array("um\u{E9}.txt".utf8), in: outbox)
+        #expect(eventually(timeout: 3) { alice.log.contains("spool.path=\(outbox)/r\\xE9sum\\xC3\\xA9.txt") }, "\(alice.log)")
+        try agents.moveIntoOutbox(Array("after".utf8), named: "after.txt")
+        #expect(eventually { files(below: agents.drop) == ["alice->bob/after.txt"] })
+        #expect(alice.log.components(separatedBy: "name is not UTF-8").count == 2, "\(alice.log)")
+    }
+
     @Test func sigtermStopsCleanlyWithoutPartialFiles() throws {
         let agents = try TwoAgents()
         defer { agents.remove() }

@@ -11,6 +11,12 @@ import Testing
         try checkAFileStillBeingWrittenIsTakenWhole(agents)
     }
 
+    @Test func namesThatAreNotUTF8AreSaidAndLeft() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        try checkNamesThatAreNotUTF8AreSaidAndLeft(agents)
+    }
+
     @Test func aSentFileMovedOrLinkedBackIntoTheOutboxIsSentAgain() throws {
         let agents = try TwoAgents {
             $0.replacingOccurrences(of: "    remote: drop\n    retry", with: "    remote: drop\n    after: archive\n    retry")

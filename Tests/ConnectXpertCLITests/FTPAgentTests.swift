@@ -34,6 +34,12 @@ struct FTPAgentTests {
         try checkAFileStillBeingWrittenIsTakenWhole(agents)
     }
 
+    @Test func namesThatAreNotUTF8AreSaidAndLeft() throws {
+        let agents = try TwoAgents(ftp: FTPTestServer.shared)
+        defer { agents.remove() }
+        try checkNamesThatAreNotUTF8AreSaidAndLeft(agents)
+    }
+
     @Test func interoperatesWithThe07ToolsFtplibMode() throws {
         let server = FTPTestServer.shared
         let folder = "ftp07-" + UUID().uuidString.prefix(8)

@@ -315,3 +315,39 @@ func checkKillDuringUploadsDeliversEachOnce(_ agents: TwoAgents, killAfter deliv
     #expect(names.count == 500, "\(names.filter { $0.hasPrefix(".") || $0.contains(" (") })")
     for name in names { #expect(read(joinPath(folder, name)) == expected[name], "\(name)") }
 }
+
+/// Creates a file whose name is `name`'s bytes, which need not be UTF-8, in `folder`.
+func createFile(namedBytes name: [UInt8], in folder: String, contents: String = "x") throws {
+    let path = Array(folder.utf8) + [UInt8(ascii: "/")] + name + [0]
+    let descriptor = path.withUnsafeBufferPointer { bytes in
+        bytes.withMemoryRebound(to: CChar.self) { Glibc.open($0.baseAddress!, O_WRONLY | O_CREAT | O_EXCL, 0o644) }
+    }
+    guard descriptor >= 0 else { throw SystemError(call: "open", path: FileSystem.escapedName(name), errno: errno) }
+    defer { close(descriptor) }
+    #expect(Glibc.write(descriptor, contents, contents.utf8.count) == contents.utf8.count)
+}
+
+/// `na\xEFve.txt` in alice's outbox and `caf\xE9.txt` on the drop, Latin-1 names that are not
+/// UTF-8: each side says once, with the name escaped, that it cannot take the file, and leaves it
+/// where it is; the files beside them go through.
+func checkNamesThatAreNotUTF8AreSaidAndLeft(_ agents: TwoAgents) throws {
+    let outbox = agents.outbox("alice", to: "bob")
+    try FileSystem.createDirectories(outbox)
+    try createFile(namedBytes: Array("na".utf8) + [0xEF] + Array("ve.txt".utf8), in: outbox)
+    try write(joinPath(outbox, "plain.txt"), "p")
+    let sent = try agents.once("alice")
+    #expect(sent.stderr.contains("name is not UTF-8, so the file cannot be sent: left in the outbox; rename it"),
+            "\(sent.stderr)")
+    #expect(sent.stderr.contains("spool.path=\(outbox)/na\\xEFve.txt"), "\(sent.stderr)")
+    #expect(try FileSystem.listing(of: outbox).notText == ["na\\xEFve.txt"])
+
+    let folder = joinPath(agents.remoteFolder ?? agents.drop, "alice->bob")
+    try createFile(namedBytes: Array("caf".utf8) + [0xE9] + Array(".txt".utf8), in: folder)
+    if let remoteFolder = agents.remoteFolder { try chown(remoteFolder) }
+    let received = try agents.once("bob")
+    #expect(received.stderr.contains("remote name is not UTF-8, so it cannot be received: left on the remote"),
+            "\(received.stderr)")
+    #expect(received.stderr.contains("alice->bob/caf\\xE9.txt"), "\(received.stderr)")
+    #expect(read(joinPath(agents.inbox("bob", from: "alice"), "plain.txt")) == Array("p".utf8))
+    #expect(try FileSystem.listing(of: folder) == (names: [], notText: ["caf\\xE9.txt"]))
+}

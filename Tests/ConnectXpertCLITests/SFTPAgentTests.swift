@@ -34,6 +34,12 @@ struct SFTPAgentTests {
         try checkAFileStillBeingWrittenIsTakenWhole(agents)
     }
 
+    @Test func namesThatAreNotUTF8AreSaidAndLeft() throws {
+        let agents = try TwoAgents(sftp: SSHTestServer.shared)
+        defer { agents.remove() }
+        try checkNamesThatAreNotUTF8AreSaidAndLeft(agents)
+    }
+
     @Test func anUnknownHostKeyRefusesOnceInOneLineAndCountsEachFileOnce() throws {
         let server = SSHTestServer.shared
         let folder = "refused-" + UUID().uuidString.prefix(8)

@@ -36,4 +36,15 @@ import Testing
             + "type=file;size=1;modify=30261121074000; year 3026\r\n"
         #expect(FTPListing.parseMLSD(mlsd).map(\.modificationNanoseconds) == [0, 0, 0])
     }
+
+    /// A line that is not UTF-8 gives its entry escaped and marked, so that it is reported, not
+    /// asked for under a name that does not exist (`RETR caf?.txt`).
+    @Test func namesThatAreNotUTF8AreEscapedAndMarked() {
+        let listing = Array("type=file;size=3;modify=20261121074000; caf".utf8) + [0xE9] + Array(".txt\r\n".utf8)
+            + Array("type=file;size=2;modify=20261121074000; fine.txt\r\n".utf8)
+        let entries = FTPListing.entries(in: listing, FTPListing.parseMLSD)
+        #expect(entries.map(\.name) == ["caf\\xE9.txt", "fine.txt"])
+        #expect(entries.map(\.nameIsText) == [false, true])
+        #expect(entries.map(\.size) == [3, 2])
+    }
 }

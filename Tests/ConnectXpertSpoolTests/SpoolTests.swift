@@ -22,7 +22,7 @@ import Testing
             try touch(joinPath(spool.outbox(for: "bob"), name))
         }
         try touch(joinPath(spool.outbox, ".staging/x"))
-        let entries = try spool.scanOutbox()
+        let entries = try spool.scanOutbox().files
         #expect(entries.map(\.path) == ["a.txt", "sub/b.txt"])
         #expect(entries.allSatisfy { $0.recipient == "bob" && $0.kind == .regular })
     }

@@ -3,8 +3,7 @@
 import FuzzDriver
 
 fuzz { input in
-    let text = String(decoding: input, as: UTF8.self)
-    for entry in FTPListing.parseMLSD(text) + FTPListing.parseUnix(text) {
+    for entry in FTPListing.entries(in: input, FTPListing.parseMLSD) + FTPListing.entries(in: input) { FTPListing.parseUnix($0) } {
         precondition(!entry.name.unicodeScalars.contains("\n"), "a name holds a line feed")
     }
 }
