@@ -9,6 +9,7 @@ import Foundation
 /// policy says `tls: off`), or `ftps://` (implicit TLS). Certificates are verified. Commands name
 /// absolute paths, so they do not depend on the directory libcurl left the connection in.
 public final class FTPTransport: Transport {
+    public private(set) var features = RemoteFeatures()
     public let endpoint: String
     private let settings: FTPSettings
     private let remote: Remote
@@ -256,11 +257,13 @@ public final class FTPTransport: Transport {
         let length = try source.status().size
         var sent: Int64 = 0
         var after: [String] = []
-        if let time = attributes.modificationNanoseconds {
-            // MFMT where FEAT offers it, else MDTM with a time (vsftpd); a refusal is ignored.
+        // MFMT where FEAT offers it, else MDTM with a time (vsftpd); a refusal fails nothing, and is
+        // kept in `features`.
+        let setTime = attributes.modificationNanoseconds.map { time in
             let stamp = FTPListing.format(nanoseconds: time)
-            after.append(supportsMFMT ? "*MFMT \(stamp) \(target)" : "*MDTM \(stamp) \(target)")
+            return supportsMFMT ? "MFMT \(stamp) \(target)" : "MDTM \(stamp) \(target)"
         }
+        if let setTime { after.append("*" + setTime) }
         if let mode = attributes.mode { after.append("*SITE CHMOD \(String(mode, radix: 8)) \(target)") }
         // The server's own byte count, asked on the same request; and whether the name the file is
         // to be renamed to is taken, which the rename would otherwise ask on a request of its own.
@@ -284,6 +287,7 @@ public final class FTPTransport: Transport {
             }
         }
         guard sent == length || sent == 0 && length == 0 else { throw TransferCancelled() }
+        if let setTime, let reply = curl.reply(to: setTime), !reply.hasPrefix("2") { features.keepsModificationTimes = false }
         guard let stored = byteCount(in: curl.reply(to: size)) else {
             throw TransportError(.transient, "\(endpoint): no byte count for \(target) after the upload (SIZE)")
         }

@@ -7,6 +7,7 @@ import Foundation
 /// A connection to an SFTP server through libssh2. Large writes and reads are handed to libssh2 in
 /// big slices, which it splits into pipelined SFTP packets.
 public final class SFTPTransport: Transport {
+    public let features = RemoteFeatures()
     public let endpoint: String
     private let channel: SFTPChannel
     private let base: String

@@ -7,6 +7,7 @@ import Glibc
 /// Files are fsynced before they are renamed into place, and directories after, so a drop is as
 /// durable as a remote server's.
 public final class LocalDropTransport: Transport {
+    public let features = RemoteFeatures()
     public let base: String
     public var endpoint: String { "file:\(base)" }
 

@@ -72,9 +72,20 @@ public typealias TransferProgress = (Int64) -> Bool
 
 /// A connection to one remote. Paths are relative to the remote's base folder and use `/`.
 /// Methods block; each connection is used by one transfer at a time.
+/// What a remote's server turned out to be unable to do, learned on a connection (from its FEAT
+/// reply, or from a refusal) and kept with it, as rclone keeps a remote's `fs.Features`.
+public struct RemoteFeatures: Equatable, Sendable {
+    /// False once the server refused to give an uploaded file its modification time.
+    public var keepsModificationTimes = true
+
+    public init() {}
+}
+
 public protocol Transport: AnyObject {
     /// Where this connection goes, for messages (`file:/srv/drop`, `sftp://user@host:22/base`).
     var endpoint: String { get }
+    /// What this connection has learned its server cannot do.
+    var features: RemoteFeatures { get }
 
     /// The entries of a folder; an absent folder is empty.
     func list(_ folder: String) throws -> [RemoteEntry]

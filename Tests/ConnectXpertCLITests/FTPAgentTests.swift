@@ -34,6 +34,20 @@ struct FTPAgentTests {
         try checkAFileStillBeingWrittenIsTakenWhole(agents)
     }
 
+    /// vsftpd with `mdtm_write=NO` refuses to set a file's time: said once however many files go,
+    /// and the files still go.
+    @Test func aServerThatCannotSetTimesIsSaidOnce() throws {
+        let server = try FTPTestServer(tls: true, keepsTimes: false)
+        let agents = try TwoAgents(ftp: server)
+        defer { agents.remove() }
+        for index in 0..<3 { try write(joinPath(agents.outbox("alice", to: "bob"), "file-\(index).txt"), "\(index)") }
+        let outcome = try withExtendedLifetime(server) { try agents.once("alice") }
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let said = outcome.stderr.components(separatedBy: "the server refused to set an uploaded file's time").count - 1
+        #expect(said == 1, "\(outcome.stderr)")
+        #expect(files(below: joinPath(agents.remoteFolder!, "alice->bob")).count == 3)
+    }
+
     @Test func namesThatAreNotUTF8AreSaidAndLeft() throws {
         let agents = try TwoAgents(ftp: FTPTestServer.shared)
         defer { agents.remove() }

@@ -86,9 +86,10 @@ public final class FTPTestServer: TestServer, @unchecked Sendable {
 
     public let tls: Bool
 
-    public init(tls: Bool) throws {
+    /// - Parameter keepsTimes: false for a server that refuses to set a file's time.
+    public init(tls: Bool, keepsTimes: Bool = true) throws {
         self.tls = tls
-        try super.init(script: "vsftpd", options: [tls ? "tls" : "plain"])
+        try super.init(script: "vsftpd", options: [tls ? "tls" : "plain", keepsTimes ? "times" : "no-times"])
     }
 
     /// The server's certificate, to trust with `ca_file`.
