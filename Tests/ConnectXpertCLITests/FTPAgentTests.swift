@@ -54,6 +54,29 @@ struct FTPAgentTests {
         try checkNamesThatAreNotUTF8AreSaidAndLeft(agents)
     }
 
+    /// pure-ftpd has no upload lock: a peer's file still being written can be listed, fetched and
+    /// deleted meanwhile (a `DELE` during the upload was seen), so only `stable_for` protects it.
+    @Test func aFileStillBeingWrittenToPureFTPdIsTakenWhole() throws {
+        let server = try FTPTestServer.pureFTPd()
+        let agents = try TwoAgents(ftp: server)
+        defer { agents.remove() }
+        try withExtendedLifetime(server) { try checkAFileStillBeingWrittenIsTakenWhole(agents) }
+    }
+
+    @Test func agentsExchangeFilesOverPureFTPd() throws {
+        let server = try FTPTestServer.pureFTPd()
+        let agents = try TwoAgents(ftp: server)
+        defer { agents.remove() }
+        try withExtendedLifetime(server) { try checkExchange(agents) }
+    }
+
+    @Test func anInterruptedDownloadFromPureFTPdResumes() throws {
+        let server = try FTPTestServer.pureFTPd()
+        let agents = try TwoAgents(ftp: server)
+        defer { agents.remove() }
+        try withExtendedLifetime(server) { try checkAnInterruptedDownloadResumes(agents) }
+    }
+
     @Test func interoperatesWithThe07ToolsFtplibMode() throws {
         let server = FTPTestServer.shared
         let folder = "ftp07-" + UUID().uuidString.prefix(8)

@@ -80,7 +80,8 @@ public final class SSHTestServer: TestServer, @unchecked Sendable {
     public func url(_ folder: String) -> String { "sftp://\(user)@127.0.0.1:\(port)/~/\(folder)" }
 }
 
-/// A private vsftpd (`scripts/test-servers/vsftpd`): explicit TLS required, or plain FTP.
+/// A private FTP server: vsftpd (`scripts/test-servers/vsftpd`), explicit TLS required or plain FTP;
+/// or pure-ftpd (`scripts/test-servers/pure-ftpd`), without vsftpd's upload lock, TLS offered.
 public final class FTPTestServer: TestServer, @unchecked Sendable {
     public static let shared: FTPTestServer = try! FTPTestServer(tls: true)
 
@@ -90,6 +91,14 @@ public final class FTPTestServer: TestServer, @unchecked Sendable {
     public init(tls: Bool, keepsTimes: Bool = true) throws {
         self.tls = tls
         try super.init(script: "vsftpd", options: [tls ? "tls" : "plain", keepsTimes ? "times" : "no-times"])
+    }
+
+    /// pure-ftpd, reached over explicit TLS.
+    public static func pureFTPd() throws -> FTPTestServer { try FTPTestServer(script: "pure-ftpd") }
+
+    private init(script: String) throws {
+        tls = true
+        try super.init(script: script)
     }
 
     /// The server's certificate, to trust with `ca_file`.
