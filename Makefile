@@ -14,9 +14,9 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Bench: inotifywait, and the peers the agent is measured against.
 APT_BUILD  := libssh2-1-dev libcurl4-openssl-dev libinotifytools0-dev libsqlite3-dev libx11-dev libxext-dev \
               libxtst-dev libxdamage-dev zlib1g-dev libssl-dev
-APT_TEST   := inotify-tools systemd openssh-server openssh-client dropbear-bin vsftpd libsodium23 openssl python3-aiosmtpd \
+APT_TEST   := inotify-tools systemd openssh-server openssh-client dropbear-bin rclone vsftpd libsodium23 openssl python3-aiosmtpd \
               dovecot-imapd xvfb python3-venv
-APT_BENCH  := rclone lftp msmtp getmail6 isync x11vnc
+APT_BENCH  := lftp msmtp getmail6 isync x11vnc
 
 .PHONY: all deps test-deps build run test chaos fuzz bench demo install install-sendmail clean
 

@@ -57,6 +57,8 @@ public final class Agent: Sendable {
     let refusedRemotes = Mutex(Set<String>())
     /// The files counted as waiting for a refusing remote since the last reload.
     let refusedItems = Mutex(Set<JobKey>())
+    /// Remotes whose server refused a write at an offset: uploads to them go in one stream.
+    let oneStreamRemotes = Mutex(Set<String>())
     /// What each inbox rule's last listing saw of files not yet stable, by rule index.
     let sightings = Mutex([Int: Sightings]())
 

@@ -279,11 +279,18 @@ extension Agent {
     /// remote's `max_connections` has slots free (as rclone's multi-thread streams do).
     private func upload(_ file: FileDescriptor, size: Int64, to temporary: String, attributes: UploadAttributes,
                         through transport: any Transport, rule: OutboxRule, progress: TransferProgress) throws -> Int64 {
-        let wanted = transport.extraStreams(forUploadOf: size)
+        let oneStream = oneStreamRemotes.withLock { $0.contains(rule.remote) }
+        let wanted = oneStream ? 0 : transport.extraStreams(forUploadOf: size)
         let slots = wanted > 0 ? scheduler.reserveSlots(wanted, for: rule.remote) : 0
         defer { scheduler.releaseSlots(slots, for: rule.remote) }
         guard slots > 0, let remote = policy.remotes[rule.remote] else {
             return try transport.upload(from: file, to: temporary, attributes: attributes, progress: progress)
+        }
+        defer {
+            if !transport.features.writesAtOffsets, oneStreamRemotes.withLock({ $0.insert(rule.remote).inserted }) {
+                logger.notice("the server cannot write a file at an offset: large files go to it in one stream",
+                              metadata: ["transfer.remote": "\(rule.remote)"])
+            }
         }
         return try pool.withExtraConnections(slots, to: remote) { helpers in
             try transport.upload(from: file, to: temporary, attributes: attributes, helpers: helpers, progress: progress)

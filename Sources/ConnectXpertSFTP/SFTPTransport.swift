@@ -7,7 +7,7 @@ import Foundation
 /// A connection to an SFTP server through libssh2. Large writes and reads are handed to libssh2 in
 /// big slices, which it splits into pipelined SFTP packets.
 public final class SFTPTransport: Transport {
-    public let features = RemoteFeatures()
+    public private(set) var features = RemoteFeatures()
     public let endpoint: String
     private let channel: SFTPChannel
     private let base: String
@@ -104,14 +104,16 @@ public final class SFTPTransport: Transport {
 
     public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
                        progress: TransferProgress) throws -> Int64 {
-        try upload(from: source, to: path, attributes: attributes, helpers: [], progress: progress)
+        try store(source, at: path, attributes: attributes, helpers: [], progress: progress)
     }
 
     /// Files of this size and more are written in two streams over two connections: libssh2 1.10
     /// encrypts a connection's data on one core (measured: 10-20 % faster for 512 MiB on 2 cores).
     static let splitThreshold: Int64 = 64 << 20
 
-    public func extraStreams(forUploadOf size: Int64) -> Int { size >= Self.splitThreshold ? 1 : 0 }
+    public func extraStreams(forUploadOf size: Int64) -> Int {
+        features.writesAtOffsets && size >= Self.splitThreshold ? 1 : 0
+    }
 
     /// Files up to this size go out in one WRITE, sent together with the setting of the time and
     /// mode and the size check: a small file costs three round trips (open; write, set, stat;
@@ -120,8 +122,19 @@ public final class SFTPTransport: Transport {
 
     /// With helpers (as many as `extraStreams` asked for), the file is cut into as many parts: this
     /// connection creates the file and writes the first part while each helper, on a thread of its
-    /// own, writes one of the others.
+    /// own, writes one of the others. A server that refuses a write at an offset gets the file again
+    /// from the start in one stream, and `features` says so.
     public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [HelperConnection],
+                       progress: TransferProgress) throws -> Int64 {
+        do {
+            return try store(source, at: path, attributes: attributes, helpers: helpers, progress: progress)
+        } catch is OffsetWriteRefused {
+            features.writesAtOffsets = false
+            return try store(source, at: path, attributes: attributes, helpers: [], progress: progress)
+        }
+    }
+
+    private func store(_ source: FileDescriptor, at path: String, attributes: UploadAttributes, helpers: [HelperConnection],
                        progress: TransferProgress) throws -> Int64 {
         try closeUploaded()
         let target = full(path)
@@ -134,6 +147,7 @@ public final class SFTPTransport: Transport {
         let window = libssh2_channel_window_write_ex(libssh2_sftp_get_channel(channel.raw), nil)
         let oneWrite = helpers.isEmpty && size <= Self.oneWriteLimit && Int64(window) > size + 1024
         if !helpers.isEmpty {
+            guard try writesAtAnOffset(handle, target) else { throw OffsetWriteRefused() }
             try writeInParts(from: source, size: size, to: handle, target: target, helpers: helpers, progress: progress)
         } else if !oneWrite {
             try write(from: source, range: 0..<Int64.max, to: handle, target: target, progress: progress)
@@ -227,6 +241,18 @@ public final class SFTPTransport: Transport {
         }
         group.wait()
         if let error = parts.firstError { throw error }
+    }
+
+    /// Whether the server takes a write at an offset, asked with one byte at offset 1 of the new file,
+    /// before any other connection opens it (which a server that cannot, such as `rclone serve
+    /// sftp` without a VFS cache, answers by keeping only one handle's writes). The first part
+    /// overwrites the byte.
+    private func writesAtAnOffset(_ handle: SFTPHandle, _ target: String) throws -> Bool {
+        libssh2_sftp_seek64(handle.raw, 1)
+        guard libssh2_sftp_write(handle.raw, "\0", 1) != 1 else { return true }
+        guard let status = channel.lastStatus, [UInt(LIBSSH2_FX_FAILURE), UInt(LIBSSH2_FX_OP_UNSUPPORTED)].contains(status)
+        else { throw failure("write", target) }
+        return false
     }
 
     /// A helper's part: bytes `range` of `source`, through `handle`, which it then closes.
@@ -439,6 +465,9 @@ public final class SFTPTransport: Transport {
                            modificationNanoseconds: Int64(attributes.mtime) * 1_000_000_000)
     }
 }
+
+/// The server refused a write at an offset: a split upload cannot be made.
+private struct OffsetWriteRefused: Error {}
 
 /// What the streams of one split upload share: the first failure (which stops the others), the
 /// bytes the helpers have written, for progress, and the parts no helper could start.

@@ -77,6 +77,9 @@ public typealias TransferProgress = (Int64) -> Bool
 public struct RemoteFeatures: Equatable, Sendable {
     /// False once the server refused to give an uploaded file its modification time.
     public var keepsModificationTimes = true
+    /// False once the server refused a write at an offset (`rclone serve sftp` without a VFS cache
+    /// writes each file as one stream): uploads then go in one stream.
+    public var writesAtOffsets = true
 
     public init() {}
 }

@@ -28,6 +28,26 @@ struct SFTPAgentTests {
         try withExtendedLifetime(server) { try checkExchange(agents) }  // with a 3 MiB file: 128 windows of 24 KiB
     }
 
+    /// `rclone serve sftp` refuses a write at an offset, which a large upload's second stream needs:
+    /// asked before a second connection opens the file (rclone then keeps one handle's writes only:
+    /// a file half zeros, or empty, under the right size), and the file goes in one stream; the
+    /// remote is remembered as one for one stream, said once.
+    @Test func largeFilesGoInOneStreamToAServerThatCannotWriteAtAnOffset() throws {
+        let server = try SSHTestServer(.rclone)
+        let agents = try TwoAgents(sftp: server)
+        defer { agents.remove() }
+        let first = randomBytes(65 << 20), second = randomBytes(65 << 20)
+        try write(joinPath(agents.outbox("alice", to: "bob"), "first.bin"), first)
+        try write(joinPath(agents.outbox("alice", to: "bob"), "second.bin"), second)
+        let sent = try withExtendedLifetime(server) { try agents.once("alice") }
+        #expect(sent.status == 0, "\(sent.stderr)")
+        let said = sent.stderr.components(separatedBy: "the server cannot write a file at an offset").count - 1
+        #expect(said == 1, "\(sent.stderr)")
+        let stored = (read(joinPath(agents.remoteFolder!, "alice->bob/first.bin")) == first,
+                      read(joinPath(agents.remoteFolder!, "alice->bob/second.bin")) == second)
+        #expect(stored == (true, true), "each file whole")
+    }
+
     @Test func aFileStillBeingWrittenIsTakenWhole() throws {
         let agents = try TwoAgents(sftp: SSHTestServer.shared)
         defer { agents.remove() }

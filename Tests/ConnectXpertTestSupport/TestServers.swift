@@ -58,11 +58,12 @@ public class TestServer: @unchecked Sendable {
     }
 }
 
-/// A private SSH server: OpenSSH (`scripts/test-servers/sshd`), or dropbear with OpenSSH's
-/// sftp-server and a small channel window (`scripts/test-servers/dropbear`; only the client key and
-/// known_hosts there).
+/// A private SSH server: OpenSSH (`scripts/test-servers/sshd`), dropbear with OpenSSH's sftp-server
+/// and a small channel window (`scripts/test-servers/dropbear`), or `rclone serve sftp`, which cannot
+/// write at an offset (`scripts/test-servers/rclone-sftp`); only the client key and known_hosts with
+/// the last two.
 public final class SSHTestServer: TestServer, @unchecked Sendable {
-    public enum Kind: String { case openssh = "sshd", dropbear }
+    public enum Kind: String { case openssh = "sshd", dropbear, rclone = "rclone-sftp" }
 
     /// One server for the tests that do not stop or restart theirs.
     public static let shared: SSHTestServer = try! SSHTestServer()
