@@ -32,8 +32,12 @@ public struct HeaderBlock: Sendable {
     /// end of the data when the message has no body.
     public let bodyOffset: Int
 
+    /// The most header a message may have (Postfix takes 100 KiB); beyond it, it is not read as one.
+    public static let maximumSize = 4 << 20
+
     /// Reads the header section at the start of `data`. A leading mbox `From ` line is skipped.
-    /// Fails when the data does not start with a header field: then it is not a message.
+    /// Fails when the data does not start with a header field: then it is not a message; and when
+    /// the header is over `maximumSize`.
     public init(parsing data: [UInt8]) throws(MessageError) {
         var lines: [(bytes: ArraySlice<UInt8>, next: Int)] = []
         var start = 0
@@ -47,6 +51,7 @@ public struct HeaderBlock: Sendable {
                 end = next
                 break
             }
+            guard next <= Self.maximumSize else { throw .headerTooLarge(Self.maximumSize) }
             lines.append((line, next))
             start = next
         }

@@ -13,20 +13,17 @@ public struct OutgoingMessage: Sendable {
     public let bodyOffset: Int64
     public let size: Int64
 
-    /// The most header a message may have; beyond it the file is not taken for a message.
-    static let headerLimit = 4 * 1024 * 1024
-
     /// Reads the header of the message at `path`. The envelope comes from `envelope` (written by
     /// `sendmail`) where given; the sender from `policySender` before anything else.
     public init(path: String, envelope: Envelope?, policySender: String?, hostname: String) throws {
         let file = try FileDescriptor.openForReading(path)
         let status = try file.status()
-        var head = [UInt8](repeating: 0, count: Int(min(status.size, Int64(Self.headerLimit))))
+        var head = [UInt8](repeating: 0, count: Int(min(status.size, Int64(HeaderBlock.maximumSize))))
         let filled = try head.withUnsafeMutableBytes { try file.read(filling: $0) }
         head.removeSubrange(filled...)
         let block = try HeaderBlock(parsing: head)
         if block.bodyOffset == head.count && status.size > Int64(head.count) {
-            throw MessageError.headerTooLarge(Self.headerLimit)
+            throw MessageError.headerTooLarge(HeaderBlock.maximumSize)
         }
 
         let headerSender = block.values("From").lazy.flatMap(AddressList.addresses(in:)).first

@@ -37,6 +37,14 @@ import Testing
         #expect(Date().timeIntervalSince(started) < 20, "\(Date().timeIntervalSince(started)) s")
     }
 
+    /// A header over 4 MiB is not read as one: `mail show` shows such a file as text, and the queue
+    /// refuses it.
+    @Test func aHeaderOver4MiBIsRefused() {
+        let long = Array(("Subject: x\r\n" + String(repeating: " more words\r\n", count: 400_000) + "\r\nbody").utf8)
+        #expect(throws: MessageError.headerTooLarge(4 << 20)) { try HeaderBlock(parsing: long) }
+        #expect(MIMEPart(parsing: long[...]).header == nil)
+    }
+
     @Test func somethingElseIsNotAMessage() {
         #expect(throws: MessageError.self) { try HeaderBlock(parsing: Array("just some text\n\nmore".utf8)) }
         #expect(throws: MessageError.self) { try HeaderBlock(parsing: [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a]) }
