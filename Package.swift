@@ -88,6 +88,7 @@ let package = Package(
         // Starts the servers integration tests need (scripts/test-servers/).
         .target(name: "ConnectXpertTestSupport", dependencies: ["ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport"],
                 path: "Tests/ConnectXpertTestSupport"),
+        .testTarget(name: "ConnectXpertSystemTests", dependencies: ["ConnectXpertSystem"]),
         .testTarget(name: "ConnectXpertPolicyTests", dependencies: ["ConnectXpertPolicy"]),
         .testTarget(name: "ConnectXpertFTPTests", dependencies: [
             "ConnectXpertFTP", "ConnectXpertCurl", "ConnectXpertPolicy", "ConnectXpertTransport", "ConnectXpertSystem",
