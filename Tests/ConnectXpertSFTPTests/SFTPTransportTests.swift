@@ -127,8 +127,11 @@ struct SFTPTransportTests {
         _ = try sftp.upload(from: try temporaryFile(Array("0".utf8)), to: "target", attributes: .init(modificationNanoseconds: 0, mode: nil)) { _ in true }
         let watching = Mutex(true)
         let missing = Mutex(0), looks = Mutex(0)
+        let connected = DispatchSemaphore(value: 0)
         let watcher = Thread {
-            guard let observer = try? SFTPTransport(remote: settings) else { return }
+            let observer = try? SFTPTransport(remote: settings)
+            connected.signal()
+            guard let observer else { return }
             while watching.withLock({ $0 }) {
                 let found = (try? observer.entry(at: "target")) ?? nil
                 looks.withLock { $0 += 1 }
@@ -136,7 +139,10 @@ struct SFTPTransportTests {
             }
         }
         watcher.start()
-        for round in 1...100 {
+        connected.wait()  // under load its login can take longer than the renames
+        var round = 0
+        while round < 100 || looks.withLock({ $0 }) <= 100 && round < 5000 {
+            round += 1
             _ = try sftp.upload(from: try temporaryFile(Array("\(round)".utf8)), to: ".new.part",
                                 attributes: .init(modificationNanoseconds: 0, mode: nil)) { _ in true }
             try sftp.rename(".new.part", to: "target", replacing: true)
@@ -147,8 +153,9 @@ struct SFTPTransportTests {
         #expect(missing.withLock { $0 } == 0)
         #expect(try sftp.list("").map(\.name) == ["target"])
         let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
-        _ = try sftp.download("target", size: 3, from: 0, to: try FileDescriptor.create(local)) { _ in true }
-        #expect(try FileSystem.readFile(local) == Array("100".utf8))
+        let last = Array("\(round)".utf8)
+        _ = try sftp.download("target", size: Int64(last.count), from: 0, to: try FileDescriptor.create(local)) { _ in true }
+        #expect(try FileSystem.readFile(local) == last)
     }
 
     @Test func listingReportsLinksAndFoldersAsSuch() throws {

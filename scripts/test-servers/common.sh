@@ -40,3 +40,26 @@ stop_server() {
     for _ in $(seq 50); do running "$pid" || break; sleep 0.05; done
     rm -f "$pidfile"
 }
+
+# Closes every descriptor but stdin, stdout and stderr, before a server is started: a server that
+# kept one (dropbear going to the background keeps what it inherits) would hold a caller's pipe
+# open, and whoever reads the script's output would wait for ever.
+close_inherited_descriptors() {
+    local fd
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        [ "$fd" -gt 2 ] && eval "exec $fd>&-" 2>/dev/null || true
+    done
+}
+
+# Returns once something listens on 127.0.0.1:$1, within 5 s; else says that $2 did not start,
+# pointing at $3, and fails.
+wait_for_port() {
+    local port=$1 name=$2 log=$3
+    for _ in $(seq 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "$name did not start on port $port; see $log" >&2
+    return 1
+}
