@@ -139,16 +139,12 @@ public final class FTPTransport: Transport {
 
     // MARK: Transport
 
-    /// The most listing text one folder may send (about a million entries): a server that streams
-    /// on is stopped there.
-    static let listingLimit = 64 << 20
-
     public func list(_ folder: String) throws -> [RemoteEntry] {
         let path = absolute(folder)
         var listing = Data()
         let collect: (UnsafeRawBufferPointer) -> Bool = { bytes in
             listing.append(contentsOf: bytes)
-            return listing.count <= Self.listingLimit
+            return listing.count <= RemoteEntry.listingLimit
         }
         func fetch() throws -> [RemoteEntry] {
             if supportsMLSD {
@@ -180,9 +176,8 @@ public final class FTPTransport: Transport {
         }
         do {
             return try fetch()
-        } catch where listing.count > Self.listingLimit {
-            throw TransportError(.transient, "\(endpoint): cannot list \(path): the listing is over "
-                + "\(ByteSize(bytes: Int64(Self.listingLimit))); the server sends more than a folder should hold")
+        } catch where listing.count > RemoteEntry.listingLimit {
+            throw RemoteEntry.listingTooLarge(endpoint, path)
         }
     }
 

@@ -49,11 +49,14 @@ public final class SFTPTransport: Transport {
         guard let handle = try open(path, flags: 0, mode: 0, type: LIBSSH2_SFTP_OPENDIR, missingIsNil: true) else { return [] }
         var entries: [RemoteEntry] = []
         var name = [CChar](repeating: 0, count: 4096)
+        var listed = 0
         while true {
             var attributes = LIBSSH2_SFTP_ATTRIBUTES()
             let length = libssh2_sftp_readdir_ex(handle.raw, &name, name.count, nil, 0, &attributes)
             if length == 0 { break }
             guard length > 0 else { throw failure("list", path) }
+            listed += Int(length)
+            guard listed <= RemoteEntry.listingLimit else { throw RemoteEntry.listingTooLarge(endpoint, path) }
             let bytes = name.withUnsafeBufferPointer { buffer in
                 Array(UnsafeRawBufferPointer(start: buffer.baseAddress, count: Int(length)))
             }

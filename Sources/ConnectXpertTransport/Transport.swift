@@ -13,6 +13,16 @@ public struct RemoteEntry: Equatable, Sendable {
     /// False when the name's bytes are not UTF-8: the entry cannot be opened by `name`, only reported.
     public var nameIsText: Bool
 
+    /// The most listing one folder may send (about a million entries, in FTP's listing text or in
+    /// SFTP's names): a server that goes on is stopped there.
+    public static let listingLimit = 64 << 20
+
+    /// The failure of a listing stopped at `listingLimit`.
+    public static func listingTooLarge(_ endpoint: String, _ path: String) -> TransportError {
+        TransportError(.transient, "\(endpoint): cannot list \(path): the listing is over 64MiB; the server sends "
+            + "more than a folder should hold")
+    }
+
     public init(name: String, kind: Kind, size: Int64, modificationNanoseconds: Int64, nameIsText: Bool = true) {
         self.name = name
         self.kind = kind

@@ -73,6 +73,30 @@ import Testing
         #expect(result.stderr.contains("the listing is over 64MiB"), "\(result.stderr)")
         #expect(peak < 600, "the agent's memory stays bounded: \(peak) MiB")
     }
+
+    @Test func anSFTPListingWithoutEndIsRefusedAtItsLimit() throws {
+        let server = try HostileSFTPTestServer()
+        let agents = try TwoAgents {
+            $0.replacingOccurrences(of: "    url: file:../drop\n", with: """
+                    url: \(server.url)
+                    key_file: \(server.clientKey)
+                    known_hosts: \(server.knownHosts)
+                    timeout: 10s
+
+                """)
+        }
+        defer { agents.remove() }
+        let outcome = try AgentProcess(["run", "--once", "--policy", agents.policyPath("bob")], in: agents.bob)
+        var peak = 0
+        while outcome.process.isRunning {
+            peak = max(peak, residentMegabytes(outcome.process.processIdentifier))
+            usleep(50_000)
+        }
+        let result = withExtendedLifetime(server) { outcome.wait() }
+        #expect(result.status == 75, "\(result.stderr)")
+        #expect(result.stderr.contains("cannot list /drop: the listing is over 64MiB"), "\(result.stderr)")
+        #expect(peak < 600, "the agent's memory stays bounded: \(peak) MiB")
+    }
 }
 
 /// A process's resident memory in MiB (0 once it is gone).

@@ -133,6 +133,16 @@ public final class HostileFTPTestServer: TestServer, @unchecked Sendable {
     public var url: String { "ftp://anyone@127.0.0.1:\(port)/" }
 }
 
+/// A hostile SFTP server (`scripts/test-servers/hostile-sftpd`, paramiko): any key logs in, and
+/// every folder lists names without end.
+public final class HostileSFTPTestServer: TestServer, @unchecked Sendable {
+    public init() throws { try super.init(script: "hostile-sftpd") }
+
+    public var url: String { "sftp://anyone@127.0.0.1:\(port)/drop" }
+    public var clientKey: String { joinPath(folder, "client_key") }
+    public var knownHosts: String { joinPath(folder, "known_hosts") }
+}
+
 /// A private SMTP server (`scripts/test-servers/smtpd`, aiosmtpd): STARTTLS and AUTH required
 /// (`starttls`), TLS from the first byte (`implicit`) or no TLS (`plain`). Login `cx`.
 public final class SMTPTestServer: TestServer, @unchecked Sendable {
