@@ -127,8 +127,8 @@ public final class Agent: Sendable {
         do {
             let found = try spool.scanOutbox(recipient: recipient)
             for path in found.namesNotText {
-                let message: Logger.Message = "name is not UTF-8, so the file cannot be sent: left in the outbox; rename it"
-                warnOnce(message, key: "not text " + path,
+                warnOnce("name is not UTF-8, so the file cannot be sent: left in the outbox; rename it",
+                         key: "not text " + path,
                          metadata: ["spool.path": "\(joinPath(spool.outbox, path))"])
             }
             for entry in found.files {

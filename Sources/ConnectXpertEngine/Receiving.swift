@@ -70,7 +70,8 @@ extension Agent {
         for entry in try transport.list(joinPath(folder, below)) {
             let path = below.isEmpty ? entry.name : below + "/" + entry.name
             guard entry.nameIsText else {
-                warnOnce("remote name is not UTF-8, so it cannot be received: left on the remote", key: folder + "/" + path,
+                warnOnce("remote name is not UTF-8, so it cannot be received: left on the remote",
+                         key: folder + "/" + path,
                          metadata: ["transfer.source": "\(joinPath(folder, path))"])
                 continue
             }

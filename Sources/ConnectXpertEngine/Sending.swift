@@ -259,8 +259,8 @@ extension Agent {
         let uploaded = try upload(file, size: before.size, to: temporary, attributes: attributes, through: transport,
                                   rule: rule, progress: progressReporter(for: record.id))
         if attributes.modificationNanoseconds != nil, !transport.features.keepsModificationTimes {
-            let message: Logger.Message = "the server refused to set an uploaded file's time: files there have their upload's"
-            warnOnce(message, key: "times " + rule.remote, metadata: ["transfer.remote": "\(rule.remote)"])
+            warnOnce("the server refused to set an uploaded file's time: files there have their upload's",
+                     key: "times " + rule.remote, metadata: ["transfer.remote": "\(rule.remote)"])
         }
         guard let after = try FileSystem.status(source), after.isSameVersion(as: before),
               try file.status().isSameVersion(as: before) else {

@@ -282,7 +282,9 @@ public final class FTPTransport: Transport {
             }
         }
         guard sent == length || sent == 0 && length == 0 else { throw TransferCancelled() }
-        if let setTime, let reply = curl.reply(to: setTime), !reply.hasPrefix("2") { features.keepsModificationTimes = false }
+        if let setTime, let reply = curl.reply(to: setTime), !reply.hasPrefix("2") {
+            features.keepsModificationTimes = false
+        }
         guard let stored = byteCount(in: curl.reply(to: size)) else {
             throw TransportError(.transient, "\(endpoint): no byte count for \(target) after the upload (SIZE)")
         }

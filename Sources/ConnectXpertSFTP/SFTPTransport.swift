@@ -137,8 +137,8 @@ public final class SFTPTransport: Transport {
         }
     }
 
-    private func store(_ source: FileDescriptor, at path: String, attributes: UploadAttributes, helpers: [HelperConnection],
-                       progress: TransferProgress) throws -> Int64 {
+    private func store(_ source: FileDescriptor, at path: String, attributes: UploadAttributes,
+                       helpers: [HelperConnection], progress: TransferProgress) throws -> Int64 {
         try closeUploaded()
         let target = full(path)
         let flags = UInt(LIBSSH2_FXF_WRITE | LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC)
@@ -253,8 +253,8 @@ public final class SFTPTransport: Transport {
     private func writesAtAnOffset(_ handle: SFTPHandle, _ target: String) throws -> Bool {
         libssh2_sftp_seek64(handle.raw, 1)
         guard libssh2_sftp_write(handle.raw, "\0", 1) != 1 else { return true }
-        guard let status = channel.lastStatus, [UInt(LIBSSH2_FX_FAILURE), UInt(LIBSSH2_FX_OP_UNSUPPORTED)].contains(status)
-        else { throw failure("write", target) }
+        let refusals = [UInt(LIBSSH2_FX_FAILURE), UInt(LIBSSH2_FX_OP_UNSUPPORTED)]
+        guard let status = channel.lastStatus, refusals.contains(status) else { throw failure("write", target) }
         return false
     }
 

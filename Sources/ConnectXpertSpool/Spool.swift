@@ -146,7 +146,11 @@ extension Spool {
     /// `relative`: the folder's path below `outbox/`, the recipient's folder first.
     private func scan(folder: String, relative: String, recipient: String, into found: inout OutboxScan) throws {
         let listing: (names: [String], notText: [String])
-        do { listing = try FileSystem.listing(of: folder) } catch let error as SystemError where error.isNotFound { return }
+        do {
+            listing = try FileSystem.listing(of: folder)
+        } catch let error as SystemError where error.isNotFound {
+            return
+        }
         found.namesNotText += listing.notText.map { relative + "/" + $0 }
         for name in listing.names where !Names.isTemporary(name) {
             let path = relative + "/" + name

@@ -90,17 +90,25 @@ public final class Watcher: Sendable {
         }
     }
 
+    /// Watches `path`, and with `recursively` every folder below it, each before it is read: a
+    /// folder made meanwhile shows as an event. (inotifytools' own recursion promises no such order;
+    /// a folder made while it ran could stay unwatched, and a file written into it later unseen.)
     private func watch(_ path: String, recursively: Bool, events: Int32 = outboxEvents) throws {
-        let ok = recursively ? inotifytools_watch_recursively(path, events) : inotifytools_watch_file(path, events)
-        guard ok == 0 else { return }
-        let code = inotifytools_error()
-        if code == ENOSPC {
-            throw WatcherError(message: "cannot watch \(path): the inotify watch limit is reached "
-                + "(fs.inotify.max_user_watches = \(inotifytools_get_max_user_watches())); raise it with "
-                + "'sysctl fs.inotify.max_user_watches=524288'")
+        guard inotifytools_watch_file(path, events) != 0 else {
+            let code = inotifytools_error()
+            if code == ENOSPC {
+                throw WatcherError(message: "cannot watch \(path): the inotify watch limit is reached "
+                    + "(fs.inotify.max_user_watches = \(inotifytools_get_max_user_watches())); raise it with "
+                    + "'sysctl fs.inotify.max_user_watches=524288'")
+            }
+            if code == ENOENT { return }  // removed meanwhile; a rescan covers it
+            throw WatcherError(message: "cannot watch \(path): \(String(cString: strerror(code)))")
         }
-        if code == ENOENT { return }  // removed meanwhile; a rescan covers it
-        throw WatcherError(message: "cannot watch \(path): \(String(cString: strerror(code)))")
+        guard recursively else { return }
+        for name in (try? FileSystem.contents(of: path)) ?? []
+        where (try? FileSystem.status(joinPath(path, name)))??.kind == .directory {
+            try watch(joinPath(path, name), recursively: true, events: events)
+        }
     }
 
     private func loop() {

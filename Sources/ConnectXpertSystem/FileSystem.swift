@@ -112,8 +112,9 @@ public enum FileSystem {
     /// `\xE9` (`caf\xE9.txt`).
     public static func escapedName(_ bytes: some Collection<UInt8>) -> String {
         bytes.map { byte in
-            (0x20..<0x7f).contains(byte) && byte != UInt8(ascii: "\\")
-                ? String(UnicodeScalar(byte)) : "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            let printable = (0x20..<0x7f).contains(byte) && byte != UInt8(ascii: "\\")
+            guard !printable else { return String(UnicodeScalar(byte)) }
+            return "\\x" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
         }.joined()
     }
 

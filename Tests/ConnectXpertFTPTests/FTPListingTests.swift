@@ -32,7 +32,8 @@ import Testing
             + "-rw-r--r-- 1 0 0 6 Jan  1  99999999999999 far future\r\n"
             + "-rw-r--r-- 1 0 0 6 Feb 99 25:61 no such time\r\n"
         #expect(FTPListing.parseUnix(text).map(\.modificationNanoseconds) == [0, 0, 0])
-        let mlsd = "type=file;size=1;modify=00011231235959; year one\r\ntype=file;size=1;modify=-9999999999999; minus\r\n"
+        let mlsd = "type=file;size=1;modify=00011231235959; year one\r\n"
+            + "type=file;size=1;modify=-9999999999999; minus\r\n"
             + "type=file;size=1;modify=30261121074000; year 3026\r\n"
         #expect(FTPListing.parseMLSD(mlsd).map(\.modificationNanoseconds) == [0, 0, 0])
     }

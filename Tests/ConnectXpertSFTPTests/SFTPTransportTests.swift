@@ -154,7 +154,9 @@ struct SFTPTransportTests {
         #expect(try sftp.list("").map(\.name) == ["target"])
         let local = NSTemporaryDirectory() + "cx-dl-" + UUID().uuidString
         let last = Array("\(round)".utf8)
-        _ = try sftp.download("target", size: Int64(last.count), from: 0, to: try FileDescriptor.create(local)) { _ in true }
+        _ = try sftp.download("target", size: Int64(last.count), from: 0, to: try FileDescriptor.create(local)) { _ in
+            true
+        }
         #expect(try FileSystem.readFile(local) == last)
     }
 

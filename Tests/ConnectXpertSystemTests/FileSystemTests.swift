@@ -14,9 +14,8 @@ import Testing
         let failures = LockedCount()
         DispatchQueue.concurrentPerform(iterations: 8) { thread in
             for round in 0..<200 {
-                do { try FileSystem.writeFileAtomically(path, contents: Array("state: \(thread).\(round)\n".utf8)) } catch {
-                    failures.add()
-                }
+                let contents = Array("state: \(thread).\(round)\n".utf8)
+                do { try FileSystem.writeFileAtomically(path, contents: contents) } catch { failures.add() }
             }
         }
         #expect(failures.value == 0)

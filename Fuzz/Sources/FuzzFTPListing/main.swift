@@ -3,7 +3,8 @@
 import FuzzDriver
 
 fuzz { input in
-    for entry in FTPListing.entries(in: input, FTPListing.parseMLSD) + FTPListing.entries(in: input) { FTPListing.parseUnix($0) } {
+    let mlsd = FTPListing.entries(in: input, FTPListing.parseMLSD)
+    for entry in mlsd + FTPListing.entries(in: input) { FTPListing.parseUnix($0) } {
         precondition(!entry.name.unicodeScalars.contains("\n"), "a name holds a line feed")
     }
 }

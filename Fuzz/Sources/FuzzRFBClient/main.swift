@@ -23,7 +23,9 @@ fuzz { input in
     while let message = try? ClientMessage.read(from: viewer) {
         guard case .setPixelFormat(let format) = message else { continue }
         var raw: [UInt8] = []
-        for pixel in frame.pixels { format.append(format.value(ofNative: pixel), count: format.bytesPerPixel, to: &raw) }
+        for pixel in frame.pixels {
+            format.append(format.value(ofNative: pixel), count: format.bytesPerPixel, to: &raw)
+        }
         precondition(raw.count == frame.pixels.count * format.bytesPerPixel)
         _ = encoder.encode(frame, x: 0, y: 0, width: frame.width, height: frame.height, format: format)
     }
