@@ -117,9 +117,8 @@ extension Agent {
     /// One remote file, with other files waiting to be received from the same remote (see
     /// `receiveAlong`).
     func receive(_ file: IncomingFile) -> JobOutcome {
-        guard var task = Incoming(file, policy: policy, logger: logger), !isRefused(task.remote.name, item: file.key(on: task.remote.name)) else {
-            return .finished
-        }
+        guard var task = Incoming(file, policy: policy, logger: logger),
+              !isRefused(task.remote.name, item: file.key(on: task.remote.name)) else { return .finished }
         do {
             return try pool.withConnection(to: task.remote) { transport in
                 guard try stage(&task, through: transport) else { return .finished }

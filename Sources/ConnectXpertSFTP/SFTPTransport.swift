@@ -61,8 +61,7 @@ public final class SFTPTransport: Transport {
                 Array(UnsafeRawBufferPointer(start: buffer.baseAddress, count: Int(length)))
             }
             guard let entryName = FileSystem.text(ofName: bytes) else {
-                entries.append(RemoteEntry(name: FileSystem.escapedName(bytes), kind: .other, size: 0,
-                                           modificationNanoseconds: 0, nameIsText: false))
+                entries.append(.notText(escapedName: FileSystem.escapedName(bytes)))
                 continue
             }
             if entryName == "." || entryName == ".." { continue }
@@ -125,8 +124,8 @@ public final class SFTPTransport: Transport {
 
     /// With helpers (as many as `extraStreams` asked for), the file is cut into as many parts: this
     /// connection creates the file and writes the first part while each helper, on a thread of its
-    /// own, writes one of the others. A server that refuses a write at an offset gets the file again
-    /// from the start in one stream, and `features` says so.
+    /// own, writes one of the others. A server that refuses a write at an offset (asked first) gets
+    /// the file in one stream, and `features` says so.
     public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [HelperConnection],
                        progress: TransferProgress) throws -> Int64 {
         do {

@@ -128,7 +128,7 @@ extension Spool {
         for recipient in recipients where !Names.isTemporary(recipient) {
             let folder = self.outbox(for: recipient)
             guard (try? FileSystem.status(folder))??.kind == .directory else { continue }
-            try scan(folder: folder, relative: recipient, recipient: recipient, into: &found)
+            try scan(folder: folder, relative: "", recipient: recipient, into: &found)
         }
         return found
     }
@@ -143,7 +143,7 @@ extension Spool {
         }
     }
 
-    /// `relative`: the folder's path below `outbox/`, the recipient's folder first.
+    /// `relative`: the folder's path below the recipient's folder.
     private func scan(folder: String, relative: String, recipient: String, into found: inout OutboxScan) throws {
         let listing: (names: [String], notText: [String])
         do {
@@ -151,15 +151,14 @@ extension Spool {
         } catch let error as SystemError where error.isNotFound {
             return
         }
-        found.namesNotText += listing.notText.map { relative + "/" + $0 }
+        found.namesNotText += listing.notText.map { joinPath(recipient, relative, $0) }
         for name in listing.names where !Names.isTemporary(name) {
-            let path = relative + "/" + name
+            let path = relative.isEmpty ? name : relative + "/" + name
             guard let status = try FileSystem.status(joinPath(folder, name)) else { continue }
             if status.kind == .directory {
                 try scan(folder: joinPath(folder, name), relative: path, recipient: recipient, into: &found)
             } else {
-                found.files.append(OutboxEntry(recipient: recipient, path: String(path.dropFirst(recipient.count + 1)),
-                                               kind: status.kind))
+                found.files.append(OutboxEntry(recipient: recipient, path: path, kind: status.kind))
             }
         }
     }

@@ -35,9 +35,7 @@ public final class LocalDropTransport: Transport {
         return listing.names.compactMap { name in
             guard let status = try? FileSystem.status(joinPath(directory, name)) else { return nil }
             return Self.entry(name: name, status)
-        } + listing.notText.map {
-            RemoteEntry(name: $0, kind: .other, size: 0, modificationNanoseconds: 0, nameIsText: false)
-        }
+        } + listing.notText.map { RemoteEntry.notText(escapedName: $0) }
     }
 
     public func entry(at path: String) throws -> RemoteEntry? {

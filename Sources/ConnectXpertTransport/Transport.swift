@@ -19,8 +19,13 @@ public struct RemoteEntry: Equatable, Sendable {
 
     /// The failure of a listing stopped at `listingLimit`.
     public static func listingTooLarge(_ endpoint: String, _ path: String) -> TransportError {
-        TransportError(.transient, "\(endpoint): cannot list \(path): the listing is over 64MiB; the server sends "
-            + "more than a folder should hold")
+        TransportError(.transient, "\(endpoint): cannot list \(path): the listing is over "
+            + "\(ByteSize(bytes: Int64(listingLimit))); the server sends more than a folder should hold")
+    }
+
+    /// An entry whose name's bytes are not UTF-8, known by those bytes escaped: reported, never opened.
+    public static func notText(escapedName: String) -> RemoteEntry {
+        RemoteEntry(name: escapedName, kind: .other, size: 0, modificationNanoseconds: 0, nameIsText: false)
     }
 
     public init(name: String, kind: Kind, size: Int64, modificationNanoseconds: Int64, nameIsText: Bool = true) {
@@ -80,8 +85,6 @@ public struct UploadAttributes: Equatable, Sendable {
 /// Reports bytes moved so far; returns `false` to abort the transfer (shutdown).
 public typealias TransferProgress = (Int64) -> Bool
 
-/// A connection to one remote. Paths are relative to the remote's base folder and use `/`.
-/// Methods block; each connection is used by one transfer at a time.
 /// What a remote's server turned out to be unable to do, learned on a connection (from its FEAT
 /// reply, or from a refusal) and kept with it, as rclone keeps a remote's `fs.Features`.
 public struct RemoteFeatures: Equatable, Sendable {
@@ -94,6 +97,8 @@ public struct RemoteFeatures: Equatable, Sendable {
     public init() {}
 }
 
+/// A connection to one remote. Paths are relative to the remote's base folder and use `/`.
+/// Methods block; each connection is used by one transfer at a time.
 public protocol Transport: AnyObject {
     /// Where this connection goes, for messages (`file:/srv/drop`, `sftp://user@host:22/base`).
     var endpoint: String { get }

@@ -62,13 +62,7 @@ import Testing
         try server.behave(.hugeListing)
         let agents = try Self.bob(server)
         defer { agents.remove() }
-        let outcome = try AgentProcess(["run", "--once", "--policy", agents.policyPath("bob")], in: agents.bob)
-        var peak = 0
-        while outcome.process.isRunning {
-            peak = max(peak, residentMegabytes(outcome.process.processIdentifier))
-            usleep(50_000)
-        }
-        let result = outcome.wait()
+        let (result, peak) = try Self.passWithPeakMemory(agents)
         #expect(result.status == 75, "\(result.stderr)")
         #expect(result.stderr.contains("the listing is over 64MiB"), "\(result.stderr)")
         #expect(peak < 600, "the agent's memory stays bounded: \(peak) MiB")
@@ -86,16 +80,21 @@ import Testing
                 """)
         }
         defer { agents.remove() }
-        let outcome = try AgentProcess(["run", "--once", "--policy", agents.policyPath("bob")], in: agents.bob)
-        var peak = 0
-        while outcome.process.isRunning {
-            peak = max(peak, residentMegabytes(outcome.process.processIdentifier))
-            usleep(50_000)
-        }
-        let result = withExtendedLifetime(server) { outcome.wait() }
+        let (result, peak) = try withExtendedLifetime(server) { try Self.passWithPeakMemory(agents) }
         #expect(result.status == 75, "\(result.stderr)")
         #expect(result.stderr.contains("cannot list /drop: the listing is over 64MiB"), "\(result.stderr)")
         #expect(peak < 600, "the agent's memory stays bounded: \(peak) MiB")
+    }
+
+    /// Bob's batch pass, and the most resident memory it used, in MiB.
+    static func passWithPeakMemory(_ agents: TwoAgents) throws -> (Outcome, Int) {
+        let pass = try AgentProcess(["run", "--once", "--policy", agents.policyPath("bob")], in: agents.bob)
+        var peak = 0
+        while pass.process.isRunning {
+            peak = max(peak, residentMegabytes(pass.process.processIdentifier))
+            usleep(50_000)
+        }
+        return (pass.wait(), peak)
     }
 }
 
