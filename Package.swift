@@ -68,10 +68,17 @@ let package = Package(
             "CX11", "CZlib", "CCrypto", "ConnectXpertSystem", "ConnectXpertPolicy",
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // Outbox sender, inbox poller, retry, the daemon's services.
-        .target(name: "ConnectXpertEngine", dependencies: [
+        // The data path: intake, the scheduler, the send and receive pipelines and their stages.
+        .target(name: "ConnectXpertTransfer", dependencies: [
             "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
-            "ConnectXpertSpool", "ConnectXpertTransport", "ConnectXpertSFTP", "ConnectXpertFTP", "ConnectXpertMail",
+            "ConnectXpertSpool", "ConnectXpertTransport",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The daemon: its services, signals, policy reload, the mail workers, the screen-share supervisor;
+        // the transports each remote URL names.
+        .target(name: "ConnectXpertDaemon", dependencies: [
+            "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal", "ConnectXpertSpool",
+            "ConnectXpertTransport", "ConnectXpertSFTP", "ConnectXpertFTP", "ConnectXpertTransfer", "ConnectXpertMail",
             "ConnectXpertScreen",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -79,7 +86,7 @@ let package = Package(
         ]),
         .executableTarget(name: "connectxpert", dependencies: [
             "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
-            "ConnectXpertSpool", "ConnectXpertEngine", "ConnectXpertMail", "ConnectXpertScreen",
+            "ConnectXpertSpool", "ConnectXpertTransfer", "ConnectXpertDaemon", "ConnectXpertMail", "ConnectXpertScreen",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
@@ -108,8 +115,9 @@ let package = Package(
         .testTarget(name: "ConnectXpertSpoolTests", dependencies: ["ConnectXpertSpool", "ConnectXpertSystem"]),
         .testTarget(name: "ConnectXpertJournalTests", dependencies: ["ConnectXpertJournal"]),
         .testTarget(name: "ConnectXpertTransportTests", dependencies: ["ConnectXpertTransport", "ConnectXpertSystem"]),
-        .testTarget(name: "ConnectXpertEngineTests", dependencies: [
-            "ConnectXpertEngine", "ConnectXpertPolicy", "ConnectXpertTestSupport",
+        .testTarget(name: "ConnectXpertTransferTests", dependencies: [
+            "ConnectXpertTransfer", "ConnectXpertDaemon", "ConnectXpertPolicy", "ConnectXpertJournal",
+            "ConnectXpertTransport", "ConnectXpertSystem", "ConnectXpertTestSupport",
         ]),
         .testTarget(name: "ConnectXpertCLITests", dependencies: ["ConnectXpertSystem", "ConnectXpertTestSupport"]),
     ],

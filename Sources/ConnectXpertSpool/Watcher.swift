@@ -17,9 +17,12 @@ public enum WatchEvent: Sendable, Equatable {
     case policyChanged
     /// A message was queued in the mail outbox (closed after writing, or moved in).
     case mailQueued
+    /// A job request in `jobs/` was written, moved in or out, or removed.
+    case jobsChanged
 }
 
-/// Watches `outbox/` recursively, the mail outbox and the policy file with libinotifytools, on a thread of its own.
+/// Watches `outbox/` recursively, the mail outbox, `jobs/` and the policy file with libinotifytools, on a
+/// thread of its own.
 /// libinotifytools keeps global state, so this is the only code that calls it and there is one
 /// watcher per process.
 public final class Watcher: Sendable {
@@ -78,6 +81,7 @@ public final class Watcher: Sendable {
         }
         try watch(spool.outbox, recursively: true)
         try watch(mailOutbox, recursively: false, events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO))
+        try watch(spool.jobs, recursively: false, events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE))
         // The spool itself, for an outbox that is removed and made again; one mask for a folder
         // that is both (a watch's mask is replaced, not added to).
         let policyFolder = parentDirectory(of: policyFile)
@@ -143,6 +147,10 @@ public final class Watcher: Sendable {
             }
             if folder == mailOutbox {
                 if name.hasSuffix(".eml") && !name.hasPrefix(".") { handler(.mailQueued) }
+                continue
+            }
+            if folder == spool.jobs {
+                if name.hasSuffix(".yaml") && !name.hasPrefix(".") { handler(.jobsChanged) }
                 continue
             }
             if folder == spool.root {

@@ -1,5 +1,5 @@
 import ArgumentParser
-import ConnectXpertEngine
+import ConnectXpertDaemon
 import ConnectXpertJournal
 import ConnectXpertMail
 import ConnectXpertPolicy
@@ -157,11 +157,11 @@ struct MailFlushCommand: ParsableCommand {
         let logger = loggingOptions.bootstrap()
         let policy = try policyOptions.load()
         if try askRunningAgent(policy: policy, signal: SIGUSR1, to: "send the mail queue now") { return }
-        let (agent, lock) = try startAgent(policy: policy, mode: .batch, logger: logger)
+        let (agent, mail, lock) = try startAgent(policy: policy, mode: .batch, logger: logger)
         defer { withExtendedLifetime(lock) {} }
-        do { try agent.sendMailQueue() } catch { throw fail("cannot send the mail queue: \(error)", .cantCreate) }
-        try completeBatch(agent) {
-            "mail sent \($0.mailSent), failed \($0.failed), to retry \($0.deferred)" + ($0.refused > 0 ? ", refused \($0.refused)" : "")
+        do { try mail.sendQueue() } catch { throw fail("cannot send the mail queue: \(error)", .cantCreate) }
+        try completeBatch(agent, mail) {
+            "mail sent \($0.mail.sent), failed \($0.failed), to retry \($0.deferred)" + ($0.refused > 0 ? ", refused \($0.refused)" : "")
         }
     }
 }

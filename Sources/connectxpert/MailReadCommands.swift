@@ -1,5 +1,5 @@
 import ArgumentParser
-import ConnectXpertEngine
+import ConnectXpertDaemon
 import ConnectXpertMail
 import ConnectXpertPolicy
 import ConnectXpertSpool
@@ -29,11 +29,11 @@ struct MailFetchCommand: ParsableCommand {
             throw fail("no mailbox to fetch from: add mail.inbox to \(policy.sourceFile)", .config)
         }
         if try askRunningAgent(policy: policy, signal: SIGUSR2, to: "fetch mail now") { return }
-        let (agent, lock) = try startAgent(policy: policy, mode: .batch, logger: logger)
+        let (agent, mail, lock) = try startAgent(policy: policy, mode: .batch, logger: logger)
         defer { withExtendedLifetime(lock) {} }
-        agent.fetchMail()
-        try completeBatch(agent) {
-            "mail fetched \($0.mailFetched)" + ($0.deferred > 0 ? ", to retry \($0.deferred)" : "")
+        mail.fetch()
+        try completeBatch(agent, mail) {
+            "mail fetched \($0.mail.fetched)" + ($0.deferred > 0 ? ", to retry \($0.deferred)" : "")
                 + ($0.refused > 0 ? ", refused \($0.refused)" : "")
         }
     }

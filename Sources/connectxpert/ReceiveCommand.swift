@@ -1,5 +1,4 @@
 import ArgumentParser
-import ConnectXpertEngine
 
 struct ReceiveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,12 +12,12 @@ struct ReceiveCommand: ParsableCommand {
     func run() throws {
         let logger = loggingOptions.bootstrap()
         let policy = try policyOptions.load()
-        let (agent, lock) = try startAgent(policy: policy, mode: .batch, logger: logger)
+        let (agent, mail, lock) = try startAgent(policy: policy, mode: .batch, logger: logger)
         defer { withExtendedLifetime(lock) {} }
         try agent.recover()
         agent.pollInboxes()
-        try completeBatch(agent) {
-            "received \($0.received), failed \($0.failed), to retry \($0.deferred)" + ($0.refused > 0 ? ", refused \($0.refused)" : "")
+        try completeBatch(agent, mail) {
+            "received \($0.transfers.received), failed \($0.failed), to retry \($0.deferred)" + ($0.refused > 0 ? ", refused \($0.refused)" : "")
         }
     }
 }

@@ -1,9 +1,10 @@
 import ArgumentParser
-import ConnectXpertEngine
+import ConnectXpertDaemon
 import ConnectXpertJournal
 import ConnectXpertPolicy
 import ConnectXpertSpool
 import ConnectXpertSystem
+import ConnectXpertTransfer
 import Logging
 import ServiceLifecycle
 
@@ -29,23 +30,25 @@ struct RunCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = loggingOptions.bootstrap()
         let policy = try policyOptions.load()
-        let (agent, lock) = try startAgent(policy: policy, mode: once ? .batch : .daemon, logger: logger)
+        let (agent, mailAgent, lock) = try startAgent(policy: policy, mode: once ? .batch : .daemon, logger: logger)
         defer { withExtendedLifetime(lock) {} }
         if once {
-            try runOnce(agent)
+            try runOnce(agent, mailAgent)
             return
         }
-        let mail = MailQueueWorker(agent: agent, logger: logger)
-        let fetcher = MailFetchWorker(agent: agent, logger: logger)
+        let mail = MailQueueWorker(mail: mailAgent, logger: logger)
+        let fetcher = MailFetchWorker(mail: mailAgent, logger: logger)
         let reloader = PolicyReloader(agent: agent, mail: mail, fetcher: fetcher, path: policyOptions.path, logger: logger)
+        let screen = ScreenShareRequestService(spool: agent.spool, policyPath: policyOptions.path,
+                                               logLevel: loggingOptions.logLevel, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: TransferService(agent: agent, reloader: reloader, mail: mail, logger: logger)),
+                .init(service: TransferService(agent: agent, mailSpool: mailAgent.spool, screen: screen, reloader: reloader,
+                                               mail: mail, logger: logger)),
                 .init(service: InboxPollingService(agent: agent)),
                 .init(service: ConnectionKeepAliveService(agent: agent)),
                 .init(service: MailFetchService(fetcher: fetcher)),
-                .init(service: ScreenShareRequestService(spool: agent.spool, policyPath: policyOptions.path,
-                                                         logLevel: loggingOptions.logLevel, logger: logger)),
+                .init(service: screen),
                 .init(service: SignalService(reloader: reloader, mail: mail, fetcher: fetcher)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -57,16 +60,17 @@ struct RunCommand: AsyncParsableCommand {
         }
     }
 
-    private func runOnce(_ agent: Agent) throws {
+    private func runOnce(_ agent: Agent, _ mail: MailAgent) throws {
         try agent.recover()
         agent.scanOutbox()
         agent.pollInboxes()
         agent.waitUntilIdle()
-        try agent.sendMailQueue()
-        agent.fetchMail()
-        try completeBatch(agent) {
-            "sent \($0.sent), received \($0.received)" + ($0.mailSent > 0 ? ", mail sent \($0.mailSent)" : "")
-                + ($0.mailFetched > 0 ? ", mail fetched \($0.mailFetched)" : "")
+        try mail.sendQueue()
+        mail.fetch()
+        try completeBatch(agent, mail) {
+            "sent \($0.transfers.sent), received \($0.transfers.received)"
+                + ($0.mail.sent > 0 ? ", mail sent \($0.mail.sent)" : "")
+                + ($0.mail.fetched > 0 ? ", mail fetched \($0.mail.fetched)" : "")
                 + ", failed \($0.failed), to retry \($0.deferred)" + ($0.refused > 0 ? ", refused \($0.refused)" : "")
         }
     }
@@ -74,19 +78,19 @@ struct RunCommand: AsyncParsableCommand {
 
 /// Waits for a batch pass to finish, stops the agent and ends with the code its tally calls for:
 /// 0, 65 (EX_DATAERR) when something failed for good, 75 (EX_TEMPFAIL) when something must be retried.
-func completeBatch(_ agent: Agent, summary: (Tally) -> String) throws {
+func completeBatch(_ agent: Agent, _ mail: MailAgent, summary: (RunTally) -> String) throws {
     agent.waitUntilIdle()
     agent.shutdown()
-    let tally = agent.tally
+    let tally = RunTally(transfers: agent.tally, mail: mail.tally)
     if tally.refused > 0 || agent.wasRefused {
         throw fail("\(summary(tally)); a server refused us (authentication, host key or TLS; see the log), "
             + "the files and mail wait in their outboxes", .noPermission)
     }
     if tally.failed > 0 {
         let places = [
-            tally.failed > tally.failedDownloads + tally.failedMail ? agent.spool.failed : nil,
-            tally.failedMail > 0 ? agent.mailSpool.failed : nil,
-            tally.failedDownloads > 0 ? "the files left on the remote" : nil,
+            tally.transfers.failed > tally.transfers.failedDownloads ? agent.spool.failed : nil,
+            tally.mail.failed > 0 ? mail.spool.failed : nil,
+            tally.transfers.failedDownloads > 0 ? "the files left on the remote" : nil,
         ].compactMap { $0 }
         throw fail("\(summary(tally)) (see \(places.joined(separator: ", ")) and the log)", .dataError)
     }
@@ -97,12 +101,13 @@ func completeBatch(_ agent: Agent, summary: (Tally) -> String) throws {
 }
 
 /// Takes the spool's lock and opens the agent; a second agent on the same spool is refused.
-func startAgent(policy: Policy, mode: RunMode, logger: Logger) throws -> (Agent, AgentLock) {
+func startAgent(policy: Policy, mode: RunMode, logger: Logger) throws -> (Agent, MailAgent, AgentLock) {
     let spool = Spool(root: policy.spool)
     do {
         try spool.createLayout()
         let lock = try AgentLock(path: spool.lock)
-        return (try Agent(policy: policy, mode: mode, logger: logger), lock)
+        let agent = try Agent(policy: policy, mode: mode, logger: logger, connect: TransportFactory.connect)
+        return (agent, try MailAgent(agent: agent), lock)
     } catch let busy as AgentLock.Busy {
         throw fail("\(busy)", .tempFail)
     } catch let error as SQLiteError where error.isDamage {

@@ -1,5 +1,6 @@
 import ConnectXpertMail
 import ConnectXpertPolicy
+import ConnectXpertTransfer
 import Foundation
 import Logging
 import Synchronization
@@ -14,24 +15,24 @@ public final class MailQueueWorker: Sendable {
         var forgetRefusal = false
     }
 
-    private let agent: Agent
+    private let mail: MailAgent
     private let logger: Logger
     private let requests = Mutex(Requests())
     private let thread = WorkerThread()
 
-    public init(agent: Agent, logger: Logger) {
-        self.agent = agent
+    public init(mail: MailAgent, logger: Logger) {
+        self.mail = mail
         self.logger = logger
     }
 
     public func start() throws {
-        let runner = try MailQueueRunner(spool: agent.mailSpool, journal: agent.journal, logger: logger)
+        let runner = try MailQueueRunner(spool: mail.spool, journal: mail.agent.journal, logger: logger)
         thread.start(name: "mail") { [self] in round(runner) }
     }
 
     /// New mail was queued: pauses after earlier failures end (the network may be back).
     public func mailQueued() {
-        try? agent.journal.resetMailBackoff()
+        try? mail.agent.journal.resetMailBackoff()
         requests.withLock { $0.endPause = true }
         wake()
     }
@@ -62,9 +63,9 @@ public final class MailQueueWorker: Sendable {
         }
         if request.forgetRefusal { runner.forgetRefusal() }
         if request.endPause { runner.endPause() }
-        let settings = agent.policy.mail
+        let settings = mail.agent.policy.mail
         let tally = runner.run(settings: settings, ignoringBackoff: request.ignoreBackoff) { [thread] in thread.isRunning }
-        agent.count { $0.add(tally) }
+        mail.count { $0.add(tally) }
         if requests.withLock({ $0.pending }) { return .distantPast }
         return runner.nextDue(settings: settings)
     }

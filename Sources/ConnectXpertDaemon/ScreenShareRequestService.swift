@@ -10,12 +10,14 @@ import Glibc
 
 /// Starts a screen share for each request dropped into `spool/jobs/` (`screen-share*.yaml`), as a
 /// child process (`connectxpert screen share --request FILE`), so that X11 trouble never touches
-/// the daemon. Removing the request ends its job; the job removes the request when it ends.
+/// the daemon. Removing the request ends its job; the job removes the request when it ends. The
+/// folder is looked at when the watcher says it changed (`requestsChanged`) and when a job ends.
 public struct ScreenShareRequestService: Service {
     let spool: Spool
     let policyPath: String
     let logLevel: Logger.Level
     let logger: Logger
+    private let wakeups = Wakeups()
 
     public init(spool: Spool, policyPath: String, logLevel: Logger.Level, logger: Logger) {
         self.spool = spool
@@ -36,10 +38,13 @@ public struct ScreenShareRequestService: Service {
         let modified: Int64
     }
 
+    /// A request was written, moved or removed: the folder is looked at again.
+    public func requestsChanged() { wakeups.wake() }
+
     public func run() async throws {
         var running: [String: Job] = [:]
         var ignored = Set<Identity>()
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        for await _ in wakeups.events.cancelOnGracefulShutdown() {
             let names = ((try? FileSystem.contents(of: spool.jobs)) ?? []).filter { $0.hasSuffix(".yaml") && !$0.hasPrefix(".") }
             let requests = Dictionary(uniqueKeysWithValues: names.compactMap { name in
                 (try? FileSystem.status(joinPath(spool.jobs, name)))?.map { (name, Identity(inode: $0.inode, modified: $0.modificationNanoseconds)) }
@@ -65,7 +70,6 @@ public struct ScreenShareRequestService: Service {
                     ignored.insert(identity)
                 }
             }
-            try? await Task.sleep(for: .milliseconds(250))
         }
         for job in running.values where job.process.isRunning { job.process.terminate() }
         for job in running.values { job.process.waitUntilExit() }
@@ -78,6 +82,7 @@ public struct ScreenShareRequestService: Service {
         process.arguments = ["screen", "share", "--request", joinPath(spool.jobs, name), "--policy", policyPath,
                              "--log-level", logLevel.rawValue]
         process.standardInput = FileHandle.nullDevice
+        process.terminationHandler = { [wakeups] _ in wakeups.wake() }
         try process.run()
         logger.info("screen share started", metadata: ["job.request": "\(name)", "job.pid": "\(process.processIdentifier)"])
         return process
@@ -94,4 +99,18 @@ public struct ScreenShareRequestService: Service {
                                      to: ScreenShareStatus.path(forRequest: joinPath(spool.jobs, name)))
         logger.error("screen share ended abnormally", metadata: ["job.request": "\(name)", "job.exit": "\(how)"])
     }
+}
+
+/// Wakes an async waiter from any thread. Wake-ups that come while it is busy fold into one; the
+/// first is given at once, for the look a service takes when it starts.
+final class Wakeups: Sendable {
+    let events: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init() {
+        (events, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        continuation.yield()
+    }
+
+    func wake() { continuation.yield() }
 }

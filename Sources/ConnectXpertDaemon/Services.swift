@@ -1,5 +1,7 @@
+import ConnectXpertMail
 import ConnectXpertPolicy
 import ConnectXpertSpool
+import ConnectXpertTransfer
 import Foundation
 import Logging
 import ServiceLifecycle
@@ -13,7 +15,13 @@ public struct TransferService: Service {
     let mail: MailQueueWorker
     let logger: Logger
 
-    public init(agent: Agent, reloader: PolicyReloader, mail: MailQueueWorker, logger: Logger) {
+    let mailSpool: MailSpool
+    let screen: ScreenShareRequestService
+
+    public init(agent: Agent, mailSpool: MailSpool, screen: ScreenShareRequestService, reloader: PolicyReloader,
+                mail: MailQueueWorker, logger: Logger) {
+        self.mailSpool = mailSpool
+        self.screen = screen
         self.agent = agent
         self.reloader = reloader
         self.mail = mail
@@ -24,7 +32,8 @@ public struct TransferService: Service {
         let agent = self.agent
         let reloader = self.reloader
         let mail = self.mail
-        let watcher = Watcher(spool: agent.spool, mailOutbox: agent.mailSpool.outbox, policyFile: agent.policy.sourceFile,
+        let screen = self.screen
+        let watcher = Watcher(spool: agent.spool, mailOutbox: mailSpool.outbox, policyFile: agent.policy.sourceFile,
                               logger: logger) { event in
             switch event {
             case let .file(recipient, path, closed): agent.enqueueSend(recipient: recipient, path: path, closed: closed)
@@ -34,24 +43,36 @@ public struct TransferService: Service {
                 mail.mailQueued()
             case .policyChanged: reloader.reload()
             case .mailQueued: mail.mailQueued()
+            case .jobsChanged: screen.requestsChanged()
             }
         }
         try watcher.start()
         try mail.start()
         try agent.recover()
         agent.scanOutbox()
+        screen.requestsChanged()  // what was requested before the watch
         logger.info("watching the outbox", metadata: ["spool.root": "\(agent.spool.root)"])
         try? await gracefulShutdown()
         logger.info("stopping: cancelling transfers in progress and removing their temporary files")
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            Thread {
-                watcher.stop()
-                mail.stop()
-                agent.shutdown()
-                done.resume()
-            }.start()
+        await blocking("stop") {
+            watcher.stop()
+            mail.stop()
+            agent.shutdown()
         }
         logger.info("stopped")
+    }
+}
+
+/// Runs work that blocks (a stop that waits for threads to end) on a thread of its own, and returns
+/// when it is done: Swift's cooperative pool is never blocked.
+func blocking(_ name: String, _ work: @escaping @Sendable () -> Void) async {
+    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+        let thread = Thread {
+            work()
+            done.resume()
+        }
+        thread.name = name
+        thread.start()
     }
 }
 
@@ -105,12 +126,7 @@ public struct MailFetchService: Service {
         fetcher.start()
         try? await gracefulShutdown()
         let fetcher = self.fetcher
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-            Thread {
-                fetcher.stop()
-                done.resume()
-            }.start()
-        }
+        await blocking("mail-fetch-stop") { fetcher.stop() }
     }
 }
 

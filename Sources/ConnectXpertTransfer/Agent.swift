@@ -1,5 +1,4 @@
 import ConnectXpertJournal
-import ConnectXpertMail
 import ConnectXpertPolicy
 import ConnectXpertSpool
 import ConnectXpertSystem
@@ -12,42 +11,29 @@ import Synchronization
 /// in a batch pass (`run --once`) it is left for the next pass.
 public enum RunMode: Sendable { case daemon, batch }
 
-/// What one run did, for the batch summary.
+/// What one run's transfers did, for the batch summary.
 public struct Tally: Sendable, Equatable {
     public var sent = 0
     public var received = 0
     /// Moved to `failed/` (or, for incoming files, left on the remote) because they need a person.
     public var failed = 0
-    /// Of `failed`, the incoming files left on the remote, and the messages moved to `mail/failed/`.
+    /// Of `failed`, the incoming files left on the remote.
     public var failedDownloads = 0
-    public var failedMail = 0
     /// Transient failures left for a later attempt.
     public var deferred = 0
     /// Transfers a remote refused (authentication, host key): the files wait for a person.
     public var refused = 0
-    /// Messages the SMTP server took (their failures count in `failed`, `deferred`, `refused`).
-    public var mailSent = 0
-    /// Messages fetched from IMAP mailboxes into Maildirs.
-    public var mailFetched = 0
-
-    mutating func add(_ mail: MailTally) {
-        mailSent += mail.sent
-        failed += mail.failed
-        failedMail += mail.failed
-        deferred += mail.deferred
-        refused += mail.refused
-    }
 }
 
 /// The transfer engine: owns the policy in force, the spool, the journal, the connections and the
-/// scheduler, and runs the send and receive pipelines (see `Sending.swift`, `Receiving.swift`).
+/// scheduler; takes work in (the outbox, the inbox listings, the journal's unfinished transfers) and
+/// runs it through the send and receive pipelines (`OutgoingPipeline`, `IncomingPipeline`).
 public final class Agent: Sendable {
     public let spool: Spool
-    public let mailSpool: MailSpool
     public let journal: Journal
-    let logger: Logger
+    public let logger: Logger
     let mode: RunMode
-    let pool = ConnectionPool()
+    let pool: ConnectionPool
     let scheduler: Scheduler
     private let current: PolicyBox
     let tallies = Mutex(Tally())
@@ -62,11 +48,11 @@ public final class Agent: Sendable {
     /// What each inbox rule's last listing saw of files not yet stable, by rule index.
     let sightings = Mutex([Int: Sightings]())
 
-    public init(policy: Policy, mode: RunMode, logger: Logger) throws {
+    /// - Parameter connect: opens a connection to a remote (the transport its URL names).
+    public init(policy: Policy, mode: RunMode, logger: Logger, connect: @escaping ConnectionPool.Connect) throws {
         spool = Spool(root: policy.spool)
         try spool.createLayout()
-        mailSpool = MailSpool(spool: policy.spool)
-        try mailSpool.createLayout()
+        pool = ConnectionPool(connect: connect)
         journal = try Journal(path: spool.journal)
         let current = PolicyBox(policy)
         self.current = current
@@ -143,7 +129,9 @@ public final class Agent: Sendable {
     public func enqueueSend(recipient: String, path: String, closed: Bool = true) {
         let remote = policy.outboxRule(for: recipient)?.remote ?? ""
         let file = OutboxFile(recipient: recipient, path: path, closed: closed)
-        scheduler.enqueue(file.key, remote: remote, payload: file) { [self] in send(file) }
+        scheduler.enqueue(file.key, remote: remote, payload: file) { [self] job in
+            run(OutgoingPipeline(agent: self), file, as: job)
+        }
     }
 
     /// Queues one listing pass of every inbox rule.
@@ -153,48 +141,33 @@ public final class Agent: Sendable {
 
     public func pollInbox(ruleIndex: Int) {
         guard let rule = policy.inbox[safe: ruleIndex] else { return }
-        scheduler.enqueue(JobKey("poll", "\(ruleIndex)"), remote: rule.remote) { [self] in
-            listInbox(ruleIndex: ruleIndex)
+        scheduler.enqueue(JobKey("poll", "\(ruleIndex)"), remote: rule.remote) { [self] job in
+            job.end(listInbox(ruleIndex: ruleIndex))
         }
     }
 
-    /// Sends the mail queue once, on this thread, trying every message whatever its pause (batch
-    /// mode and `mail flush`: the pass is the retry).
-    public func sendMailQueue() throws {
-        let runner = try MailQueueRunner(spool: mailSpool, journal: journal, logger: logger)
-        let tally = runner.run(settings: policy.mail, ignoringBackoff: true) { [scheduler] in !scheduler.isStopping }
-        count { $0.add(tally) }
-    }
-
-    /// Fetches every `mail.inbox` source once, on this thread (batch mode and `mail fetch`).
-    public func fetchMail() {
-        let fetcher = MailFetcher(journal: journal, logger: logger)
-        for source in policy.mail.inbox where !scheduler.isStopping {
-            fetchMail(from: source, fetcher: fetcher) { [scheduler] in !scheduler.isStopping }
+    /// Queues one remote file (found by a listing, or left unfinished in the journal).
+    func enqueueReceive(_ file: IncomingFile, remote: String) {
+        scheduler.enqueue(file.key(on: remote), remote: remote, payload: file) { [self] job in
+            run(IncomingPipeline(agent: self), file, as: job)
         }
     }
 
-    /// Fetches one source and counts the outcome; returns the reason when the server refused us
-    /// (the source waits for a person: a policy edit or `mail fetch`).
-    @discardableResult
-    func fetchMail(from source: IMAPSource, fetcher: MailFetcher, shouldContinue: () -> Bool) -> String? {
-        do {
-            let tally = try fetcher.fetch(source, shouldContinue: shouldContinue)
-            count { $0.mailFetched += tally.delivered }
-            return nil
-        } catch let error as MailServerError {
-            let refused = error.kind == .refused
-            logger.error(refused ? "cannot fetch mail until the policy or the server changes" : "cannot fetch mail now; will retry",
-                         metadata: ["mail.source": "\(source.name)", "mail.error": "\(error)"])
-            count { if refused { $0.refused += 1 } else { $0.deferred += 1 } }
-            return refused ? error.message : nil
-        } catch {
-            logger.error("cannot deliver fetched mail; will retry",
-                         metadata: ["mail.source": "\(source.name)", "mail.maildir": "\(source.maildir)", "mail.error": "\(error)"])
-            count { $0.deferred += 1 }
-            return nil
+    /// Resumes an incoming transfer found unfinished in the journal.
+    private func enqueueResume(_ record: TransferRecord) {
+        guard let index = policy.inbox.firstIndex(where: {
+            $0.remote == record.remote && $0.senders.anyMatches(record.peer)
+        }) else {
+            logger.warning("an unfinished download has no inbox rule any more; left as it is",
+                           metadata: ["transfer.source": "\(record.source)", "transfer.remote": "\(record.remote)"])
+            return
         }
+        enqueueReceive(IncomingFile(ruleIndex: index, sender: record.peer, source: record.source, relative: nil,
+                                    listed: nil), remote: record.remote)
     }
+
+    /// Whether the agent is stopping: work in progress ends as soon as it can.
+    public var isStopping: Bool { scheduler.isStopping }
 
     /// Blocks until all queued work is done (batch mode).
     public func waitUntilIdle() { scheduler.waitUntilIdle() }
@@ -203,9 +176,9 @@ public final class Agent: Sendable {
     /// keep-alives run as jobs, so they count against the remote's `max_connections`.
     public func keepConnectionsAlive() {
         for remote in pool.remotesDueForKeepAlive() {
-            scheduler.enqueue(JobKey("keep-alive", remote.name, remote.url), remote: remote.name) { [pool] in
+            scheduler.enqueue(JobKey("keep-alive", remote.name, remote.url), remote: remote.name) { [pool] job in
                 pool.keepAlive(remote)
-                return .finished
+                job.end(.finished)
             }
         }
     }
@@ -217,66 +190,7 @@ public final class Agent: Sendable {
         pool.closeAll()
     }
 
-    // MARK: Failures
-
-    /// What a failure calls for.
-    enum FailureKind { case transient, permanent, refused, cancelled }
-
-    func classify(_ error: Error) -> FailureKind {
-        switch error {
-        case is TransferCancelled: return .cancelled
-        case let error as TransportError:
-            switch error.kind {
-            case .transient, .notFound: return .transient
-            case .refused: return .refused
-            case .permanent, .alreadyExists: return .permanent
-            }
-        case is PermanentFailure: return .permanent
-        case let error as SystemError:
-            return [EACCES, EPERM, ENAMETOOLONG, ELOOP].contains(error.errno) ? .permanent : .transient
-        default: return .transient
-        }
-    }
-
-    /// Records a transient failure and decides when to try again; `nil` once the rule's
-    /// `give_up_after` has passed, which makes the failure permanent.
-    func scheduleRetry(_ record: inout TransferRecord, error: Error, retry: RetryPolicy) -> Double? {
-        let now = Date().timeIntervalSince1970
-        record.attempts += 1
-        let firstFailure = record.firstFailure ?? now
-        record.firstFailure = firstFailure
-        record.lastError = "\(error)"
-        guard let delay = retry.pause(afterAttempt: record.attempts, firstFailure: firstFailure, now: now) else { return nil }
-        record.nextAttempt = now + delay
-        record.state = .queued
-        return delay
-    }
-
-    /// A transient failure of `record`'s `what` ("transfer", "download"): its retry, recorded and
-    /// logged, or `nil` once the rule's `give_up_after` has passed and the caller must give up.
-    func retry(_ record: TransferRecord?, _ what: String, after error: Error, retry: RetryPolicy,
-               log: Logger) -> JobOutcome? {
-        guard var record else {
-            log.warning("cannot start the \(what); will retry")
-            return deferOrRetry(after: retry.initial.seconds)
-        }
-        guard let delay = scheduleRetry(&record, error: error, retry: retry) else { return nil }
-        try? journal.save(record)
-        log.warning("\(what) failed; will retry", metadata: [
-            "transfer.attempt": "\(record.attempts)", "transfer.retry_in": "\(TimeSpan(seconds: delay))",
-        ])
-        return deferOrRetry(after: delay)
-    }
-
-    /// A transient failure's outcome: in batch mode the file waits for the next run (and is counted
-    /// so), in the daemon it is tried again after `delay` seconds.
-    func deferOrRetry(after delay: Double) -> JobOutcome {
-        if mode == .batch {
-            count { $0.deferred += 1 }
-            return .finished
-        }
-        return .retry(after: delay)
-    }
+    // MARK: What the stages share
 
     /// The temporary name for writing `path`: an upload's follows the outbox rule's `temp_name`; a
     /// download's is `.<name>.cx<token>.part` beside it (hidden, temporary by every convention, and
@@ -331,26 +245,26 @@ public final class Agent: Sendable {
     }
 
     /// Forgets refusals and warnings, so that a reload tries every remote again and reports what remains.
-    func forgetRefusals() {
+    public func forgetRefusals() {
         refusedRemotes.withLock { $0.removeAll() }
         refusedItems.withLock { $0.removeAll() }
         warned.withLock { $0.removeAll() }
     }
 
     func count(_ change: (inout Tally) -> Void) { tallies.withLock { change(&$0) } }
+
+    /// Where an outbox file goes on the remote: the rule's `remote_path`, filled in.
+    func remotePath(recipient: String, path: String, rule: OutboxRule) -> String {
+        var values = ["sender": policy.identity.id, "recipient": recipient, "path": path, "name": lastComponent(of: path)]
+        if rule.remotePath.text.contains("{date}") { values["date"] = PathTemplate.today() }
+        return rule.remotePath.render(values)
+    }
 }
 
 /// The policy in force, shared with the scheduler's per-remote limit.
 final class PolicyBox: Sendable {
     let value: Mutex<Policy>
     init(_ policy: Policy) { value = Mutex(policy) }
-}
-
-/// A failure that no retry can fix, with what the person should do.
-struct PermanentFailure: Error, CustomStringConvertible {
-    let reason: String
-    let advice: String
-    var description: String { reason }
 }
 
 extension Array {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// What a job asks for when it ends.
-public enum JobOutcome: Sendable {
+public enum JobOutcome: Sendable, Equatable {
     case finished
     /// Run the job again after this many seconds (a transient failure).
     case retry(after: Double)
@@ -19,11 +19,23 @@ public struct JobKey: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// A job that is running, on a worker of its own or taken over by another job (`Scheduler.take`).
+/// It ends once, with `end(_:)`, whichever ran it.
+public struct RunningJob: Sendable {
+    public let key: JobKey
+    /// Which run of the job this is: a job queued again while it runs runs again under its key.
+    fileprivate let run: UInt64
+    fileprivate let scheduler: Scheduler
+
+    public func end(_ outcome: JobOutcome) { scheduler.end(self, outcome: outcome) }
+}
+
 /// A pool of worker threads that runs jobs: transports block, so jobs run on threads of their own
 /// rather than on Swift's cooperative pool. A job enqueued while it runs runs once more afterwards;
-/// each remote gets at most its `max_connections` jobs at once.
-public final class Scheduler: @unchecked Sendable {
-    public typealias Work = @Sendable () -> JobOutcome
+/// each remote gets at most its `max_connections` jobs at once. A job to retry waits in the
+/// scheduler until its time, and an idle worker wakes for it then.
+public final class Scheduler: @unchecked Sendable {  // `state` is guarded by `condition`
+    public typealias Work = @Sendable (RunningJob) -> Void
 
     private struct Job {
         let key: JobKey
@@ -36,12 +48,13 @@ public final class Scheduler: @unchecked Sendable {
     private struct State {
         var queue: [Job] = []
         var queued: Set<JobKey> = []
-        var running: Set<JobKey> = []
-        /// Jobs a running job took over, until it ends them.
-        var taken: [JobKey: Job] = [:]
+        /// Running jobs, with the number of their run, until they end.
+        var running: [JobKey: (job: Job, run: UInt64)] = [:]
+        var runs: UInt64 = 0
         var again: [JobKey: Job] = [:]
+        /// Jobs to run again, with when.
+        var retries: [(due: Date, job: Job)] = []
         var runningPerRemote: [String: Int] = [:]
-        var waitingRetries = 0
         var stopping = false
         var liveThreads = 0
     }
@@ -74,7 +87,7 @@ public final class Scheduler: @unchecked Sendable {
     private func enqueue(_ job: Job) {
         guard !state.stopping else { return }
         let key = job.key
-        if state.running.contains(key) {
+        if state.running[key] != nil {
             state.again[key] = job
         } else if state.queued.insert(key).inserted {
             state.queue.append(job)
@@ -88,7 +101,7 @@ public final class Scheduler: @unchecked Sendable {
     public func waitUntilIdle() {
         condition.lock()
         defer { condition.unlock() }
-        while !state.stopping && !(state.queue.isEmpty && state.running.isEmpty && state.waitingRetries == 0) {
+        while !state.stopping && !(state.queue.isEmpty && state.running.isEmpty && state.retries.isEmpty) {
             condition.wait()
         }
     }
@@ -100,6 +113,7 @@ public final class Scheduler: @unchecked Sendable {
         state.queue.removeAll()
         state.queued.removeAll()
         state.again.removeAll()
+        state.retries.removeAll()
         condition.broadcast()
         while state.liveThreads > 0 { condition.wait() }
         condition.unlock()
@@ -127,24 +141,14 @@ public final class Scheduler: @unchecked Sendable {
 
     /// The first waiting job of `remote` whose payload is a `Payload`, for a running job to do along
     /// with its own, on its connection: it is running from now on (without a connection slot of its
-    /// own), and ends with `end(_:outcome:)`.
-    public func take<Payload: Sendable>(_: Payload.Type, remote: String) -> (key: JobKey, payload: Payload)? {
+    /// own), and ends as every job does, with `RunningJob.end(_:)`.
+    public func take<Payload: Sendable>(_: Payload.Type, remote: String) -> (job: RunningJob, payload: Payload)? {
         condition.lock()
         defer { condition.unlock() }
         guard !state.stopping,
-              let index = state.queue.firstIndex(where: { $0.remote == remote && $0.payload is Payload }) else { return nil }
-        let job = state.queue.remove(at: index)
-        state.queued.remove(job.key)
-        state.running.insert(job.key)
-        state.taken[job.key] = job
-        return (job.key, job.payload as! Payload)
-    }
-
-    /// Ends a job taken with `take`, as if it had run with this outcome.
-    public func end(_ key: JobKey, outcome: JobOutcome) {
-        condition.lock()
-        defer { condition.unlock() }
-        if let job = state.taken.removeValue(forKey: key) { conclude(job, outcome: outcome) }
+              let index = state.queue.firstIndex(where: { $0.remote == remote && $0.payload is Payload }),
+              let payload = state.queue[index].payload as? Payload else { return nil }
+        return (start(state.queue.remove(at: index)), payload)
     }
 
     public var isStopping: Bool {
@@ -153,50 +157,71 @@ public final class Scheduler: @unchecked Sendable {
         return state.stopping
     }
 
+    /// Takes a job off the queue to run; called with the lock held.
+    private func start(_ job: Job) -> RunningJob {
+        state.queued.remove(job.key)
+        state.runs += 1
+        state.running[job.key] = (job, state.runs)
+        return RunningJob(key: job.key, run: state.runs, scheduler: self)
+    }
+
+    /// Ends a running job with its outcome: what it asks for, or its next version, is queued.
+    fileprivate func end(_ running: RunningJob, outcome: JobOutcome) {
+        condition.lock()
+        defer { condition.unlock() }
+        let key = running.key
+        guard let (job, run) = state.running[key], run == running.run else { return }
+        state.running[key] = nil
+        if let again = state.again.removeValue(forKey: key), !state.stopping {
+            state.queued.insert(again.key)
+            state.queue.append(again)
+            condition.signal()
+        } else if case .retry(let delay) = outcome, !state.stopping {
+            state.retries.append((Date().addingTimeInterval(delay), job))
+            condition.signal()  // an idle worker waits until the new deadline, if it is the soonest
+        }
+        if state.queue.isEmpty && state.running.isEmpty && state.retries.isEmpty {
+            condition.broadcast()  // wake waitUntilIdle
+        }
+    }
+
     private func workerLoop() {
         condition.lock()
-        while true {
-            if state.stopping { break }
-            guard let index = state.queue.firstIndex(where: { state.runningPerRemote[$0.remote, default: 0] < limit($0.remote) }) else {
-                condition.wait()
+        while !state.stopping {
+            queueRetriesDue()
+            guard let index = state.queue.firstIndex(where: {
+                state.runningPerRemote[$0.remote, default: 0] < limit($0.remote)
+            }) else {
+                if let soonest = state.retries.map(\.due).min() {
+                    _ = condition.wait(until: soonest)
+                } else {
+                    condition.wait()
+                }
                 continue
             }
             let job = state.queue.remove(at: index)
-            state.queued.remove(job.key)
-            state.running.insert(job.key)
+            let running = start(job)
             state.runningPerRemote[job.remote, default: 0] += 1
             condition.unlock()
 
-            let outcome = job.work()
+            job.work(running)
 
             condition.lock()
             state.runningPerRemote[job.remote, default: 1] -= 1
-            conclude(job, outcome: outcome)
+            precondition(state.running[job.key]?.run != running.run || state.stopping,
+                         "job \(job.key) returned without ending")
         }
         state.liveThreads -= 1
         condition.broadcast()
         condition.unlock()
     }
 
-    /// What follows the end of a job; called with the lock held.
-    private func conclude(_ job: Job, outcome: JobOutcome) {
-        state.running.remove(job.key)
-        if let again = state.again.removeValue(forKey: job.key), !state.stopping {
-            state.queued.insert(again.key)
-            state.queue.append(again)
-            condition.signal()
-        } else if case .retry(let delay) = outcome, !state.stopping {
-            state.waitingRetries += 1
-            DispatchQueue.global().asyncAfter(deadline: .now() + delay) { [self] in
-                condition.lock()
-                defer { condition.unlock() }
-                state.waitingRetries -= 1
-                enqueue(job)  // under the same lock: waitUntilIdle never sees the retry gone and not queued
-                // Every waiter: the one signal of `enqueue` can wake a batch pass's waitUntilIdle instead
-                // of an idle worker, and from a timer no worker comes back for the job (seen: a pass hung).
-                condition.broadcast()
-            }
-        }
-        if state.queue.isEmpty && state.running.isEmpty { condition.broadcast() }  // wake waitUntilIdle
+    /// Moves the retries whose time has come to the queue; called with the lock held.
+    private func queueRetriesDue() {
+        let now = Date()
+        guard state.retries.contains(where: { $0.due <= now }) else { return }
+        let due = state.retries.filter { $0.due <= now }
+        state.retries.removeAll { $0.due <= now }
+        for (_, job) in due { enqueue(job) }
     }
 }

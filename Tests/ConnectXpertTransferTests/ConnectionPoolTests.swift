@@ -3,7 +3,8 @@ import ConnectXpertTestSupport
 import Foundation
 import Testing
 
-@testable import ConnectXpertEngine
+@testable import ConnectXpertTransfer
+import ConnectXpertDaemon
 
 @Suite(.enabled(if: canRunServerTests, "needs root to run sshd and vsftpd"), .serialized)
 struct ConnectionPoolTests {
@@ -13,7 +14,7 @@ struct ConnectionPoolTests {
         let server = try SSHTestServer()
         let remote = try parseRemote(["url: \(server.url("t-pool"))", "key_file: \(server.clientKey)",
                                       "known_hosts: \(server.knownHosts)"])
-        let pool = ConnectionPool(keepAliveInterval: 0, idleLimit: 3600)
+        let pool = ConnectionPool(keepAliveInterval: 0, idleLimit: 3600, connect: TransportFactory.connect)
         try pool.withConnection(to: remote) { _ in }
         #expect(pool.remotesDueForKeepAlive().map(\.name) == [remote.name])
         pool.keepAlive(remote)
@@ -28,7 +29,7 @@ struct ConnectionPoolTests {
         let server = FTPTestServer.shared
         let remote = try parseRemote(["url: \(server.url("t-pool"))", "password_file: \(server.passwordFile)",
                                       "ca_file: \(server.certificate)"])
-        let pool = ConnectionPool(keepAliveInterval: 0, idleLimit: 60)
+        let pool = ConnectionPool(keepAliveInterval: 0, idleLimit: 60, connect: TransportFactory.connect)
         try pool.withConnection(to: remote) { _ in }
         pool.keepAlive(remote)
         #expect(pool.idleCount(remote) == 1)
@@ -43,7 +44,7 @@ struct ConnectionPoolTests {
     try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
     defer { try? FileManager.default.removeItem(atPath: folder) }
     let remote = try parseRemote(["url: file://\(folder)"])
-    let pool = ConnectionPool()
+    let pool = ConnectionPool(connect: TransportFactory.connect)
     try pool.withConnection(to: remote) { _ in }
     pool.retain(only: [remote.name: remote])
     #expect(pool.idleCount(remote) == 1)

@@ -1,5 +1,6 @@
 import ConnectXpertMail
 import ConnectXpertPolicy
+import ConnectXpertTransfer
 import Foundation
 import Logging
 import Synchronization
@@ -16,14 +17,14 @@ public final class MailFetchWorker: Sendable {
         var refused: [String: String] = [:]
     }
 
-    private let agent: Agent
+    private let mail: MailAgent
     private let fetcher: MailFetcher
     private let state = Mutex(State())
     private let thread = WorkerThread()
 
-    public init(agent: Agent, logger: Logger) {
-        self.agent = agent
-        fetcher = MailFetcher(journal: agent.journal, logger: logger)
+    public init(mail: MailAgent, logger: Logger) {
+        self.mail = mail
+        fetcher = MailFetcher(journal: mail.agent.journal, logger: logger)
     }
 
     public func start() {
@@ -39,12 +40,12 @@ public final class MailFetchWorker: Sendable {
     public func stop() { thread.stop() }
 
     private func round() -> Date? {
-        let sources = agent.policy.mail.inbox
+        let sources = mail.agent.policy.mail.inbox
         for source in sources where thread.isRunning {
             let now = Date()
             let (due, refused) = state.withLock { ($0.due[source.name] ?? .distantPast, $0.refused[source.name] != nil) }
             guard due <= now, !refused else { continue }
-            let refusal = agent.fetchMail(from: source, fetcher: fetcher) { [thread] in thread.isRunning }
+            let refusal = mail.fetch(from: source, fetcher: fetcher) { [thread] in thread.isRunning }
             state.withLock {
                 $0.due[source.name] = now.addingTimeInterval(source.every.seconds)
                 if let refusal { $0.refused[source.name] = refusal }

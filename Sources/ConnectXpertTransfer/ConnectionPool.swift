@@ -15,12 +15,17 @@ public final class ConnectionPool: @unchecked Sendable {
         var checked: Date
     }
 
+    /// Opens a connection to a remote.
+    public typealias Connect = @Sendable (Remote) throws -> any Transport
+
+    private let connect: Connect
     private let lock = NSLock()
     private var idle: [String: [IdleConnection]] = [:]
     let keepAliveInterval: TimeInterval
     let idleLimit: TimeInterval
 
-    public init(keepAliveInterval: TimeInterval = 30, idleLimit: TimeInterval = 300) {
+    public init(keepAliveInterval: TimeInterval = 30, idleLimit: TimeInterval = 300, connect: @escaping Connect) {
+        self.connect = connect
         self.keepAliveInterval = keepAliveInterval
         self.idleLimit = idleLimit
     }
@@ -37,7 +42,7 @@ public final class ConnectionPool: @unchecked Sendable {
                 // fall through to a new connection
             }
         }
-        let connection = try TransportFactory.connect(to: remote)
+        let connection = try connect(remote)
         return try use([connection], for: remote) { try body(connection) }
     }
 
@@ -46,7 +51,7 @@ public final class ConnectionPool: @unchecked Sendable {
     /// each. Each connection opened is given back afterwards, unless `body` threw a transient error.
     public func withExtraConnections<T>(_ count: Int, to remote: Remote, _ body: ([HelperConnection]) throws -> T) throws -> T {
         let helpers = (0..<count).map { _ in
-            HelperConnection { [self] in try takeIdle(remote) ?? TransportFactory.connect(to: remote) }
+            HelperConnection { [self] in try takeIdle(remote) ?? connect(remote) }
         }
         return try use(helpers.compactMap(\.transport), for: remote) { try body(helpers) }
     }

@@ -4,8 +4,8 @@ import ConnectXpertSFTP
 import ConnectXpertTransport
 
 /// Opens a connection to a remote with the transport its URL names.
-enum TransportFactory {
-    static func connect(to remote: Remote) throws -> any Transport {
+public enum TransportFactory {
+    @Sendable public static func connect(_ remote: Remote) throws -> any Transport {
         switch remote.kind {
         case .localDirectory:
             return try LocalDropTransport(base: remote.path)

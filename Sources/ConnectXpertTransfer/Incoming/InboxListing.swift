@@ -1,0 +1,95 @@
+import ConnectXpertJournal
+import ConnectXpertPolicy
+import ConnectXpertSpool
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+import Logging
+
+/// The listing that feeds the receive pipeline: one inbox rule's drops, listed, and a receive job
+/// queued for each file that is stable.
+extension Agent {
+    /// Lists the drops one inbox rule reads and queues a download for each file found.
+    func listInbox(ruleIndex: Int) -> JobOutcome {
+        let policy = self.policy
+        guard let rule = policy.inbox[safe: ruleIndex], let remote = policy.remotes[rule.remote],
+              let pattern = SenderFolderPattern(template: rule.remoteFolder, recipient: policy.identity.id) else {
+            return .finished
+        }
+        guard !isRefused(remote.name, item: nil) else { return .finished }
+        var log = logger
+        log[metadataKey: "transfer.remote"] = "\(remote.name)"
+        var seen = Sightings(after: sightings.withLock { $0[ruleIndex] })
+        let now = Date().timeIntervalSince1970
+        do {
+            try pool.withConnection(to: remote) { transport in
+                // Hidden folders are nobody's drop (uploads in progress are in .connectxpert-temp).
+                for folder in try transport.list(pattern.parent)
+                    where folder.kind == .directory && folder.nameIsText && !folder.name.hasPrefix(".") {
+                    guard let sender = pattern.sender(inFolderNamed: folder.name), rule.senders.anyMatches(sender) else {
+                        continue
+                    }
+                    let senderFolder = pattern.folder(for: sender)
+                    try collect(transport, folder: senderFolder, below: "", depth: 0) { path, entry in
+                        guard seen.isStable(joinPath(senderFolder, path), entry, for: rule.stableFor.seconds, now: now) else {
+                            return log.debug("still changing or just seen; taken once stable", metadata: [
+                                "transfer.source": "\(Names.printable(joinPath(senderFolder, path)))",
+                            ])
+                        }
+                        enqueueReceive(IncomingFile(ruleIndex: ruleIndex, sender: sender,
+                                                    source: joinPath(senderFolder, path), relative: path, listed: entry),
+                                       remote: remote.name)
+                    }
+                }
+            }
+        } catch where classify(error) == .refused {
+            refused(error, remote: remote.name, item: nil)
+            return .finished
+        } catch {
+            log.warning("cannot list the inbox drops", metadata: ["transfer.error": "\(error)"])
+            if mode == .batch { count { $0.deferred += 1 } }
+            return .finished
+        }
+        sightings.withLock { $0[ruleIndex] = seen }
+        guard let wait = seen.soonest else { return .finished }
+        // The daemon lists again as soon as the first unsettled file can be stable; a batch pass
+        // once, and leaves what is still changing then for the next run.
+        if mode == .daemon || seen.pass == 1 { return .retry(after: max(wait, 0.05)) }
+        log.info("files still being written are left for the next run", metadata: ["transfer.files": "\(seen.unsettled)"])
+        count { $0.deferred += seen.unsettled }
+        return .finished
+    }
+
+    /// Walks a sender's folder; hands over regular files with safe names, skips temp names,
+    /// and leaves unsafe names, links and special files on the remote with a log line.
+    private func collect(_ transport: any Transport, folder: String, below: String, depth: Int,
+                         _ found: (String, RemoteEntry) -> Void) throws {
+        for entry in try transport.list(joinPath(folder, below)) {
+            let path = below.isEmpty ? entry.name : below + "/" + entry.name
+            guard entry.nameIsText else {
+                warnOnce("remote name is not UTF-8, so it cannot be received: left on the remote",
+                         key: folder + "/" + path,
+                         metadata: ["transfer.source": "\(joinPath(folder, path))"])
+                continue
+            }
+            if let problem = Names.problem(withComponent: entry.name) {
+                if !Names.isTemporary(entry.name) || entry.name.hasPrefix("..") {
+                    warnOnce("unsafe remote name left on the remote: \(problem)", key: folder + "/" + path,
+                             metadata: ["transfer.source": "\(Names.printable(joinPath(folder, path)))"])
+                }
+                continue
+            }
+            switch entry.kind {
+            case .file where !Names.isTemporary(entry.name):
+                found(path, entry)
+            case .directory where depth < 32:
+                try collect(transport, folder: folder, below: path, depth: depth + 1, found)
+            case .symlink, .other:
+                warnOnce("remote entry is not a regular file; left on the remote", key: folder + "/" + path,
+                         metadata: ["transfer.source": "\(Names.printable(joinPath(folder, path)))"])
+            default:
+                break
+            }
+        }
+    }
+}

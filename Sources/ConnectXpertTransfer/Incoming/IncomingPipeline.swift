@@ -1,0 +1,155 @@
+import ConnectXpertJournal
+import ConnectXpertPolicy
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+import Logging
+
+/// A remote file to receive: what a receive job is about.
+struct IncomingFile: Sendable {
+    let ruleIndex: Int
+    let sender: String
+    /// Its path on the remote.
+    let source: String
+    /// Its path below the sender's folder, and its entry in the listing that found it; both nil when
+    /// resuming, where the journal holds the names.
+    let relative: String?
+    let listed: RemoteEntry?
+
+    /// Its job's key, on the remote it is received from.
+    func key(on remote: String) -> JobKey { JobKey("in", remote, source) }
+}
+
+/// One remote file on its way.
+struct Incoming: TransferJob {
+    let running: RunningJob
+    let file: IncomingFile
+    let rule: InboxRule
+    let remote: Remote
+    let log: Logger
+    var record: TransferRecord
+    /// The entry a download starts from, when a listing just found the file.
+    var listed: RemoteEntry?
+    let started = Date()
+
+    var attempt: Attempt<IncomingFile> {
+        Attempt(item: file, key: file.key(on: remote.name), remote: remote, retry: rule.retry, log: log, record: record)
+    }
+}
+
+/// The receive pipeline, journaled like the send pipeline. The remote copy is deleted only once the
+/// local one is durable:
+///
+///     list (InboxListing) → admit (queued) → download (transferring, to a local temp name; staged
+///     once complete and fsynced) → place (delivered, renamed into the destination; the folders
+///     fsynced) → remote delete (done)
+struct IncomingPipeline: Pipeline {
+    let agent: Agent
+
+    var staging: [any Stage<Incoming>] { [DownloadStage(agent: agent)] }
+    var completing: [Step<Incoming>] {
+        [.each(PlaceStage(agent: agent)), .together(FolderSyncStage()), .each(RemoteDeleteStage(agent: agent))]
+    }
+
+    /// Finds or begins the transfer of a remote file: none when it is kept on the remote and was
+    /// received already, or over the rule's `max_size`.
+    func admit(_ file: IncomingFile, as running: RunningJob) -> Admission<Incoming> {
+        let policy = agent.policy
+        guard let rule = policy.inbox[safe: file.ruleIndex], let remote = policy.remotes[rule.remote],
+              !agent.isRefused(remote.name, item: file.key(on: remote.name)) else { return .skip(.finished) }
+        var log = agent.logger
+        log[metadataKey: "transfer.remote"] = "\(remote.name)"
+        log[metadataKey: "transfer.sender"] = "\(file.sender)"
+        log[metadataKey: "transfer.source"] = "\(file.source)"
+        var attempt = Attempt(item: file, key: file.key(on: remote.name), remote: remote, retry: rule.retry, log: log)
+        do {
+            let standing = try agent.journal.standing(.incoming, remote: remote.name, peer: file.sender,
+                                                      source: file.source)
+            if let active = standing.active {
+                return .ready(Incoming(running: running, file: file, rule: rule, remote: remote, log: log, record: active))
+            }
+            guard let relative = file.relative, let entry = file.listed, entry.kind == .file else { return .skip(.finished) }
+            if !rule.deleteRemote, let done = standing.lastDone, done.isVersion(of: entry) {
+                return .skip(.finished)  // kept on the remote and received already
+            }
+            if let limit = rule.maxSize, entry.size > limit.bytes {
+                agent.warnOnce("remote file is over the inbox max_size of \(limit); left on the remote", key: file.source,
+                               metadata: ["transfer.bytes": "\(entry.size)"])
+                return .skip(.finished)
+            }
+            let destination = joinPath(destinationFolder(rule, sender: file.sender), relative)
+            let record = try agent.journal.begin(
+                .incoming, peer: file.sender, remote: remote.name, source: file.source, size: entry.size,
+                modificationNanoseconds: entry.modificationNanoseconds, inode: 0, destination: destination,
+                temporary: agent.temporaryName(for: destination))
+            attempt.record = record
+            return .ready(Incoming(running: running, file: file, rule: rule, remote: remote, log: log, record: record,
+                                   listed: entry))
+        } catch {
+            return .skip(agent.outcome(of: attempt, failing: error, in: self))
+        }
+    }
+
+    private func destinationFolder(_ rule: InboxRule, sender: String) -> String {
+        let rendered = rule.destination.render(["sender": sender, "spool": agent.spool.root, "date": PathTemplate.today()])
+        return absolutePath(rendered, relativeTo: parentDirectory(of: agent.policy.sourceFile))
+    }
+
+    var delivered: (word: String, count: WritableKeyPath<Tally, Int>) { ("received", \.received) }
+    var noun: String { "download" }
+
+    func deliveredButUnfinished(_ attempt: Attempt<IncomingFile>) -> Logger.Message {
+        "received, but the remote copy could not be deleted"  // the next poll tries again, and never downloads it twice
+    }
+
+    /// A file taken or deleted since it was listed (or received by a job that ran first).
+    func isGone(_ error: Error) -> Bool { error is SourceGone || (error as? TransportError)?.kind == .notFound }
+
+    func forget(_ attempt: Attempt<IncomingFile>) {
+        guard let record = attempt.record else { return }
+        if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
+        try? agent.journal.forget(id: record.id)
+    }
+
+    /// The partial temporary file stays: the next run resumes from it.
+    func cancel(_ attempt: Attempt<IncomingFile>) {
+        guard var record = attempt.record, record.state == .transferring else { return }
+        record.state = .queued
+        try? agent.journal.save(record)
+    }
+
+    /// The remote copy stays where it is, and a person has to look.
+    func giveUp(_ attempt: Attempt<IncomingFile>, reason: String, advice: String?) {
+        if var record = attempt.record {
+            if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
+            record.state = .failed
+            record.lastError = reason
+            try? agent.journal.save(record)
+        }
+        var metadata: Logger.Metadata = ["transfer.reason": "\(reason)"]
+        if let advice { metadata["transfer.advice"] = "\(advice)" }
+        attempt.log.error("cannot receive; the file is left on the remote", metadata: metadata)
+        agent.count {
+            $0.failed += 1
+            $0.failedDownloads += 1
+        }
+    }
+
+    func advice(_ attempt: Attempt<IncomingFile>, afterRetries: Bool) -> String? { nil }
+}
+
+extension TransferRecord {
+    /// Whether a remote file's entry, from a listing or a stat, shows the version this record
+    /// received: the same size and modification time. Times are compared to the minute or the day
+    /// where either is a whole minute or day (a Unix-style FTP listing gives no seconds, and only
+    /// the day for files older than six months, while a stat gives seconds), and not at all where
+    /// either is unknown (0: a server without MDTM).
+    func isVersion(of entry: RemoteEntry) -> Bool {
+        guard entry.size == size else { return false }
+        let times = [modificationNanoseconds, entry.modificationNanoseconds]
+        guard !times.contains(0) else { return true }
+        let minute: Int64 = 60_000_000_000, day = 1440 * minute
+        let unit = times.contains { $0 % day == 0 } ? day : times.contains { $0 % minute == 0 } ? minute : 1
+        return times[0] / unit == times[1] / unit
+    }
+}

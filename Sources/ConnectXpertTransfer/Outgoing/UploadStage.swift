@@ -1,0 +1,97 @@
+import ConnectXpertJournal
+import ConnectXpertPolicy
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+import Logging
+
+/// Copies the file to its temporary remote name (`transferring`); once the copy is complete and
+/// checked, the file is `staged`. The record is committed, not yet durable: the batch driver makes
+/// it so before the rename, as a rename without it would look undone, and be sent twice.
+struct UploadStage: Stage {
+    let agent: Agent
+
+    var takes: Set<TransferState> { [.queued, .transferring] }
+
+    func run(_ job: inout Outgoing, through transport: any Transport) throws {
+        let rule = job.rule
+        var record = job.record
+        let file: FileDescriptor
+        if let opened = job.opened {
+            file = opened
+        } else {
+            // A new attempt: a previous one may have left its temporary file.
+            if let leftover = record.temporary { try transport.delete(leftover) }
+            do { file = try FileDescriptor.openForReading(job.source) } catch let error as SystemError where error.isNotFound {
+                throw SourceGone()
+            }
+        }
+        let before = try file.status()
+        guard before.kind == .regular else { throw SourceGone() }
+        if job.opened == nil {
+            let target = record.destination ?? agent.remotePath(recipient: record.peer, path: record.source, rule: rule)
+            record.destination = target
+            record.temporary = record.temporary ?? agent.temporaryName(for: target, pattern: rule.temporaryName)
+            record.state = .transferring
+            record.size = before.size
+            record.modificationNanoseconds = before.modificationNanoseconds
+            record.inode = Int64(bitPattern: before.inode)
+            record.nextAttempt = nil
+            try agent.journal.save(record)  // so a temporary file left by a crash is found and removed (as in `begin`)
+            job.record = record
+        }
+        let temporary = record.temporary!
+        let target = record.destination!
+        let temporaryFolder = folder(ofRelative: temporary)
+        let folder = folder(ofRelative: target)
+        job.log.debug("upload started", metadata: ["transfer.temporary": "\(temporary)"])
+        try transport.makeDirectories(folder)
+        if temporaryFolder != folder { try transport.makeDirectories(temporaryFolder) }
+        let attributes = UploadAttributes(
+            modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil, mode: rule.mode,
+            renamedTo: rule.conflict == .overwrite ? nil : target)
+        let uploaded = try upload(file, size: before.size, to: temporary, attributes: attributes, through: transport,
+                                  remote: job.remote, progress: agent.progressReporter(for: record.id))
+        if attributes.modificationNanoseconds != nil, !transport.features.keepsModificationTimes {
+            agent.warnOnce("the server refused to set an uploaded file's time: files there have their upload's",
+                           key: "times " + rule.remote, metadata: ["transfer.remote": "\(rule.remote)"])
+        }
+        guard let after = try FileSystem.status(job.source), after.isSameVersion(as: before),
+              try file.status().isSameVersion(as: before) else {
+            try transport.delete(temporary)
+            throw TransportError(.transient, "the file changed while it was being sent; sending it again")
+        }
+        guard uploaded == before.size else {
+            throw TransportError(.transient,
+                                 "\(transport.endpoint)/\(temporary) has \(uploaded) bytes, not the \(before.size) sent")
+        }
+        record.state = .staged
+        record.bytesDone = before.size
+        try agent.journal.save(record)
+        job.record = record
+        job.opened = nil  // a second run on a fresh connection reopens the file
+        job.uploadedNow = true
+    }
+
+    /// Uploads `file`; a large one in several streams when the transport can split it and the
+    /// remote's `max_connections` has slots free (as rclone's multi-thread streams do).
+    private func upload(_ file: FileDescriptor, size: Int64, to temporary: String, attributes: UploadAttributes,
+                        through transport: any Transport, remote: Remote, progress: TransferProgress) throws -> Int64 {
+        let oneStream = agent.oneStreamRemotes.withLock { $0.contains(remote.name) }
+        let wanted = oneStream ? 0 : transport.extraStreams(forUploadOf: size)
+        let slots = wanted > 0 ? agent.scheduler.reserveSlots(wanted, for: remote.name) : 0
+        defer { agent.scheduler.releaseSlots(slots, for: remote.name) }
+        guard slots > 0 else {
+            return try transport.upload(from: file, to: temporary, attributes: attributes, progress: progress)
+        }
+        defer {
+            if !transport.features.writesAtOffsets, agent.oneStreamRemotes.withLock({ $0.insert(remote.name).inserted }) {
+                agent.logger.notice("the server cannot write a file at an offset: large files go to it in one stream",
+                                    metadata: ["transfer.remote": "\(remote.name)"])
+            }
+        }
+        return try agent.pool.withExtraConnections(slots, to: remote) { helpers in
+            try transport.upload(from: file, to: temporary, attributes: attributes, helpers: helpers, progress: progress)
+        }
+    }
+}
