@@ -55,11 +55,11 @@ let package = Package(
         .target(name: "ConnectXpertCurl", dependencies: ["CCurl", "ConnectXpertSystem", "ConnectXpertPolicy"]),
         // FTP and FTPS through libcurl.
         .target(name: "ConnectXpertFTP", dependencies: [
-            "CCurl", "ConnectXpertCurl", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport",
+            "ConnectXpertCurl", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport",
         ]),
         // Mail: message parsing and composing, the SMTP client, the outgoing queue.
         .target(name: "ConnectXpertMail", dependencies: [
-            "CCurl", "ConnectXpertCurl", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
+            "ConnectXpertCurl", "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
             "ConnectXpertSpool", "ConnectXpertTransport",
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -121,5 +121,5 @@ let package = Package(
         ]),
         .testTarget(name: "ConnectXpertCLITests", dependencies: ["ConnectXpertSystem", "ConnectXpertTestSupport"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

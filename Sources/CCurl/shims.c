@@ -28,14 +28,6 @@ CURLcode cx_curl_setopt_debug_callback(CURL *handle, cx_curl_debug_callback call
     return curl_easy_setopt(handle, CURLOPT_DEBUGFUNCTION, callback);
 }
 
-CURLcode cx_curl_getinfo_long(CURL *handle, CURLINFO info, long *value) {
-    return curl_easy_getinfo(handle, info, value);
-}
-
-CURLcode cx_curl_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *value) {
-    return curl_easy_getinfo(handle, info, value);
-}
-
 CURLcode cx_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value) {
     return curl_easy_getinfo(handle, info, value);
 }

@@ -1,4 +1,4 @@
-import CCurl
+internal import CCurl
 import ConnectXpertPolicy
 import ConnectXpertSystem
 import Foundation
@@ -63,20 +63,22 @@ public final class CurlEasy {
         _ = cx_curl_setopt_data_callback(raw, CURLOPT_READFUNCTION, curlRead)
         _ = cx_curl_setopt_pointer(raw, CURLOPT_HEADERDATA, context)
         _ = cx_curl_setopt_data_callback(raw, CURLOPT_HEADERFUNCTION, curlHeader)
-        set(CURLOPT_NOSIGNAL, 1)
+        set(CurlOption(raw: CURLOPT_NOSIGNAL), 1)
     }
 
-    public func set(_ option: CURLoption, _ value: Int) { _ = cx_curl_setopt_long(raw, option, value) }
-    public func set(_ option: CURLoption, _ value: String) { _ = cx_curl_setopt_string(raw, option, value) }
-    public func set(_ option: CURLoption, offset value: Int64) { _ = cx_curl_setopt_offset(raw, option, curl_off_t(value)) }
+    public func set(_ option: CurlOption, _ value: Int) { _ = cx_curl_setopt_long(raw, option.raw, value) }
+    public func set(_ option: CurlOption, _ value: String) { _ = cx_curl_setopt_string(raw, option.raw, value) }
+    public func set(_ option: CurlOption, offset value: Int64) {
+        _ = cx_curl_setopt_offset(raw, option.raw, curl_off_t(value))
+    }
 
     /// Sets a list option (QUOTE, POSTQUOTE); the list lives until the next `reset`.
-    public func set(_ option: CURLoption, lines: [String]) {
+    public func set(_ option: CurlOption, lines: [String]) {
         var list: UnsafeMutablePointer<curl_slist>?
         for line in lines { list = curl_slist_append(list, line) }
         guard let list else { return }
         lists.append(list)
-        _ = cx_curl_setopt_slist(raw, option, list)
+        _ = cx_curl_setopt_slist(raw, option.raw, list)
     }
 
     /// The login and its protection, as FTP, SMTP and IMAP share them: `required` upgrades in the
@@ -84,15 +86,15 @@ public final class CurlEasy {
     /// URL's scheme. Certificates are always verified, against `caFile` when given.
     public func setLogin(user: String?, password: String?, tls: TLSMode, caFile: String?) {
         if let user {
-            set(CURLOPT_USERNAME, user)
-            set(CURLOPT_PASSWORD, password ?? "")
+            set(CurlOption(raw: CURLOPT_USERNAME), user)
+            set(CurlOption(raw: CURLOPT_PASSWORD), password ?? "")
         }
         switch tls {
-        case .required: set(CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))
-        case .off: set(CURLOPT_USE_SSL, Int(CURLUSESSL_NONE.rawValue))
+        case .required: set(CurlOption(raw: CURLOPT_USE_SSL), Int(CURLUSESSL_ALL.rawValue))
+        case .off: set(CurlOption(raw: CURLOPT_USE_SSL), Int(CURLUSESSL_NONE.rawValue))
         case .implicit: break
         }
-        if let caFile { set(CURLOPT_CAINFO, caFile) }
+        if let caFile { set(CurlOption(raw: CURLOPT_CAINFO), caFile) }
         // Trust one CA file and no CA folder: only then does libcurl keep the parsed CA list
         // between connections (CURLOPT_CA_CACHE_TIMEOUT) instead of parsing it for every FTP data
         // connection. OpenSSL 3 takes about 40 ms for the system's file: 200 small uploads took 4.9 s
@@ -101,7 +103,7 @@ public final class CurlEasy {
     }
 
     /// The CA file libcurl trusts when none is set (`CURLINFO_CAINFO`), if it has one.
-    private var defaultCAFile: String? { info(string: CURLINFO_CAINFO) }
+    private var defaultCAFile: String? { info(string: CurlInfo(raw: CURLINFO_CAINFO)) }
 
     public func receive(into sink: @escaping (UnsafeRawBufferPointer) -> Bool) { self.sink = sink }
     /// Upload data: the source fills the buffer and returns the byte count (0 at the end), or `nil`
@@ -111,7 +113,7 @@ public final class CurlEasy {
     /// Records each command with its reply in `exchanges` for this request (through libcurl's
     /// debug callback, which sees both directions). Credentials sent after `AUTH` are not recorded.
     public func recordExchanges() {
-        set(CURLOPT_VERBOSE, 1)
+        set(CurlOption(raw: CURLOPT_VERBOSE), 1)
         _ = cx_curl_setopt_pointer(raw, CURLOPT_DEBUGDATA, Unmanaged.passUnretained(self).toOpaque())
         _ = cx_curl_setopt_debug_callback(raw, curlDebug)
     }
@@ -167,21 +169,9 @@ public final class CurlEasy {
         if ready == 0 { throw CurlError(code: CURLE_OPERATION_TIMEDOUT, reply: nil) }
     }
 
-    public func info(_ info: CURLINFO) -> Int {
-        var value = 0
-        _ = cx_curl_getinfo_long(raw, info, &value)
-        return value
-    }
-
-    public func info(offset info: CURLINFO) -> Int64 {
-        var value: curl_off_t = -1
-        _ = cx_curl_getinfo_offset(raw, info, &value)
-        return Int64(value)
-    }
-
-    public func info(string info: CURLINFO) -> String? {
+    public func info(string info: CurlInfo) -> String? {
         var value: UnsafePointer<CChar>?
-        _ = cx_curl_getinfo_string(raw, info, &value)
+        _ = cx_curl_getinfo_string(raw, info.raw, &value)
         return value.map { String(cString: $0) }
     }
 
@@ -238,12 +228,17 @@ public struct CurlExchange: Equatable, Sendable {
 
 /// A failed libcurl request: libcurl's code and the server's last reply.
 public struct CurlError: Error, CustomStringConvertible {
-    public let code: CURLcode
+    public let code: CurlCode
     public let reply: String?
+
+    init(code: CURLcode, reply: String?) {
+        self.code = CurlCode(raw: code)
+        self.reply = reply
+    }
 
     public var replyCode: Int? { reply.flatMap { Int($0.prefix(3)) } }
     public var description: String {
-        let message = String(cString: curl_easy_strerror(code))
+        let message = String(cString: curl_easy_strerror(code.raw))
         return reply.map { "\(message) (server: \($0))" } ?? message
     }
 }

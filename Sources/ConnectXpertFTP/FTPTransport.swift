@@ -1,4 +1,3 @@
-import CCurl
 import ConnectXpertCurl
 import ConnectXpertPolicy
 import ConnectXpertSystem
@@ -42,11 +41,11 @@ public final class FTPTransport: Transport {
         // Log in now: a refused login or TLS problem shows at connect time; learn the home and
         // what the server offers.
         try request(url: serverURL(""), action: "log in to", path: "") {
-            $0.set(CURLOPT_NOBODY, 1)
-            $0.set(CURLOPT_QUOTE, lines: ["*FEAT"])
+            $0.set(.noBody, 1)
+            $0.set(.quote, lines: ["*FEAT"])
             $0.recordExchanges()  // FEAT's feature lines (" MLST …") are no reply lines of their own
         }
-        home = curl.info(string: CURLINFO_FTP_ENTRY_PATH) ?? "/"
+        home = curl.info(string: .ftpEntryPath) ?? "/"
         if let reply = curl.reply(to: "FEAT"), reply.hasPrefix("211") {
             let features = reply.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces).uppercased() }
             supportsMLSD = features.contains { $0.hasPrefix("MLST") }
@@ -88,19 +87,19 @@ public final class FTPTransport: Transport {
                          configure: (CurlEasy) -> Void) throws {
         checkedTarget = nil
         curl.reset()
-        if transfers { curl.set(CURLOPT_QUOTE, lines: ["NOOP"]) }
-        curl.set(CURLOPT_URL, url)
+        if transfers { curl.set(.quote, lines: ["NOOP"]) }
+        curl.set(.url, url)
         curl.setLogin(user: settings.user, password: password, tls: settings.tls, caFile: settings.caFile)
         // TLS 1.2 at most: with 1.3 the server sends session tickets on each data connection after
         // the handshake, and closing an upload's data connection with a ticket unread resets it,
         // which vsftpd reports as "426 Failure reading network stream" (seen in the tests).
-        if settings.tls != .off { curl.set(CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2 | CURL_SSLVERSION_MAX_TLSv1_2) }
-        if settings.active { curl.set(CURLOPT_FTPPORT, "-") }
+        if settings.tls != .off { curl.set(.sslVersion, CurlEasy.tls12OrLater) }
+        if settings.active { curl.set(.ftpPort, "-") }
         let timeout = Int(max(1, remote.timeout.seconds))
-        curl.set(CURLOPT_CONNECTTIMEOUT, timeout)
-        curl.set(CURLOPT_LOW_SPEED_LIMIT, 1)
-        curl.set(CURLOPT_LOW_SPEED_TIME, timeout)
-        curl.set(CURLOPT_SERVER_RESPONSE_TIMEOUT, timeout)  // a reply that never comes (226 after a transfer)
+        curl.set(.connectTimeout, timeout)
+        curl.set(.lowSpeedLimit, 1)
+        curl.set(.lowSpeedTime, timeout)
+        curl.set(.serverResponseTimeout, timeout)  // a reply that never comes (226 after a transfer)
         configure(curl)
         do {
             try curl.perform()
@@ -112,20 +111,20 @@ public final class FTPTransport: Transport {
     private func classify(_ error: CurlError, action: String, path: String) -> TransportError {
         let place = "\(endpoint): cannot \(action) \(path.isEmpty ? "the server" : path)"
         switch error.code {
-        case CURLE_LOGIN_DENIED:
+        case .loginDenied:
             return TransportError(.refused, "authentication failed for \(settings.user ?? "anonymous")@\(settings.host):\(settings.port)"
                 + (error.reply.map { " (server: \($0))" } ?? ""))
-        case CURLE_USE_SSL_FAILED:
+        case .useSSLFailed:
             return TransportError(.refused, "\(endpoint): the server does not offer TLS (AUTH TLS refused); "
                 + "files and passwords would cross the network readable. Set tls: off for this remote only if that is acceptable")
-        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CONNECT_ERROR:
+        case .peerFailedVerification, .sslCACertBadFile, .sslConnectError:
             return TransportError(.refused, "\(endpoint): the server's TLS certificate cannot be trusted (\(error)); "
                 + "for a private CA set ca_file")
-        case CURLE_COULDNT_CONNECT, CURLE_COULDNT_RESOLVE_HOST, CURLE_OPERATION_TIMEDOUT, CURLE_RECV_ERROR,
-             CURLE_SEND_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_FTP_ACCEPT_FAILED, CURLE_FTP_CANT_GET_HOST,
-             CURLE_FTP_WEIRD_PASV_REPLY, CURLE_FTP_WEIRD_227_FORMAT:
+        case .couldNotConnect, .couldNotResolveHost, .operationTimedOut, .receiveError,
+             .sendError, .gotNothing, .partialFile, .ftpAcceptFailed, .ftpCannotGetHost,
+             .ftpWeirdPASVReply, .ftpWeird227Format:
             return TransportError(.transient, "\(place): \(error)")
-        case CURLE_ABORTED_BY_CALLBACK, CURLE_WRITE_ERROR, CURLE_READ_ERROR:
+        case .abortedByCallback, .writeError, .readError:
             return TransportError(.transient, "\(place): \(error)")
         default:
             // Reply codes: 4xx pass (busy, 421 closing, 452 disk full); 5xx need a person.
@@ -150,7 +149,7 @@ public final class FTPTransport: Transport {
             if supportsMLSD {
                 do {
                     try request(url: serverURL(path, folder: true), action: "list", path: path, transfers: true) {
-                        $0.set(CURLOPT_CUSTOMREQUEST, "MLSD")
+                        $0.set(.customRequest, "MLSD")
                         $0.receive(into: collect)
                     }
                     return FTPListing.entries(in: listing, FTPListing.parseMLSD)
@@ -165,7 +164,7 @@ public final class FTPTransport: Transport {
             }
             do {
                 try request(url: serverURL(path, folder: true), action: "list", path: path, transfers: true) {
-                    $0.set(CURLOPT_CUSTOMREQUEST, "LIST -a")
+                    $0.set(.customRequest, "LIST -a")
                     $0.receive(into: collect)
                 }
             } catch {
@@ -206,8 +205,8 @@ public final class FTPTransport: Transport {
         let size = "SIZE \(target)", time = "MDTM \(target)"
         do {
             try request(url: serverURL(parentDirectory(of: target), folder: true), action: "stat", path: target) {
-                $0.set(CURLOPT_NOBODY, 1)
-                $0.set(CURLOPT_QUOTE, lines: ["*" + size] + (askingTime ? ["*" + time] : []))
+                $0.set(.noBody, 1)
+                $0.set(.quote, lines: ["*" + size] + (askingTime ? ["*" + time] : []))
                 $0.recordExchanges()
             }
         } catch {
@@ -239,8 +238,8 @@ public final class FTPTransport: Transport {
             commands.append("*MKD \(prefix)")
         }
         try request(url: serverURL(""), action: "create the folder", path: target) {
-            $0.set(CURLOPT_NOBODY, 1)
-            $0.set(CURLOPT_QUOTE, lines: commands)
+            $0.set(.noBody, 1)
+            $0.set(.quote, lines: commands)
         }
         // MKD failures were ignored ('*'): the folder exists now, or using it will say why not.
         knownFolders.insert(target)
@@ -269,10 +268,10 @@ public final class FTPTransport: Transport {
         // The callbacks live only as long as the request.
         try withoutActuallyEscaping(progress) { progress in
             try request(url: serverURL(target), action: "upload", path: target, transfers: true) { curl in
-                curl.set(CURLOPT_UPLOAD, 1)
-                curl.set(CURLOPT_UPLOAD_BUFFERSIZE, 1 << 20)
-                curl.set(CURLOPT_INFILESIZE_LARGE, offset: length)
-                curl.set(CURLOPT_POSTQUOTE, lines: after)
+                curl.set(.upload, 1)
+                curl.set(.uploadBufferSize, 1 << 20)
+                curl.set(.inFileSize, offset: length)
+                curl.set(.postQuote, lines: after)
                 curl.recordExchanges()
                 curl.send { buffer in
                     guard let count = try? source.read(into: buffer) else { return nil }
@@ -303,8 +302,8 @@ public final class FTPTransport: Transport {
             throw TransportError(.alreadyExists, "\(endpoint)/\(target) exists already")
         }
         try request(url: serverURL(parentDirectory(of: source), folder: true), action: "rename \(source) to", path: target) {
-            $0.set(CURLOPT_NOBODY, 1)
-            $0.set(CURLOPT_QUOTE, lines: ["RNFR \(source)", "RNTO \(target)"])
+            $0.set(.noBody, 1)
+            $0.set(.quote, lines: ["RNFR \(source)", "RNTO \(target)"])
         }
     }
 
@@ -318,12 +317,12 @@ public final class FTPTransport: Transport {
             try withoutActuallyEscaping(progress) { progress in
                 try request(url: serverURL(target), action: "download", path: target, transfers: true) { curl in
                     if offset > 0 {
-                        curl.set(CURLOPT_RESUME_FROM_LARGE, offset: offset)  // REST: libcurl needs SIZE for it
+                        curl.set(.resumeFrom, offset: offset)  // REST: libcurl needs SIZE for it
                     } else {
                         // No SIZE before RETR: the listing gave the size, and the caller checks the bytes
                         // against it. (vsftpd answers a SIZE sent while a passive connection waits only
                         // after about 200 ms: ten times the cost of a small download.)
-                        curl.set(CURLOPT_IGNORE_CONTENT_LENGTH, 1)
+                        curl.set(.ignoreContentLength, 1)
                     }
                     curl.receive { bytes in
                         do {
@@ -349,8 +348,8 @@ public final class FTPTransport: Transport {
 
     public func keepAlive() throws {
         try request(url: serverURL(""), action: "keep the connection alive (NOOP) on", path: "") {
-            $0.set(CURLOPT_NOBODY, 1)
-            $0.set(CURLOPT_QUOTE, lines: ["NOOP"])
+            $0.set(.noBody, 1)
+            $0.set(.quote, lines: ["NOOP"])
         }
     }
 
@@ -358,8 +357,8 @@ public final class FTPTransport: Transport {
         let target = absolute(path)
         do {
             try request(url: serverURL(parentDirectory(of: target), folder: true), action: "delete", path: target) {
-                $0.set(CURLOPT_NOBODY, 1)
-                $0.set(CURLOPT_QUOTE, lines: ["DELE \(target)"])
+                $0.set(.noBody, 1)
+                $0.set(.quote, lines: ["DELE \(target)"])
             }
         } catch {
             // 550 is both "no such file" and "not allowed": a file that is not there is deleted.

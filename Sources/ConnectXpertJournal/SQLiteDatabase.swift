@@ -31,7 +31,8 @@ public enum SQLiteValue: Equatable, Sendable {
 }
 
 /// One SQLite connection; the handle is closed in `deinit`. Not thread-safe: `Journal` serializes use.
-final class SQLiteDatabase {
+// Sendable: used under `Journal.database`, a Mutex, alone.
+final class SQLiteDatabase: @unchecked Sendable {
     private let handle: OpaquePointer
     let path: String
     /// Prepared statements by SQL text: the journal runs the same few statements for every file.

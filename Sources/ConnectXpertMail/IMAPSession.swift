@@ -1,4 +1,3 @@
-import CCurl
 import Foundation
 import ConnectXpertCurl
 import ConnectXpertPolicy
@@ -43,11 +42,11 @@ public final class IMAPSession {
         curl = try CurlEasy()
         let password = try server.password(environment: environment, place: "IMAP server \(server.host):\(server.port)")
         curl.reset()
-        curl.set(CURLOPT_URL, "\(server.tls == .implicit ? "imaps" : "imap")://\(server.host):\(server.port)/")
+        curl.set(.url, "\(server.tls == .implicit ? "imaps" : "imap")://\(server.host):\(server.port)/")
         curl.setLogin(user: server.user, password: password, tls: server.tls, caFile: server.caFile)
-        curl.set(CURLOPT_CONNECTTIMEOUT, Int(timeout.rounded(.up)))
-        curl.set(CURLOPT_SERVER_RESPONSE_TIMEOUT, Int(timeout.rounded(.up)))
-        curl.set(CURLOPT_CONNECT_ONLY, 1)
+        curl.set(.connectTimeout, Int(timeout.rounded(.up)))
+        curl.set(.serverResponseTimeout, Int(timeout.rounded(.up)))
+        curl.set(.connectOnly, 1)
         do {
             try curl.perform()
         } catch let error as CurlError {
@@ -238,7 +237,7 @@ public final class IMAPSession {
             }
         } catch let error as CurlError {
             broken = true
-            throw MailServerError(.unreachable, error.code == CURLE_OPERATION_TIMEDOUT
+            throw MailServerError(.unreachable, error.code == .operationTimedOut
                 ? "\(endpoint) sent nothing for \(Int(timeout)) s" : "\(endpoint): \(error)")
         }
         guard count > 0 else {

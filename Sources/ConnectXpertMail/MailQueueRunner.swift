@@ -4,6 +4,7 @@ import ConnectXpertSystem
 import ConnectXpertTransport
 import Foundation
 import Logging
+import Synchronization
 
 /// What one queue run did.
 public struct MailTally: Equatable, Sendable {
@@ -21,16 +22,30 @@ public struct MailTally: Equatable, Sendable {
 /// and looks again at the end for mail queued meanwhile. A message leaves the outbox only after
 /// the server's final `250`; a crash before that sends it again on the next run. Not thread-safe:
 /// one runner per spool, used from one thread at a time.
-public final class MailQueueRunner {
+public final class MailQueueRunner: Sendable {
     public let spool: MailSpool
     private let journal: Journal
     private let logger: Logger
     private let hostname: String
     private let environment: [String: String]
+    private struct Pause {
+        var until: Date?
+        var refusal: String?
+    }
+
+    private let pause = Mutex(Pause())
+
     /// After the server could not be reached or refused us, no run before this time.
-    public private(set) var serverPausedUntil: Date?
+    public private(set) var serverPausedUntil: Date? {
+        get { pause.withLock { $0.until } }
+        set { pause.withLock { $0.until = newValue } }
+    }
+
     /// Set when the server refused us: runs stop until `forgetRefusal` (a reload, flush or restart).
-    public private(set) var refusal: String?
+    public private(set) var refusal: String? {
+        get { pause.withLock { $0.refusal } }
+        set { pause.withLock { $0.refusal = newValue } }
+    }
 
     public init(spool: MailSpool, journal: Journal, logger: Logger,
                 environment: [String: String] = ProcessInfo.processInfo.environment) throws {
@@ -249,11 +264,10 @@ public final class MailQueueRunner {
         return .deferred(until: now + delay)
     }
 
-    private var warnedNoServer = false
+    private let warnedNoServer = Atomic(false)
 
     private func warnNoServer(_ count: Int) {
-        guard !warnedNoServer else { return }
-        warnedNoServer = true
+        guard !warnedNoServer.exchange(true, ordering: .relaxed) else { return }
         logger.warning("mail is queued but no SMTP server is set (mail.smtp in the policy); it waits",
                        metadata: ["mail.queued": "\(count)"])
     }

@@ -1,4 +1,3 @@
-import CCurl
 import ConnectXpertCurl
 import ConnectXpertPolicy
 import ConnectXpertTransport
@@ -30,13 +29,13 @@ public struct MailServerError: Error, CustomStringConvertible, Sendable {
     /// an untrusted certificate), worded for the user; `nil` for other errors.
     init?(refusal error: CurlError, server: MailServer, endpoint: String, section: String) {
         switch error.code {
-        case CURLE_LOGIN_DENIED:
+        case .loginDenied:
             self.init(.refused, "authentication failed for \(server.user ?? "")@\(server.host):\(server.port)"
                 + (error.reply.map { " (server: \($0))" } ?? "") + "; check the password")
-        case CURLE_USE_SSL_FAILED:
+        case .useSSLFailed:
             self.init(.refused, "\(endpoint) does not offer STARTTLS; mail and passwords would cross the "
                 + "network readable. Set tls: off under \(section) only if that is acceptable")
-        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CONNECT_ERROR:
+        case .peerFailedVerification, .sslCACertBadFile, .sslConnectError:
             self.init(.refused, "\(endpoint): the server's TLS certificate cannot be trusted (\(error)); "
                 + "for a private CA set ca_file")
         default:

@@ -1,4 +1,3 @@
-import CCurl
 import Foundation
 import ConnectXpertCurl
 import ConnectXpertPolicy
@@ -43,19 +42,19 @@ public final class SMTPClient {
         let stream = try MessageStream(message)
         var readError: Error?
         curl.reset()
-        curl.set(CURLOPT_URL, url)
+        curl.set(.url, url)
         curl.setLogin(user: settings.user, password: password, tls: settings.tls, caFile: settings.caFile)
-        if settings.user != nil { curl.set(CURLOPT_SASL_IR, 1) }
+        if settings.user != nil { curl.set(.saslInitialResponse, 1) }
         let timeout = max(1, Int(settings.timeout.seconds.rounded()))
-        curl.set(CURLOPT_CONNECTTIMEOUT, timeout)
-        curl.set(CURLOPT_LOW_SPEED_LIMIT, 1)
-        curl.set(CURLOPT_LOW_SPEED_TIME, timeout)
+        curl.set(.connectTimeout, timeout)
+        curl.set(.lowSpeedLimit, 1)
+        curl.set(.lowSpeedTime, timeout)
         // Also bounds each wait for a reply, the QUIT at the end included (libcurl's default is 120 s).
-        curl.set(CURLOPT_SERVER_RESPONSE_TIMEOUT, timeout)
-        curl.set(CURLOPT_MAIL_FROM, "<\(message.sender)>")
-        curl.set(CURLOPT_MAIL_RCPT, lines: message.recipients.map { "<\($0)>" })
-        curl.set(CURLOPT_MAIL_RCPT_ALLLOWFAILS, 1)
-        curl.set(CURLOPT_UPLOAD, 1)
+        curl.set(.serverResponseTimeout, timeout)
+        curl.set(.mailFrom, "<\(message.sender)>")
+        curl.set(.mailRecipients, lines: message.recipients.map { "<\($0)>" })
+        curl.set(.mailRecipientAllowFails, 1)
+        curl.set(.upload, 1)
         curl.recordExchanges()
         curl.send { buffer in
             guard shouldContinue() else { return nil }
@@ -68,7 +67,7 @@ public final class SMTPClient {
             try curl.perform()
         } catch let error as CurlError {
             if let readError { throw readError }
-            if error.code == CURLE_ABORTED_BY_CALLBACK { throw TransferCancelled() }
+            if error.code == .abortedByCallback { throw TransferCancelled() }
             throw classify(error)
         }
         let refused = refusedRecipients()

@@ -473,6 +473,7 @@ private struct OffsetWriteRefused: Error {}
 
 /// What the streams of one split upload share: the first failure (which stops the others), the
 /// bytes the helpers have written, for progress, and the parts no helper could start.
+// Sendable: `error`, `bytes` and `left` are guarded by `lock`.
 private final class SplitUpload: @unchecked Sendable {
     private let lock = NSLock()
     private var error: Error?

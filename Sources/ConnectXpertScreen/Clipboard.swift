@@ -6,6 +6,7 @@ import Glibc
 
 /// Text viewers paste (ClientCutText) offered as the X clipboard: a window of ours owns CLIPBOARD
 /// and PRIMARY and answers requests for them, on a connection and a thread of its own.
+// Sendable: `text` and `stopping` are guarded by `lock`; its X connection is used by its own thread alone.
 final class ClipboardOwner: @unchecked Sendable {
     private let display: OpaquePointer
     private let window: Window

@@ -4,6 +4,7 @@ import Foundation
 /// The X DAMAGE extension on the root window, on a connection of its own: tells whether anything
 /// was drawn since the last look, so an idle screen is not captured again and again. Closed in
 /// `deinit`.
+// Sendable: its X connection is used under `lock` alone.
 final class DamageWatch: @unchecked Sendable {
     private let display: OpaquePointer
     private let damage: Damage

@@ -6,6 +6,7 @@ import Glibc
 
 /// A TCP connection to a viewer (or, for the snapshot client, to a server): exact reads and
 /// whole writes over the socket, which it closes in `deinit`.
+// Sendable: the read buffer is used by the one reading thread alone; writes go whole to the socket.
 final class RFBConnection: RFBInput, @unchecked Sendable {
     let descriptor: Int32
     /// `host:port` of the other side, for the log.

@@ -29,6 +29,7 @@ public struct RFBServerConfiguration: Sendable {
 /// An RFB 3.8 server (3.3 and 3.7 viewers accepted) for one X display. Each viewer has a thread
 /// reading its messages and one writing its updates; viewers share the session. Garbage or a
 /// truncated message from a viewer ends that viewer's connection only.
+// Sendable: `listener`, `boundPort` and `viewersChanged` are set before the threads start, then only read.
 public final class RFBServer: @unchecked Sendable {
     public let configuration: RFBServerConfiguration
     let display: X11Display
@@ -154,6 +155,7 @@ public final class RFBServer: @unchecked Sendable {
 /// The screen, captured at most once per few milliseconds however many viewers ask, and not at
 /// all while X DAMAGE says nothing was drawn. DAMAGE is taken as a hint, as x11vnc does: the
 /// screen is captured anyway at least every quarter second, so nothing stays stale for long.
+// Sendable: `cached` is guarded by `lock`.
 final class FrameSource: @unchecked Sendable {
     private let display: X11Display
     private let damage: DamageWatch?

@@ -54,6 +54,7 @@ public struct ScreenShareOptions: Equatable, Sendable {
 
 /// Runs a screen share until its duration is over, its viewer leaves (`once`), or `stop()`;
 /// keeps a status file (address, started, expires, viewers, or the error) up to date.
+// Sendable: `started` and `server` are set by `run` before the server starts its threads, then only read.
 public final class ScreenShareJob: @unchecked Sendable {
     public let options: ScreenShareOptions
     private let statusFile: String?

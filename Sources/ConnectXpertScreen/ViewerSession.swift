@@ -12,6 +12,7 @@ enum Encoding {
 
 /// One viewer: the handshake, then a reader thread (its messages, input to X) and a writer thread
 /// (framebuffer updates when asked for, only what changed on incremental requests).
+// Sendable: `state` is a Mutex; `buttons` and `shiftHeld` are used by the reader thread alone.
 final class ViewerSession: @unchecked Sendable {
     private unowned let server: RFBServer
     private let connection: RFBConnection

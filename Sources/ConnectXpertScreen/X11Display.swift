@@ -18,6 +18,7 @@ public struct Frame: Sendable, Equatable {
 /// An X11 display connection and what the screen share does with it: capture the root window
 /// (MIT-SHM where the server offers it, else `XGetImage`) and inject input (XTest). Xlib calls on
 /// one connection must not overlap: every call goes through `lock`. Closed in `deinit`.
+// Sendable: every Xlib call, and `shared` and `clipboard`, are under `lock`.
 public final class X11Display: @unchecked Sendable {
     private let display: OpaquePointer
     private let root: Window

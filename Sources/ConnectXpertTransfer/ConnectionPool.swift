@@ -7,6 +7,7 @@ import Foundation
 /// many exist. Idle connections get a keep-alive round trip every `keepAliveInterval` (as
 /// OpenSSH's ServerAliveInterval would) and are closed after `idleLimit` (as lftp's `net:idle` and
 /// rclone's idle timeout do), releasing the server's session; the next file connects again.
+// Sendable: `idle` is guarded by `lock`.
 public final class ConnectionPool: @unchecked Sendable {
     private struct IdleConnection {
         let transport: any Transport

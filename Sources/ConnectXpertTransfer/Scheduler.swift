@@ -34,7 +34,8 @@ public struct RunningJob: Sendable {
 /// rather than on Swift's cooperative pool. A job enqueued while it runs runs once more afterwards;
 /// each remote gets at most its `max_connections` jobs at once. A job to retry waits in the
 /// scheduler until its time, and an idle worker wakes for it then.
-public final class Scheduler: @unchecked Sendable {  // `state` is guarded by `condition`
+// Sendable: `state` is guarded by `condition`.
+public final class Scheduler: @unchecked Sendable {
     public typealias Work = @Sendable (RunningJob) -> Void
 
     private struct Job {

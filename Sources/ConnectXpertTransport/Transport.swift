@@ -1,5 +1,6 @@
 import ConnectXpertPolicy
 import ConnectXpertSystem
+import Foundation
 
 /// One entry of a remote listing.
 public struct RemoteEntry: Equatable, Sendable {
@@ -136,21 +137,27 @@ public protocol Transport: AnyObject {
 
 /// A further connection to the same remote for an upload in parts, opened by the thread that writes
 /// its part when it starts: the first part is already going up while it connects.
+// Sendable: `opened` is guarded by `lock`.
 public final class HelperConnection: @unchecked Sendable {
     private let connect: () throws -> any Transport
-    /// The connection, once open.
-    public private(set) var transport: (any Transport)?
+    private let lock = NSLock()
+    private var opened: (any Transport)?
 
     public init(_ connect: @escaping () throws -> any Transport) {
         self.connect = connect
     }
 
-    /// Opens the connection, the first time; one thread at a time.
+    /// The connection, once open.
+    public var transport: (any Transport)? { lock.withLock { opened } }
+
+    /// Opens the connection, the first time.
     public func open() throws -> any Transport {
-        if let transport { return transport }
-        let opened = try connect()
-        transport = opened
-        return opened
+        try lock.withLock {
+            if let opened { return opened }
+            let connection = try connect()
+            opened = connection
+            return connection
+        }
     }
 }
 

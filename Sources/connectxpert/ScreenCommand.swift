@@ -113,7 +113,7 @@ struct ScreenShareCommand: ParsableCommand {
                     + "until \(ISO8601DateFormatter().string(from: until))"
                     + (options.password == nil ? " without a password" : " (VNC password)")
                     + (options.viewOnly ? ", view only" : ""))
-                fflush(stdout)
+                fflush(nil)  // every stream: the line reaches a pipe at once
             }
             print("screen share ended: \(reason)")
         } catch let error as RFBError {

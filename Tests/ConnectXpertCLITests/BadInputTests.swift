@@ -47,7 +47,7 @@ import Testing
     }
 
     @Test func oversizeFileGoesToFailedWithAReason() throws {
-        let agents = try TwoAgents { $0.replacingOccurrences(of: "    remote: drop\n    retry", with: "    remote: drop\n    max_size: 1KiB\n    retry") }
+        let agents = try TwoAgents { try $0.replacing(existing: "    remote: drop\n    retry", with: "    remote: drop\n    max_size: 1KiB\n    retry") }
         defer { agents.remove() }
         try write(joinPath(agents.outbox("alice", to: "bob"), "huge.bin"), randomBytes(2048))
         let outcome = try agents.once("alice")
@@ -112,7 +112,7 @@ import Testing
     }
 
     @Test func invalidPolicyExitsWithConfigError() throws {
-        let agents = try TwoAgents { $0.replacingOccurrences(of: "every: 200ms", with: "every: soon") }
+        let agents = try TwoAgents { try $0.replacing(existing: "every: 200ms", with: "every: soon") }
         defer { agents.remove() }
         let outcome = try agents.once("bob")
         #expect(outcome.status == 78)

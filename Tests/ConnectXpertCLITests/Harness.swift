@@ -97,12 +97,12 @@ struct TwoAgents {
     var bob: String { joinPath(root, "bob") }
 
     /// - Parameter edit: applied to each policy's text before it is written.
-    init(poll: String = "200ms", edit: (String) -> String = { $0 }) throws {
+    init(poll: String = "200ms", edit: (String) throws -> String = { $0 }) throws {
         root = NSTemporaryDirectory() + "cx-" + UUID().uuidString.prefix(8)
         try FileSystem.createDirectories(joinPath(root, "drop"))
         for id in ["alice", "bob"] {
             try FileSystem.createDirectories(joinPath(root, id))
-            try writePolicy(id, edit(Self.policy(id: id, poll: poll)))
+            try writePolicy(id, try edit(Self.policy(id: id, poll: poll)))
         }
     }
 
@@ -131,7 +131,7 @@ struct TwoAgents {
     /// below the test login's home.
     init(server: TestServer, folder: String, lines: [String]) throws {
         try self.init {
-            $0.replacingOccurrences(of: "    url: file:../drop\n", with: lines.map { "    " + $0 + "\n" }.joined())
+            try $0.replacing(existing: "    url: file:../drop\n", with: lines.map { "    " + $0 + "\n" }.joined())
         }
         remoteFolder = joinPath(server.home, folder)
     }
@@ -146,9 +146,11 @@ struct TwoAgents {
     }
 
     /// Rewrites a user's policy with `text` in place of `original`.
+    /// Replaces `original` in a user's policy; throws when the policy does not hold it, so that a
+    /// test whose edit no longer matches fails instead of testing the unedited policy.
     func editPolicy(_ id: String, replacing original: String, with text: String) throws {
         let policy = String(decoding: try FileSystem.readFile(policyPath(id)), as: UTF8.self)
-        try writePolicy(id, policy.replacingOccurrences(of: original, with: text))
+        try writePolicy(id, policy.replacing(existing: original, with: text))
     }
 
     func outbox(_ id: String, to recipient: String) -> String { joinPath(root, id, "spool/outbox", recipient) }

@@ -9,7 +9,7 @@ import Testing
     /// Bob's agent, reading the hostile server's drop over plain FTP with a 2 s timeout.
     static func bob(_ server: HostileFTPTestServer) throws -> TwoAgents {
         try TwoAgents {
-            $0.replacingOccurrences(of: "    url: file:../drop\n", with: """
+            try $0.replacing(existing: "    url: file:../drop\n", with: """
                     url: \(server.url)
                     password_file: \(server.passwordFile)
                     tls: off
@@ -71,7 +71,7 @@ import Testing
     @Test func anSFTPListingWithoutEndIsRefusedAtItsLimit() throws {
         let server = try HostileSFTPTestServer()
         let agents = try TwoAgents {
-            $0.replacingOccurrences(of: "    url: file:../drop\n", with: """
+            try $0.replacing(existing: "    url: file:../drop\n", with: """
                     url: \(server.url)
                     key_file: \(server.clientKey)
                     known_hosts: \(server.knownHosts)

@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func givesUpAfterTheRulesLimit() throws {
-        let agents = try TwoAgents { $0.replacingOccurrences(of: "      max: 1s\n", with: "      max: 1s\n      give_up_after: 1s\n") }
+        let agents = try TwoAgents { try $0.replacing(existing: "      max: 1s\n", with: "      max: 1s\n      give_up_after: 1s\n") }
         defer { agents.remove() }
         try FileManager.default.removeItem(atPath: agents.drop)
         let alice = try agents.daemon("alice")
@@ -110,7 +110,7 @@ import Testing
 
     @Test func aDownloadThatNeedsAPersonPointsAtTheRemoteNotAtFailedFolders() throws {
         let agents = try TwoAgents {
-            $0.replacingOccurrences(of: "    every: 200ms\n", with: "    every: 200ms\n    conflict: fail\n")
+            try $0.replacing(existing: "    every: 200ms\n", with: "    every: 200ms\n    conflict: fail\n")
         }
         defer { agents.remove() }
         try write(joinPath(agents.inbox("bob", from: "alice"), "taken.txt"), "mine")
@@ -123,7 +123,7 @@ import Testing
     }
 
     @Test func keptRemoteCopiesAreReceivedOncePerVersion() throws {
-        let agents = try TwoAgents { $0.replacingOccurrences(of: "    every: 200ms\n", with: "    every: 200ms\n    delete_remote: false\n    senders: [\"alice\"]\n") }
+        let agents = try TwoAgents { try $0.replacing(existing: "    every: 200ms\n", with: "    every: 200ms\n    delete_remote: false\n    senders: [\"alice\"]\n") }
         defer { agents.remove() }
         let remote = joinPath(agents.drop, "alice->bob/kept.txt")
         try write(remote, "v1")

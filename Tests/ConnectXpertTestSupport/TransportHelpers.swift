@@ -59,3 +59,13 @@ public func randomBytes(_ count: Int) -> [UInt8] {
     }
     return bytes
 }
+
+extension String {
+    /// This text with `original` replaced by `replacement`; throws when the text does not hold
+    /// `original`, so that a test whose edit of a policy no longer matches fails instead of running on
+    /// the unedited policy.
+    public func replacing(existing original: String, with replacement: String) throws -> String {
+        guard contains(original) else { throw TestServerError(message: "no \(original.debugDescription) in:\n\(self)") }
+        return replacingOccurrences(of: original, with: replacement)
+    }
+}

@@ -18,8 +18,6 @@ CURLcode cx_curl_setopt_data_callback(CURL *handle, CURLoption option, cx_curl_d
 typedef int (*cx_curl_debug_callback)(CURL *handle, curl_infotype type, char *data, size_t size, void *context);
 CURLcode cx_curl_setopt_debug_callback(CURL *handle, cx_curl_debug_callback callback);
 
-CURLcode cx_curl_getinfo_long(CURL *handle, CURLINFO info, long *value);
-CURLcode cx_curl_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *value);
 CURLcode cx_curl_getinfo_string(CURL *handle, CURLINFO info, const char **value);
 CURLcode cx_curl_getinfo_socket(CURL *handle, CURLINFO info, curl_socket_t *value);
 
