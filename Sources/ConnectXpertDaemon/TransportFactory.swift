@@ -6,13 +6,13 @@ import ConnectXpertTransport
 /// Opens a connection to a remote with the transport its URL names.
 public enum TransportFactory {
     @Sendable public static func connect(_ remote: Remote) throws -> any Transport {
-        switch remote.kind {
+        switch remote.endpoint {
         case .localDirectory:
             return try LocalDropTransport(base: remote.path)
-        case .sftp:
-            return try SFTPTransport(remote: remote)
-        case .ftp, .ftps:
-            return try FTPTransport(remote: remote)
+        case .sftp(let settings):
+            return try SFTPTransport(remote: remote, settings: settings)
+        case .ftp(let settings):
+            return try FTPTransport(remote: remote, settings: settings)
         }
     }
 }

@@ -24,8 +24,9 @@ public final class FTPTransport: Transport {
     /// to be renamed to) found; any other request forgets it.
     private var checkedTarget: (path: String, exists: Bool)?
 
-    public init(remote: Remote, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-        guard let settings = remote.ftp else { throw TransportError(.permanent, "\(remote.name) is not an ftp remote") }
+    /// Connects to an `ftp://` or `ftps://` remote, whose settings are `settings`.
+    public init(remote: Remote, settings: FTPSettings,
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         self.settings = settings
         self.remote = remote
         let scheme = settings.tls == .implicit ? "ftps" : "ftp"

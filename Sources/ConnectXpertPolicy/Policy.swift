@@ -28,21 +28,25 @@ public struct Identity: Equatable, Sendable {
 
 /// A named endpoint files are sent to and received from.
 public struct Remote: Equatable, Sendable {
-    public enum Kind: String, Sendable { case localDirectory = "file", sftp, ftp, ftps }
+    /// What a remote's URL names, with that transport's own settings.
+    public enum Endpoint: Equatable, Sendable {
+        /// `file:` — a folder on this machine.
+        case localDirectory
+        /// `sftp://`
+        case sftp(SSHSettings)
+        /// `ftp://` and `ftps://` (whose `tls` says which).
+        case ftp(FTPSettings)
+    }
 
     public var name: String
     public var url: String
-    public var kind: Kind
+    public var endpoint: Endpoint
     /// The base folder: for `file:` remotes absolute; for `sftp:` on the server, where a relative
     /// path (or "") is below the login's home.
     public var path: String
     public var credentials: [Credential]
     public var maxConnections: Int
     public var timeout: TimeSpan
-    /// For `sftp:` remotes.
-    public var ssh: SSHSettings?
-    /// For `ftp:` and `ftps:` remotes.
-    public var ftp: FTPSettings?
 }
 
 /// How a connection to an FTP or mail server is protected.

@@ -129,9 +129,18 @@ struct Validator {
         if !(1...16).contains(maxConnections) {
             report(path + ["max_connections"], "must be between 1 and 16, not \(maxConnections)")
         }
-        return Remote(name: name, url: document.url, kind: kind, path: location, credentials: credentials,
-                      maxConnections: maxConnections, timeout: document.timeout ?? TimeSpan(seconds: 30), ssh: settings,
-                      ftp: ftp)
+        let endpoint: Remote.Endpoint
+        switch kind {
+        case .localDirectory: endpoint = .localDirectory
+        case .sftp:
+            guard let settings else { return nil }
+            endpoint = .sftp(settings)
+        case .ftp, .ftps:
+            guard let ftp else { return nil }
+            endpoint = .ftp(ftp)
+        }
+        return Remote(name: name, url: document.url, endpoint: endpoint, path: location, credentials: credentials,
+                      maxConnections: maxConnections, timeout: document.timeout ?? TimeSpan(seconds: 30))
     }
 
     /// The credentials in the order the remote's entry names them, the order logins are tried in.
@@ -310,7 +319,7 @@ struct Validator {
         var user: String?
     }
 
-    private mutating func parseURL(_ url: String, path: [Any]) -> (Remote.Kind, String, ServerAddress?)? {
+    private mutating func parseURL(_ url: String, path: [Any]) -> (URLScheme, String, ServerAddress?)? {
         guard let colon = url.firstIndex(of: ":") else {
             report(path, "'\(url)' is not a URL: write file:///absolute/folder, file:relative/folder, "
                 + "sftp://user@host:port/folder, ftp://user@host/folder or ftps://user@host/folder")
@@ -326,7 +335,7 @@ struct Validator {
                 + "use password_file: (mode 0600) or password_env: instead")
             return nil
         }
-        guard let kind = Remote.Kind(rawValue: scheme) else {
+        guard let kind = URLScheme(rawValue: scheme) else {
             report(path, "unknown URL scheme '\(scheme)'; use file, sftp, ftp or ftps")
             return nil
         }
@@ -479,3 +488,6 @@ struct Validator {
         errors.append(context.error(at: root.mark(at: keys, atKey: atKey), keyPath: keyPath(keys), message))
     }
 }
+
+/// The schemes a remote's URL may have.
+enum URLScheme: String { case localDirectory = "file", sftp, ftp, ftps }

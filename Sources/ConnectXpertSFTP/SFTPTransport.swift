@@ -24,8 +24,9 @@ public final class SFTPTransport: Transport {
     /// a round trip less per file. Its data, time and size are confirmed by then.
     private var unclosed: (handle: SFTPHandle, path: String)?
 
-    public init(remote: Remote, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
-        guard let settings = remote.ssh else { throw TransportError(.permanent, "\(remote.name) is not an sftp remote") }
+    /// Connects to an `sftp://` remote, whose settings are `settings`.
+    public init(remote: Remote, settings: SSHSettings,
+                environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         endpoint = "sftp://\(settings.user)@\(settings.host):\(settings.port)" + (remote.path.isEmpty ? "" : "/" + remote.path)
         let socket = try TCPSocket(host: settings.host, port: settings.port, timeout: remote.timeout.seconds)
         let session = try SSHSession(socket: socket, timeout: remote.timeout.seconds, endpoint: endpoint)

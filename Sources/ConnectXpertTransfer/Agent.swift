@@ -48,8 +48,15 @@ public final class Agent: Sendable {
     /// What each inbox rule's last listing saw of files not yet stable, by rule index.
     let sightings = Mutex([Int: Sightings]())
 
-    /// - Parameter connect: opens a connection to a remote (the transport its URL names).
-    public init(policy: Policy, mode: RunMode, logger: Logger, connect: @escaping ConnectionPool.Connect) throws {
+    /// Makes a folder's entries durable (fsync); the receive pipeline's after its renames.
+    let syncFolder: @Sendable (String) throws -> Void
+
+    /// - Parameters:
+    ///   - connect: opens a connection to a remote (the transport its URL names).
+    ///   - syncFolder: makes a folder's entries durable; `FileSystem.syncDirectory` but in tests.
+    public init(policy: Policy, mode: RunMode, logger: Logger, connect: @escaping ConnectionPool.Connect,
+                syncFolder: @escaping @Sendable (String) throws -> Void = FileSystem.syncDirectory) throws {
+        self.syncFolder = syncFolder
         spool = Spool(root: policy.spool)
         try spool.createLayout()
         pool = ConnectionPool(connect: connect)
@@ -66,7 +73,8 @@ public final class Agent: Sendable {
 
     /// Plain FTP is allowed only when the policy says so, and then it is said again in the log.
     private func warnAboutPlainTransports(_ policy: Policy) {
-        for remote in policy.remotes.values.sorted(by: { $0.name < $1.name }) where remote.ftp?.tls == .off {
+        for remote in policy.remotes.values.sorted(by: { $0.name < $1.name }) {
+            guard case .ftp(let ftp) = remote.endpoint, ftp.tls == .off else { continue }
             logger.warning("remote uses plain FTP (tls: off): its password and files cross the network readable",
                            metadata: ["transfer.remote": "\(remote.name)"])
         }

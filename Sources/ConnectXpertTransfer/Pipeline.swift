@@ -4,28 +4,39 @@ import ConnectXpertTransport
 import Foundation
 import Logging
 
-/// A file on its way through a pipeline: the job it is, its remote, and its journal record, whose
-/// state says which stage is next.
-protocol TransferJob {
-    associatedtype Item: Sendable
-    var running: RunningJob { get }
-    var attempt: Attempt<Item> { get }
-    var record: TransferRecord { get set }
-    var remote: Remote { get }
-    var log: Logger { get }
-    var started: Date { get }
-}
-
-/// What a failure needs to know of a file, whether or not its transfer began.
-struct Attempt<Item: Sendable> {
+/// What a file is to a pipeline, in either direction: what its job is about, its job's key, and
+/// the remote, retry policy and log of its rule.
+struct Subject<Item: Sendable> {
     let item: Item
-    /// The key of the file's job.
     let key: JobKey
     let remote: Remote
     let retry: RetryPolicy
     let log: Logger
-    /// Its transfer, once begun.
+}
+
+/// What a failure needs to know of a file: what it is, and its transfer, once begun.
+@dynamicMemberLookup
+struct Attempt<Item: Sendable> {
+    let subject: Subject<Item>
     var record: TransferRecord?
+
+    subscript<Value>(dynamicMember keyPath: KeyPath<Subject<Item>, Value>) -> Value { subject[keyPath: keyPath] }
+}
+
+/// A file on its way through a pipeline: the job it is, what it is, and its journal record, whose
+/// state says which stage is next.
+protocol TransferJob {
+    associatedtype Item: Sendable
+    var running: RunningJob { get }
+    var subject: Subject<Item> { get }
+    var record: TransferRecord { get set }
+    var started: Date { get }
+}
+
+extension TransferJob {
+    var remote: Remote { subject.remote }
+    var log: Logger { subject.log }
+    var attempt: Attempt<Item> { Attempt(subject: subject, record: record) }
 }
 
 /// One step of a pipeline, for one file: it takes a file whose record is in one of the states it
@@ -196,8 +207,6 @@ extension Agent {
             count { $0[keyPath: pipeline.delivered.count] += 1 }
             return job.running.end(.finished)
         }
-        var attempt = job.attempt
-        attempt.record = job.record
-        job.running.end(outcome(of: attempt, failing: error, in: pipeline))
+        job.running.end(outcome(of: job.attempt, failing: error, in: pipeline))
     }
 }

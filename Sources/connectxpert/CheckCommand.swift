@@ -27,10 +27,10 @@ struct PolicyExplanation {
         lines.append("Remotes:")
         for remote in policy.remotes.values.sorted(by: { $0.name < $1.name }) {
             var line = "  \(remote.name): \(remote.url)"
-            if remote.kind == .localDirectory { line += " (local folder \(remote.path))" }
+            if remote.endpoint == .localDirectory { line += " (local folder \(remote.path))" }
             line += ", up to \(remote.maxConnections) connections, timeout \(remote.timeout)"
             lines.append(line)
-            if let ftp = remote.ftp { lines.append("    " + describe(ftp)) }
+            if case .ftp(let ftp) = remote.endpoint { lines.append("    " + describe(ftp)) }
         }
         lines.append("")
         lines.append("Sending (first matching rule wins):")

@@ -419,3 +419,10 @@ func temporaryFolder() throws -> String {
         #expect(problems(text).first?.contains("/nonexistent/pw does not exist") == true)
     }
 }
+
+extension Remote {
+    /// An FTP remote's settings; nil for another transport.
+    fileprivate var ftp: FTPSettings? {
+        if case .ftp(let settings) = endpoint { settings } else { nil }
+    }
+}

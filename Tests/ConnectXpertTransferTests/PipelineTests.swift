@@ -5,6 +5,7 @@ import ConnectXpertTestSupport
 import ConnectXpertTransport
 import Foundation
 import Logging
+import Synchronization
 import Testing
 
 @testable import ConnectXpertTransfer
@@ -20,7 +21,9 @@ private final class Rig {
     /// - Parameters:
     ///   - outbox, inbox: lines added to the outbox and inbox rules (`conflict: fail`).
     ///   - giveUpAfter: the rules' `give_up_after`.
-    init(mode: RunMode = .batch, outbox: [String] = [], inbox: [String] = [], giveUpAfter: String = "1h") throws {
+    ///   - syncFolder: the agent's folder fsync.
+    init(mode: RunMode = .batch, outbox: [String] = [], inbox: [String] = [], giveUpAfter: String = "1h",
+         syncFolder: @escaping @Sendable (String) throws -> Void = FileSystem.syncDirectory) throws {
         folder = NSTemporaryDirectory() + "cx-pipeline-" + UUID().uuidString
         try FileSystem.createDirectories(folder)
         let (drop, other) = (self.drop, self.other)
@@ -28,7 +31,7 @@ private final class Rig {
         agent = try Agent(policy: policy, mode: mode,
                           logger: Logger(label: "test"), connect: { remote in
             try (remote.name == "drop" ? drop : other).connect(remote)
-        })
+        }, syncFolder: syncFolder)
     }
 
     /// One remote connection at a time, so that the files waiting go in the batch of the one running.
@@ -357,6 +360,27 @@ private let transient = TransportError(.transient, "connection reset")
         #expect(rig.drop.files.isEmpty)
         #expect(rig.drop.calls.filter { $0.hasPrefix("download") }.count == 1)
         #expect(rig.inbox("x (1).txt") == nil)
+    }
+
+    /// When the fsync of the inbox folder fails, the batch's renames may not be durable: its files
+    /// are not delivered yet and their remote copies stay. The next pass finds them renamed, syncs the
+    /// folder and deletes the remote copies, receiving each once.
+    @Test func aFailedFolderSyncKeepsTheRemoteCopies() throws {
+        let failures = Mutex(1)
+        let rig = try Rig { folder in
+            if failures.withLock({ $0 -= 1; return $0 >= 0 }) { throw SystemError(call: "fsync", path: folder, errno: EIO) }
+            try FileSystem.syncDirectory(folder)
+        }
+        rig.drop.put("bob->alice/x.txt", "x")
+        rig.drop.put("bob->alice/y.txt", "y")
+        rig.receive()
+        #expect(rig.agent.tally == Tally(deferred: 2))
+        #expect(rig.drop.files.keys.sorted() == ["bob->alice/x.txt", "bob->alice/y.txt"])
+        rig.receive()
+        #expect(rig.agent.tally == Tally(received: 2, deferred: 2))
+        #expect(rig.drop.files.isEmpty)
+        #expect(rig.inbox("x.txt") == "x" && rig.inbox("y.txt") == "y")
+        #expect(rig.inbox("x (1).txt") == nil && rig.drop.calls.filter { $0.hasPrefix("download") }.count == 2)
     }
 
     /// In a batch, a file whose download fails is left for later; the others are received.

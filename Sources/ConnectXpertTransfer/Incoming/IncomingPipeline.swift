@@ -23,18 +23,12 @@ struct IncomingFile: Sendable {
 /// One remote file on its way.
 struct Incoming: TransferJob {
     let running: RunningJob
-    let file: IncomingFile
+    let subject: Subject<IncomingFile>
     let rule: InboxRule
-    let remote: Remote
-    let log: Logger
     var record: TransferRecord
     /// The entry a download starts from, when a listing just found the file.
     var listed: RemoteEntry?
     let started = Date()
-
-    var attempt: Attempt<IncomingFile> {
-        Attempt(item: file, key: file.key(on: remote.name), remote: remote, retry: rule.retry, log: log, record: record)
-    }
 }
 
 /// The receive pipeline, journaled like the send pipeline. The remote copy is deleted only once the
@@ -48,7 +42,7 @@ struct IncomingPipeline: Pipeline {
 
     var staging: [any Stage<Incoming>] { [DownloadStage(agent: agent)] }
     var completing: [Step<Incoming>] {
-        [.each(PlaceStage(agent: agent)), .together(FolderSyncStage()), .each(RemoteDeleteStage(agent: agent))]
+        [.each(PlaceStage(agent: agent)), .together(FolderSyncStage(agent: agent)), .each(RemoteDeleteStage(agent: agent))]
     }
 
     /// Finds or begins the transfer of a remote file: none when it is kept on the remote and was
@@ -61,12 +55,13 @@ struct IncomingPipeline: Pipeline {
         log[metadataKey: "transfer.remote"] = "\(remote.name)"
         log[metadataKey: "transfer.sender"] = "\(file.sender)"
         log[metadataKey: "transfer.source"] = "\(file.source)"
-        var attempt = Attempt(item: file, key: file.key(on: remote.name), remote: remote, retry: rule.retry, log: log)
+        let subject = Subject(item: file, key: file.key(on: remote.name), remote: remote, retry: rule.retry, log: log)
+        var attempt = Attempt(subject: subject)
         do {
             let standing = try agent.journal.standing(.incoming, remote: remote.name, peer: file.sender,
                                                       source: file.source)
             if let active = standing.active {
-                return .ready(Incoming(running: running, file: file, rule: rule, remote: remote, log: log, record: active))
+                return .ready(Incoming(running: running, subject: subject, rule: rule, record: active))
             }
             guard let relative = file.relative, let entry = file.listed, entry.kind == .file else { return .skip(.finished) }
             if !rule.deleteRemote, let done = standing.lastDone, done.isVersion(of: entry) {
@@ -83,8 +78,7 @@ struct IncomingPipeline: Pipeline {
                 modificationNanoseconds: entry.modificationNanoseconds, inode: 0, destination: destination,
                 temporary: agent.temporaryName(for: destination))
             attempt.record = record
-            return .ready(Incoming(running: running, file: file, rule: rule, remote: remote, log: log, record: record,
-                                   listed: entry))
+            return .ready(Incoming(running: running, subject: subject, rule: rule, record: record, listed: entry))
         } catch {
             return .skip(agent.outcome(of: attempt, failing: error, in: self))
         }

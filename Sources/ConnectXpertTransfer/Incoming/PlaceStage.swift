@@ -47,10 +47,12 @@ struct PlaceStage: Stage {
 /// One fsync per folder makes a batch's renames durable. Should it fail, the files are renamed but
 /// maybe not durably: not delivered yet, so their remote copies stay.
 struct FolderSyncStage: BatchStage {
+    let agent: Agent
+
     func run(_ jobs: inout [Incoming]) throws {
         let folders = Set(jobs.compactMap { $0.record.destination }.map(parentDirectory(of:)))
         do {
-            for folder in folders.sorted() { try FileSystem.syncDirectory(folder) }
+            for folder in folders.sorted() { try agent.syncFolder(folder) }
         } catch {
             for index in jobs.indices { jobs[index].record.state = .staged }
             throw error

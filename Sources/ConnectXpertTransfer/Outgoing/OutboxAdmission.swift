@@ -26,7 +26,8 @@ struct OutboxAdmission {
         log[metadataKey: "transfer.remote"] = "\(remote.name)"
         guard !agent.isRefused(remote.name, item: file.key) else { return .skip(.finished) }
         let source = joinPath(agent.spool.outbox(for: file.recipient), file.path)
-        var attempt = Attempt(item: file, key: file.key, remote: remote, retry: rule.retry, log: log)
+        let subject = Subject(item: file, key: file.key, remote: remote, retry: rule.retry, log: log)
+        var attempt = Attempt(subject: subject)
         do {
             let standing = try agent.journal.standing(.outgoing, remote: remote.name, peer: file.recipient,
                                                       source: file.path)
@@ -42,8 +43,8 @@ struct OutboxAdmission {
                     destination: target, temporary: agent.temporaryName(for: target, pattern: rule.temporaryName))
                 opened = descriptor
             }
-            return .ready(Outgoing(running: running, file: file, rule: rule, remote: remote, source: source, log: log,
-                                   record: attempt.record!, opened: opened))
+            return .ready(Outgoing(running: running, subject: subject, rule: rule, record: attempt.record!, source: source,
+                                   opened: opened))
         } catch {
             return .skip(agent.outcome(of: attempt, failing: error, in: OutgoingPipeline(agent: agent)))
         }

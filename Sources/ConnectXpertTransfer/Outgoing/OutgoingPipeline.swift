@@ -20,22 +20,16 @@ struct OutboxFile: Sendable {
 /// One outbox file on its way.
 struct Outgoing: TransferJob {
     let running: RunningJob
-    let file: OutboxFile
+    let subject: Subject<OutboxFile>
     let rule: OutboxRule
-    let remote: Remote
+    var record: TransferRecord
     /// The file's path in the outbox.
     let source: String
-    let log: Logger
-    var record: TransferRecord
     /// The file, open, when it was just admitted.
     var opened: FileDescriptor?
     /// Whether this job uploaded it (its temporary file is then known to be there).
     var uploadedNow = false
     let started = Date()
-
-    var attempt: Attempt<OutboxFile> {
-        Attempt(item: file, key: file.key, remote: remote, retry: rule.retry, log: log, record: record)
-    }
 }
 
 /// The send pipeline. Each step is recorded in the journal before it is taken, so a run that
