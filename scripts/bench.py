@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """make bench: detection-to-upload-start latency of the daemon (issue target: median < 10 ms,
 p99 < 50 ms), measured from outside: the time from a file's rename into the outbox to the creation
-of its temporary file in the drop, seen through inotify on the drop folder. The same measurement
+of its temporary file in the drop, seen through inotify on the drop's folder of uploads in progress
+(`.connectxpert-temp`, the default `temp_name`). The same measurement
 is made for a peer, an `inotifywait -m | cp` loop, on the same machine in the same run."""
 import ctypes
 import os
@@ -83,7 +84,8 @@ def main():
     root = tempfile.mkdtemp(prefix="cx-bench-")
     try:
         drop, stage = os.path.join(root, "drop"), os.path.join(root, "stage")
-        os.makedirs(os.path.join(drop, "alice->bob"))
+        uploads = os.path.join(drop, ".connectxpert-temp")
+        os.makedirs(uploads)
         os.makedirs(stage)
         policy = os.path.join(root, "policies.yaml")
         with open(policy, "w") as f:
@@ -97,7 +99,7 @@ def main():
                                      cwd=root, stderr=err)
         wait_for_log(log, "", 0.5)
         time.sleep(1)
-        agent_median, agent_p99 = measure(outbox, os.path.join(drop, "alice->bob"), stage)
+        agent_median, agent_p99 = measure(outbox, uploads, stage, hidden=False)
         agent.send_signal(signal.SIGTERM)
         agent.wait(30)
 
