@@ -157,6 +157,13 @@ struct TwoAgents {
     func inbox(_ id: String, from sender: String) -> String { joinPath(root, id, "spool/inbox", sender) }
     func failed(_ id: String, to recipient: String) -> String { joinPath(root, id, "spool/failed", recipient) }
 
+    /// The attempts `status` shows for the first transfer waiting to retry (0 when none waits).
+    func attempts(_ id: String) -> Int {
+        let output = (try? connectxpert("status", "--policy", policyPath(id), in: joinPath(root, id)).stdout) ?? ""
+        guard let range = output.range(of: #"attempt \d+"#, options: .regularExpression) else { return 0 }
+        return Int(output[range].dropFirst("attempt ".count)) ?? 0
+    }
+
     /// `run --once` for one user.
     func once(_ id: String) throws -> Outcome {
         try connectxpert("run", "--once", "--policy", policyPath(id), in: joinPath(root, id))

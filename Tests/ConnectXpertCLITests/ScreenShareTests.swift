@@ -101,7 +101,8 @@ struct ScreenShareTests {
         let viewOnly = try ShareAgent(display, screenShare: "    once: false\n")
         let job = try viewOnly.share(["--view-only"])
         #expect(try vncdo(["-s", viewOnly.server, "-p", "secret-pw", "move", "50", "60", "click", "1", "type", "x"]).status == 0)
-        Thread.sleep(forTimeInterval: 0.5)
+        // The reader handles a viewer's messages in order, then says it left: all of them were seen.
+        #expect(eventually { job.log.contains("viewer left") }, "\(job.log)")
         #expect(!display.events().contains { $0.hasPrefix("press") || $0.hasPrefix("text") }, "\(display.events())")
         job.signal(SIGTERM)
         job.wait(timeout: 20)
