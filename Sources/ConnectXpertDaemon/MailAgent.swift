@@ -84,7 +84,8 @@ public final class MailAgent: Sendable {
             return nil
         } catch let error as MailServerError {
             let refused = error.kind == .refused
-            logger.error(refused ? "cannot fetch mail until the policy or the server changes" : "cannot fetch mail now; will retry",
+            logger.error(refused ? "cannot fetch mail until the policy or the server changes"
+                             : "cannot fetch mail now; will retry",
                          metadata: ["mail.source": "\(source.name)", "mail.error": "\(error)"])
             count { if refused { $0.refused += 1 } else { $0.deferred += 1 } }
             return refused ? error.message : nil

@@ -81,7 +81,8 @@ public final class Watcher: Sendable {
         }
         try watch(spool.outbox, recursively: true)
         try watch(mailOutbox, recursively: false, events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO))
-        try watch(spool.jobs, recursively: false, events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE))
+        try watch(spool.jobs, recursively: false,
+                  events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE))
         // The spool itself, for an outbox that is removed and made again; one mask for a folder
         // that is both (a watch's mask is replaced, not added to).
         let policyFolder = parentDirectory(of: policyFile)

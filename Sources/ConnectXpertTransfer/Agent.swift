@@ -263,7 +263,8 @@ public final class Agent: Sendable {
 
     /// Where an outbox file goes on the remote: the rule's `remote_path`, filled in.
     func remotePath(recipient: String, path: String, rule: OutboxRule) -> String {
-        var values = ["sender": policy.identity.id, "recipient": recipient, "path": path, "name": lastComponent(of: path)]
+        var values = ["sender": policy.identity.id, "recipient": recipient, "path": path,
+                      "name": lastComponent(of: path)]
         if rule.remotePath.text.contains("{date}") { values["date"] = PathTemplate.today() }
         return rule.remotePath.render(values)
     }

@@ -65,8 +65,8 @@ extension Agent {
             }
             refused(error, remote: attempt.remote.name, item: attempt.key)
         case .permanent:
-            pipeline.giveUp(attempt, reason: "\(error)",
-                            advice: (error as? PermanentFailure)?.advice ?? pipeline.advice(attempt, afterRetries: false))
+            let advice = (error as? PermanentFailure)?.advice ?? pipeline.advice(attempt, afterRetries: false)
+            pipeline.giveUp(attempt, reason: "\(error)", advice: advice)
         }
         return .finished
     }

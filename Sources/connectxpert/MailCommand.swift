@@ -161,7 +161,8 @@ struct MailFlushCommand: ParsableCommand {
         defer { withExtendedLifetime(lock) {} }
         do { try mail.sendQueue() } catch { throw fail("cannot send the mail queue: \(error)", .cantCreate) }
         try completeBatch(agent, mail) {
-            "mail sent \($0.mail.sent), failed \($0.failed), to retry \($0.deferred)" + ($0.refused > 0 ? ", refused \($0.refused)" : "")
+            "mail sent \($0.mail.sent), failed \($0.failed), to retry \($0.deferred)"
+                + ($0.refused > 0 ? ", refused \($0.refused)" : "")
         }
     }
 }

@@ -17,7 +17,8 @@ struct ReceiveCommand: ParsableCommand {
         try agent.recover()
         agent.pollInboxes()
         try completeBatch(agent, mail) {
-            "received \($0.transfers.received), failed \($0.failed), to retry \($0.deferred)" + ($0.refused > 0 ? ", refused \($0.refused)" : "")
+            "received \($0.transfers.received), failed \($0.failed), to retry \($0.deferred)"
+                + ($0.refused > 0 ? ", refused \($0.refused)" : "")
         }
     }
 }

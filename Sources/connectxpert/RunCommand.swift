@@ -43,8 +43,8 @@ struct RunCommand: AsyncParsableCommand {
                                                logLevel: loggingOptions.logLevel, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: TransferService(agent: agent, mailSpool: mailAgent.spool, screen: screen, reloader: reloader,
-                                               mail: mail, logger: logger)),
+                .init(service: TransferService(agent: agent, mailSpool: mailAgent.spool, screen: screen,
+                                               reloader: reloader, mail: mail, logger: logger)),
                 .init(service: InboxPollingService(agent: agent)),
                 .init(service: ConnectionKeepAliveService(agent: agent)),
                 .init(service: MailFetchService(fetcher: fetcher)),

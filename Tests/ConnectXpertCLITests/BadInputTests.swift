@@ -47,7 +47,10 @@ import Testing
     }
 
     @Test func oversizeFileGoesToFailedWithAReason() throws {
-        let agents = try TwoAgents { try $0.replacing(existing: "    remote: drop\n    retry", with: "    remote: drop\n    max_size: 1KiB\n    retry") }
+        let agents = try TwoAgents {
+            try $0.replacing(existing: "    remote: drop\n    retry",
+                             with: "    remote: drop\n    max_size: 1KiB\n    retry")
+        }
         defer { agents.remove() }
         try write(joinPath(agents.outbox("alice", to: "bob"), "huge.bin"), randomBytes(2048))
         let outcome = try agents.once("alice")

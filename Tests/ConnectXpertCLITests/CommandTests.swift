@@ -154,7 +154,10 @@ import Testing
         }
         #expect(try verify(analyze, folder: shipped, units: ["connectxpert.service", "connectxpert-batch.service", "connectxpert-batch.path"]) == "")
 
-        let agents = try TwoAgents { try $0.replacing(existing: "recipients: [\"*\"]", with: "recipients: [\"bob\", \"team-*\"]") }
+        let agents = try TwoAgents {
+            try $0.replacing(existing: "recipients: [\"*\"]",
+                             with: "recipients: [\"bob\", \"team-*\"]")
+        }
         defer { agents.remove() }
         try FileSystem.createDirectories(agents.outbox("alice", to: "team-a"))
         let generated = try connectxpert("systemd-units", "--policy", agents.policyPath("alice"), in: agents.alice)

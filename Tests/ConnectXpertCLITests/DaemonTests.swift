@@ -13,8 +13,9 @@ import Testing
         let outbox = agents.outbox("alice", to: "bob")
 
         let original = TwoAgents.policy(id: "alice", poll: "200ms")
-        try agents.writePolicy("alice", try original.replacing(existing:
-            "    remote: drop\n    retry", with: "    remote: drop\n    remote_path: \"to-{recipient}/{path}\"\n    retry"))
+        try agents.writePolicy("alice", try original.replacing(
+            existing: "    remote: drop\n    retry",
+            with: "    remote: drop\n    remote_path: \"to-{recipient}/{path}\"\n    retry"))
         #expect(eventually { alice.log.contains("policy reloaded") })
         try write(joinPath(outbox, "new-layout.txt"), "n")
         #expect(eventually { FileSystem.exists(joinPath(agents.drop, "to-bob/new-layout.txt")) })
@@ -22,7 +23,8 @@ import Testing
         try agents.writePolicy("alice", original + "bogus: true\n")
         #expect(eventually { alice.log.contains("policy edit rejected; the previous policy stays in force") })
         #expect(alice.log.contains("unknown key 'bogus'"))
-        let tooLarge = try original.replacing(existing: "    remote: drop\n    retry", with: "    remote: drop\n    max_size: 9000000000GiB\n    retry")
+        let tooLarge = try original.replacing(existing: "    remote: drop\n    retry",
+                                               with: "    remote: drop\n    max_size: 9000000000GiB\n    retry")
         try agents.writePolicy("alice", tooLarge)
         #expect(eventually { alice.log.contains("policies.yaml:9:15: error: outbox[0].max_size: '9000000000GiB' is too large") },
                 "\(alice.log)")

@@ -19,7 +19,8 @@ import Testing
 
     @Test func aSentFileMovedOrLinkedBackIntoTheOutboxIsSentAgain() throws {
         let agents = try TwoAgents {
-            try $0.replacing(existing: "    remote: drop\n    retry", with: "    remote: drop\n    after: archive\n    retry")
+            try $0.replacing(existing: "    remote: drop\n    retry",
+                             with: "    remote: drop\n    after: archive\n    retry")
         }
         defer { agents.remove() }
         let outbox = joinPath(agents.outbox("alice", to: "bob"), "again.txt")
@@ -101,7 +102,8 @@ import Testing
 
     @Test func uploadsGoUnderTheRulesTemporaryName() throws {
         let agents = try TwoAgents {
-            try $0.replacing(existing: "    remote: drop\n    retry:", with: "    remote: drop\n    temp_name: \"{name}.uploading\"\n    retry:")
+            try $0.replacing(existing: "    remote: drop\n    retry:",
+                             with: "    remote: drop\n    temp_name: \"{name}.uploading\"\n    retry:")
         }
         defer { agents.remove() }
         try write(joinPath(agents.outbox("alice", to: "bob"), "big.bin"), randomBytes(100 << 20))
@@ -177,7 +179,10 @@ import Testing
     }
 
     @Test func afterKeepSendsEachVersionOnce() throws {
-        let agents = try TwoAgents { try $0.replacing(existing: "    remote: drop\n    retry", with: "    remote: drop\n    after: keep\n    retry") }
+        let agents = try TwoAgents {
+            try $0.replacing(existing: "    remote: drop\n    retry",
+                             with: "    remote: drop\n    after: keep\n    retry")
+        }
         defer { agents.remove() }
         let file = joinPath(agents.outbox("alice", to: "bob"), "kept.txt")
         try write(file, "v1")
@@ -191,7 +196,10 @@ import Testing
     }
 
     @Test func afterArchiveMovesToSent() throws {
-        let agents = try TwoAgents { try $0.replacing(existing: "    remote: drop\n    retry", with: "    remote: drop\n    after: archive\n    retry") }
+        let agents = try TwoAgents {
+            try $0.replacing(existing: "    remote: drop\n    retry",
+                             with: "    remote: drop\n    after: archive\n    retry")
+        }
         defer { agents.remove() }
         try write(joinPath(agents.outbox("alice", to: "bob"), "a/report.txt"), "r")
         #expect(try agents.once("alice").status == 0)
@@ -200,7 +208,10 @@ import Testing
     }
 
     @Test func conflictsFollowTheRule() throws {
-        let agents = try TwoAgents { try $0.replacing(existing: "    remote: drop\n    retry", with: "    remote: drop\n    conflict: fail\n    retry") }
+        let agents = try TwoAgents {
+            try $0.replacing(existing: "    remote: drop\n    retry",
+                             with: "    remote: drop\n    conflict: fail\n    retry")
+        }
         defer { agents.remove() }
         try write(joinPath(agents.drop, "alice->bob/taken.txt"), "theirs")
         try write(joinPath(agents.outbox("alice", to: "bob"), "taken.txt"), "ours")

@@ -19,7 +19,10 @@ import Testing
     }
 
     @Test func givesUpAfterTheRulesLimit() throws {
-        let agents = try TwoAgents { try $0.replacing(existing: "      max: 1s\n", with: "      max: 1s\n      give_up_after: 1s\n") }
+        let agents = try TwoAgents {
+            try $0.replacing(existing: "      max: 1s\n",
+                             with: "      max: 1s\n      give_up_after: 1s\n")
+        }
         defer { agents.remove() }
         try FileManager.default.removeItem(atPath: agents.drop)
         let alice = try agents.daemon("alice")
@@ -122,7 +125,10 @@ import Testing
     }
 
     @Test func keptRemoteCopiesAreReceivedOncePerVersion() throws {
-        let agents = try TwoAgents { try $0.replacing(existing: "    every: 200ms\n", with: "    every: 200ms\n    delete_remote: false\n    senders: [\"alice\"]\n") }
+        let agents = try TwoAgents {
+            try $0.replacing(existing: "    every: 200ms\n",
+                             with: "    every: 200ms\n    delete_remote: false\n    senders: [\"alice\"]\n")
+        }
         defer { agents.remove() }
         let remote = joinPath(agents.drop, "alice->bob/kept.txt")
         try write(remote, "v1")

@@ -90,6 +90,12 @@ private final class Rig {
         agent.waitUntilIdle()
     }
 
+    /// Puts a file of ours in bob's inbox folder, where a received one may conflict with it.
+    func keep(_ name: String, _ text: String) throws {
+        try FileSystem.createDirectories(joinPath(agent.spool.root, "inbox/bob"))
+        try FileSystem.writeFileAtomically(joinPath(agent.spool.root, "inbox/bob", name), contents: Array(text.utf8))
+    }
+
     func outbox(_ name: String) -> String? { text(joinPath(agent.spool.outbox(for: "bob"), name)) }
     func inbox(_ name: String) -> String? { text(joinPath(agent.spool.root, "inbox/bob", name)) }
     func failed(_ name: String) -> String? { text(joinPath(agent.spool.failed, "bob", name)) }
@@ -292,8 +298,7 @@ private let transient = TransportError(.transient, "connection reset")
 
     @Test func aConflictIsRenamedAround() throws {
         let rig = try Rig()
-        try FileSystem.createDirectories(joinPath(rig.agent.spool.root, "inbox/bob"))
-        try FileSystem.writeFileAtomically(joinPath(rig.agent.spool.root, "inbox/bob/x.txt"), contents: Array("ours".utf8))
+        try rig.keep("x.txt", "ours")
         rig.drop.put("bob->alice/x.txt", "from bob")
         rig.receive()
         #expect(rig.inbox("x.txt") == "ours")
@@ -303,8 +308,7 @@ private let transient = TransportError(.transient, "connection reset")
     /// `conflict: fail` keeps the remote copy until the local file is moved away.
     @Test func aConflictFailsAndTheRemoteCopyStays() throws {
         let rig = try Rig(inbox: ["conflict: fail"])
-        try FileSystem.createDirectories(joinPath(rig.agent.spool.root, "inbox/bob"))
-        try FileSystem.writeFileAtomically(joinPath(rig.agent.spool.root, "inbox/bob/x.txt"), contents: Array("ours".utf8))
+        try rig.keep("x.txt", "ours")
         rig.drop.put("bob->alice/x.txt", "from bob")
         rig.receive()
         #expect(rig.inbox("x.txt") == "ours")
@@ -368,7 +372,9 @@ private let transient = TransportError(.transient, "connection reset")
     @Test func aFailedFolderSyncKeepsTheRemoteCopies() throws {
         let failures = Mutex(1)
         let rig = try Rig { folder in
-            if failures.withLock({ $0 -= 1; return $0 >= 0 }) { throw SystemError(call: "fsync", path: folder, errno: EIO) }
+            if failures.withLock({ $0 -= 1; return $0 >= 0 }) {
+                throw SystemError(call: "fsync", path: folder, errno: EIO)
+            }
             try FileSystem.syncDirectory(folder)
         }
         rig.drop.put("bob->alice/x.txt", "x")

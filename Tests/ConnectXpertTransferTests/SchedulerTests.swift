@@ -28,7 +28,10 @@ private final class Events: Sendable {
             first.end(.finished)
         }
         for name in ["second", "third"] {
-            scheduler.enqueue(JobKey(name), remote: "r", payload: name) { job in events.add("ran \(name)"); job.end(.finished) }
+            scheduler.enqueue(JobKey(name), remote: "r", payload: name) { job in
+                events.add("ran \(name)")
+                job.end(.finished)
+            }
         }
         scheduler.enqueue(JobKey("other remote"), remote: "s", payload: "other remote") { job in
             events.add("ran other remote")
@@ -64,7 +67,10 @@ private final class Events: Sendable {
             events.add("first version ran")
             job.end(.finished)
         }
-        scheduler.enqueue(JobKey("retried"), remote: "r", payload: 2) { job in events.add("retry ran"); job.end(.finished) }
+        scheduler.enqueue(JobKey("retried"), remote: "r", payload: 2) { job in
+            events.add("retry ran")
+            job.end(.finished)
+        }
         release.signal()
         scheduler.waitUntilIdle()  // a retry waiting for its time counts as work
         #expect(Set(events.all) == ["queued again ran", "retry ran"])

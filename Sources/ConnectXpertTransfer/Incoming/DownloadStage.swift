@@ -23,7 +23,9 @@ struct DownloadStage: Stage {
         if let listed = job.listed {
             entry = listed
         } else {
-            guard let current = try transport.entry(at: record.source), current.kind == .file else { throw SourceGone() }
+            guard let current = try transport.entry(at: record.source), current.kind == .file else {
+                throw SourceGone()
+            }
             entry = current
             let partial = try FileSystem.status(temporary)
             if let partial, partial.kind == .regular, record.isVersion(of: current), partial.size <= current.size {
@@ -64,8 +66,8 @@ struct DownloadStage: Stage {
         guard bytes == entry.size else {
             try FileSystem.removeIfPresent(temporary)
             let arrived = bytes > entry.size ? "more arrived (the download was stopped there)" : "\(bytes) arrived"
-            throw TransportError(.transient,
-                                 "\(transport.endpoint)/\(record.source) was listed with \(entry.size) bytes but \(arrived)")
+            throw TransportError(.transient, "\(transport.endpoint)/\(record.source) was listed with "
+                                 + "\(entry.size) bytes but \(arrived)")
         }
         try file.sync()
         try FileSystem.setModificationTime(temporary, nanoseconds: entry.modificationNanoseconds)

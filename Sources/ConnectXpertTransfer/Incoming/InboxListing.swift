@@ -26,19 +26,19 @@ extension Agent {
                 // Hidden folders are nobody's drop (uploads in progress are in .connectxpert-temp).
                 for folder in try transport.list(pattern.parent)
                     where folder.kind == .directory && folder.nameIsText && !folder.name.hasPrefix(".") {
-                    guard let sender = pattern.sender(inFolderNamed: folder.name), rule.senders.anyMatches(sender) else {
-                        continue
-                    }
+                    guard let sender = pattern.sender(inFolderNamed: folder.name),
+                          rule.senders.anyMatches(sender) else { continue }
                     let senderFolder = pattern.folder(for: sender)
                     try collect(transport, folder: senderFolder, below: "", depth: 0) { path, entry in
-                        guard seen.isStable(joinPath(senderFolder, path), entry, for: rule.stableFor.seconds, now: now) else {
+                        let source = joinPath(senderFolder, path)
+                        guard seen.isStable(source, entry, for: rule.stableFor.seconds, now: now) else {
                             return log.debug("still changing or just seen; taken once stable", metadata: [
-                                "transfer.source": "\(Names.printable(joinPath(senderFolder, path)))",
+                                "transfer.source": "\(Names.printable(source))",
                             ])
                         }
-                        enqueueReceive(IncomingFile(ruleIndex: ruleIndex, sender: sender,
-                                                    source: joinPath(senderFolder, path), relative: path, listed: entry),
-                                       remote: remote.name)
+                        let file = IncomingFile(ruleIndex: ruleIndex, sender: sender, source: source, relative: path,
+                                                listed: entry)
+                        enqueueReceive(file, remote: remote.name)
                     }
                 }
             }
@@ -55,7 +55,8 @@ extension Agent {
         // The daemon lists again as soon as the first unsettled file can be stable; a batch pass
         // once, and leaves what is still changing then for the next run.
         if mode == .daemon || seen.pass == 1 { return .retry(after: max(wait, 0.05)) }
-        log.info("files still being written are left for the next run", metadata: ["transfer.files": "\(seen.unsettled)"])
+        log.info("files still being written are left for the next run",
+                 metadata: ["transfer.files": "\(seen.unsettled)"])
         count { $0.deferred += seen.unsettled }
         return .finished
     }

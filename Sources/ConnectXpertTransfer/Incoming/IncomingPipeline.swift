@@ -42,7 +42,11 @@ struct IncomingPipeline: Pipeline {
 
     var staging: [any Stage<Incoming>] { [DownloadStage(agent: agent)] }
     var completing: [Step<Incoming>] {
-        [.each(PlaceStage(agent: agent)), .together(FolderSyncStage(agent: agent)), .each(RemoteDeleteStage(agent: agent))]
+        [
+            .each(PlaceStage(agent: agent)),
+            .together(FolderSyncStage(agent: agent)),
+            .each(RemoteDeleteStage(agent: agent)),
+        ]
     }
 
     /// Finds or begins the transfer of a remote file: none when it is kept on the remote and was
@@ -63,13 +67,15 @@ struct IncomingPipeline: Pipeline {
             if let active = standing.active {
                 return .ready(Incoming(running: running, subject: subject, rule: rule, record: active))
             }
-            guard let relative = file.relative, let entry = file.listed, entry.kind == .file else { return .skip(.finished) }
+            guard let relative = file.relative, let entry = file.listed, entry.kind == .file else {
+                return .skip(.finished)
+            }
             if !rule.deleteRemote, let done = standing.lastDone, done.isVersion(of: entry) {
                 return .skip(.finished)  // kept on the remote and received already
             }
             if let limit = rule.maxSize, entry.size > limit.bytes {
-                agent.warnOnce("remote file is over the inbox max_size of \(limit); left on the remote", key: file.source,
-                               metadata: ["transfer.bytes": "\(entry.size)"])
+                agent.warnOnce("remote file is over the inbox max_size of \(limit); left on the remote",
+                               key: file.source, metadata: ["transfer.bytes": "\(entry.size)"])
                 return .skip(.finished)
             }
             let destination = joinPath(destinationFolder(rule, sender: file.sender), relative)
@@ -85,7 +91,8 @@ struct IncomingPipeline: Pipeline {
     }
 
     private func destinationFolder(_ rule: InboxRule, sender: String) -> String {
-        let rendered = rule.destination.render(["sender": sender, "spool": agent.spool.root, "date": PathTemplate.today()])
+        let rendered = rule.destination.render(["sender": sender, "spool": agent.spool.root,
+                                                "date": PathTemplate.today()])
         return absolutePath(rendered, relativeTo: parentDirectory(of: agent.policy.sourceFile))
     }
 

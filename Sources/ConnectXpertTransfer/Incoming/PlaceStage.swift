@@ -30,8 +30,9 @@ struct PlaceStage: Stage {
                     break
                 } catch let error as SystemError where error.isAlreadyExists {
                     if job.rule.conflict == .fail {
-                        throw PermanentFailure(reason: "\(candidate) exists already and the inbox rule says conflict: fail",
-                                               advice: "move the local file away; the remote copy is kept until then")
+                        throw PermanentFailure(
+                            reason: "\(candidate) exists already and the inbox rule says conflict: fail",
+                            advice: "move the local file away; the remote copy is kept until then")
                     }
                     number += 1
                     candidate = Names.alternative(to: wanted, number: number)

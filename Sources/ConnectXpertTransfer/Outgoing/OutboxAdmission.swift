@@ -43,8 +43,8 @@ struct OutboxAdmission {
                     destination: target, temporary: agent.temporaryName(for: target, pattern: rule.temporaryName))
                 opened = descriptor
             }
-            return .ready(Outgoing(running: running, subject: subject, rule: rule, record: attempt.record!, source: source,
-                                   opened: opened))
+            return .ready(Outgoing(running: running, subject: subject, rule: rule, record: attempt.record!,
+                                   source: source, opened: opened))
         } catch {
             return .skip(agent.outcome(of: attempt, failing: error, in: OutgoingPipeline(agent: agent)))
         }
@@ -65,7 +65,8 @@ struct OutboxAdmission {
         case .directory: return nil
         case .fifo, .socket, .device, .other:
             agent.warnOnce("ignored: not a regular file", key: source, metadata: [
-                "transfer.file": "\(path)", "transfer.recipient": "\(recipient)", "file.kind": "\(status.kind.rawValue)",
+                "transfer.file": "\(path)", "transfer.recipient": "\(recipient)",
+                "file.kind": "\(status.kind.rawValue)",
             ])
             return nil
         }

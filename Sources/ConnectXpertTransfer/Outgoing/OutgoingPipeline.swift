@@ -54,7 +54,8 @@ struct OutgoingPipeline: Pipeline {
 
     func deliveredButUnfinished(_ attempt: Attempt<OutboxFile>) -> Logger.Message {
         let after = agent.policy.outboxRule(for: attempt.item.recipient)?.after
-        return "sent, but the local file could not be \(after == .archive ? "archived" : "deleted"); it is not sent again"
+        let step = after == .archive ? "archived" : "deleted"
+        return "sent, but the local file could not be \(step); it is not sent again"
     }
 
     func isGone(_ error: Error) -> Bool { error is SourceGone }
@@ -65,7 +66,9 @@ struct OutgoingPipeline: Pipeline {
 
     /// An upload cut short leaves no temporary file behind.
     func cancel(_ attempt: Attempt<OutboxFile>) {
-        guard var record = attempt.record, record.state == .transferring, let temporary = record.temporary else { return }
+        guard var record = attempt.record, record.state == .transferring, let temporary = record.temporary else {
+            return
+        }
         try? agent.pool.withConnection(to: attempt.remote) { try $0.delete(temporary) }
         record.temporary = nil
         record.state = .queued
@@ -78,7 +81,8 @@ struct OutgoingPipeline: Pipeline {
         do {
             let destination = try agent.spool.moveToFailed(recipient: file.recipient, path: file.path, reason: reason,
                                                            advice: advice ?? "")
-            attempt.log.error("moved to failed", metadata: ["transfer.reason": "\(reason)", "failed.path": "\(destination)"])
+            attempt.log.error("moved to failed",
+                              metadata: ["transfer.reason": "\(reason)", "failed.path": "\(destination)"])
         } catch {
             attempt.log.error("cannot move the file to failed/",
                               metadata: ["transfer.reason": "\(reason)", "spool.error": "\(error)"])

@@ -22,7 +22,9 @@ struct UploadStage: Stage {
         } else {
             // A new attempt: a previous one may have left its temporary file.
             if let leftover = record.temporary { try transport.delete(leftover) }
-            do { file = try FileDescriptor.openForReading(job.source) } catch let error as SystemError where error.isNotFound {
+            do {
+                file = try FileDescriptor.openForReading(job.source)
+            } catch let error as SystemError where error.isNotFound {
                 throw SourceGone()
             }
         }
@@ -48,8 +50,8 @@ struct UploadStage: Stage {
         try transport.makeDirectories(folder)
         if temporaryFolder != folder { try transport.makeDirectories(temporaryFolder) }
         let attributes = UploadAttributes(
-            modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil, mode: rule.mode,
-            renamedTo: rule.conflict == .overwrite ? nil : target)
+            modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil,
+            mode: rule.mode, renamedTo: rule.conflict == .overwrite ? nil : target)
         let uploaded = try upload(file, size: before.size, to: temporary, attributes: attributes, through: transport,
                                   remote: job.remote, progress: agent.progressReporter(for: record.id))
         if attributes.modificationNanoseconds != nil, !transport.features.keepsModificationTimes {
@@ -62,8 +64,8 @@ struct UploadStage: Stage {
             throw TransportError(.transient, "the file changed while it was being sent; sending it again")
         }
         guard uploaded == before.size else {
-            throw TransportError(.transient,
-                                 "\(transport.endpoint)/\(temporary) has \(uploaded) bytes, not the \(before.size) sent")
+            throw TransportError(.transient, "\(transport.endpoint)/\(temporary) has \(uploaded) bytes, "
+                                 + "not the \(before.size) sent")
         }
         record.state = .staged
         record.bytesDone = before.size
@@ -85,13 +87,15 @@ struct UploadStage: Stage {
             return try transport.upload(from: file, to: temporary, attributes: attributes, progress: progress)
         }
         defer {
-            if !transport.features.writesAtOffsets, agent.oneStreamRemotes.withLock({ $0.insert(remote.name).inserted }) {
+            if !transport.features.writesAtOffsets,
+               agent.oneStreamRemotes.withLock({ $0.insert(remote.name).inserted }) {
                 agent.logger.notice("the server cannot write a file at an offset: large files go to it in one stream",
                                     metadata: ["transfer.remote": "\(remote.name)"])
             }
         }
         return try agent.pool.withExtraConnections(slots, to: remote) { helpers in
-            try transport.upload(from: file, to: temporary, attributes: attributes, helpers: helpers, progress: progress)
+            try transport.upload(from: file, to: temporary, attributes: attributes, helpers: helpers,
+                                 progress: progress)
         }
     }
 }
