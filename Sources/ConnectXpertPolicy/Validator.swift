@@ -46,7 +46,7 @@ struct Validator {
     // MARK: Sections
 
     private mutating func buildRemote(name: String, _ document: RemoteDocument) -> Remote? {
-        let path: [Any] = ["remotes", name]
+        let path: PolicyPath = ["remotes", .key(name)]
         if Names.problem(withComponent: name) != nil || name.contains(" ") {
             report(path, "a remote's name must be one word, such as 'drop' or 'partner-sftp'", atKey: true)
         }
@@ -88,7 +88,7 @@ struct Validator {
             for (key, value) in [("agent", document.agent.map { "\($0)" }), ("known_hosts", document.knownHosts),
                                  ("host_key", document.hostKey?.rawValue), ("host_key_fingerprint", document.hostKeyFingerprint),
                                  ("passphrase_file", document.passphraseFile)] where value != nil {
-                report(path + [key], "\(key) applies to sftp:// remotes only", atKey: true)
+                report(path + [.key(key)], "\(key) applies to sftp:// remotes only", atKey: true)
             }
         }
         var ftp: FTPSettings?
@@ -122,7 +122,7 @@ struct Validator {
             for (key, value) in [("tls", document.tls?.rawValue), ("ca_file", document.caFile),
                                  ("anonymous", document.anonymous.map { "\($0)" }), ("active", document.active.map { "\($0)" })]
             where value != nil {
-                report(path + [key], "\(key) applies to ftp:// and ftps:// remotes only", atKey: true)
+                report(path + [.key(key)], "\(key) applies to ftp:// and ftps:// remotes only", atKey: true)
             }
         }
         let maxConnections = document.maxConnections ?? 4
@@ -145,8 +145,8 @@ struct Validator {
 
     /// The credentials in the order the remote's entry names them, the order logins are tried in.
     private func inPolicyOrder(_ credentials: [Credential], remote: String) -> [Credential] {
-        guard case .mapping(let mapping)? = root.node(at: [AnyCodingKey(stringValue: "remotes"), AnyCodingKey(stringValue: remote)])
-        else { return credentials }
+        let path: PolicyPath = ["remotes", .key(remote)]
+        guard case .mapping(let mapping)? = root.node(at: path.keys) else { return credentials }
         let keys = mapping.map { $0.key.string ?? "" }
         func key(_ credential: Credential) -> String {
             switch credential {
@@ -165,7 +165,7 @@ struct Validator {
     }
 
     /// `password_file` (checked to be private) and `password_env`, in that order.
-    private mutating func passwordCredentials(file: String?, environment: String?, path: [Any]) -> [Credential] {
+    private mutating func passwordCredentials(file: String?, environment: String?, path: PolicyPath) -> [Credential] {
         var credentials: [Credential] = []
         if let file {
             let resolved = absolutePath(file, relativeTo: context.directory)
@@ -197,7 +197,7 @@ struct Validator {
         mail.retry.giveUpAfter = document.queueLifetime ?? mail.retry.giveUpAfter
         if let smtp = document.smtp { mail.smtp = buildMailServer(smtp, protocol: .smtp, path: ["mail", "smtp"]) }
         mail.inbox = (document.inbox ?? []).enumerated().compactMap { index, source in
-            buildIMAPSource(source, path: ["mail", "inbox", index], spool: spool)
+            buildIMAPSource(source, path: ["mail", "inbox", .index(index)], spool: spool)
         }
         let names = mail.inbox.map(\.name)
         if Set(names).count < names.count {
@@ -207,7 +207,7 @@ struct Validator {
     }
 
     private mutating func buildScreenShare(_ document: ScreenShareDocument) -> ScreenShareSettings {
-        let path: [Any] = ["jobs", "screen_share"]
+        let path: PolicyPath = ["jobs", "screen_share"]
         var settings = ScreenShareSettings.default
         settings.display = document.display ?? settings.display
         if let listen = document.listen {
@@ -233,7 +233,7 @@ struct Validator {
         return settings
     }
 
-    private mutating func buildIMAPSource(_ document: IMAPSourceDocument, path: [Any], spool: String) -> IMAPSource? {
+    private mutating func buildIMAPSource(_ document: IMAPSourceDocument, path: PolicyPath, spool: String) -> IMAPSource? {
         guard let server = buildMailServer(document.server, protocol: .imap, path: path) else { return nil }
         if server.user == nil { report(path, "an IMAP source needs user: and password_file or password_env", atKey: true) }
         let components = URLComponents(string: document.server.url)
@@ -262,7 +262,7 @@ struct Validator {
         }
     }
 
-    private mutating func buildMailServer(_ document: MailServerDocument, protocol kind: MailProtocol, path: [Any]) -> MailServer? {
+    private mutating func buildMailServer(_ document: MailServerDocument, protocol kind: MailProtocol, path: PolicyPath) -> MailServer? {
         guard let components = URLComponents(string: document.url), let host = components.host, !host.isEmpty,
               let scheme = components.scheme?.lowercased(), [kind.plainScheme, kind.tlsScheme].contains(scheme) else {
             report(path + ["url"], "'\(document.url)' is not an \(kind.plainScheme.uppercased()) server: write \(kind.example)")
@@ -301,7 +301,7 @@ struct Validator {
                           timeout: document.timeout ?? TimeSpan(seconds: 60))
     }
 
-    private mutating func buildRetry(_ document: RetryDocument?, default retry: RetryPolicy, path: [Any]) -> RetryPolicy {
+    private mutating func buildRetry(_ document: RetryDocument?, default retry: RetryPolicy, path: PolicyPath) -> RetryPolicy {
         var retry = retry
         guard let document else { return retry }
         retry.initial = document.initial ?? retry.initial
@@ -319,7 +319,7 @@ struct Validator {
         var user: String?
     }
 
-    private mutating func parseURL(_ url: String, path: [Any]) -> (URLScheme, String, ServerAddress?)? {
+    private mutating func parseURL(_ url: String, path: PolicyPath) -> (URLScheme, String, ServerAddress?)? {
         guard let colon = url.firstIndex(of: ":") else {
             report(path, "'\(url)' is not a URL: write file:///absolute/folder, file:relative/folder, "
                 + "sftp://user@host:port/folder, ftp://user@host/folder or ftps://user@host/folder")
@@ -345,7 +345,7 @@ struct Validator {
         return parseServerURL(url, path: path).map { (kind, $0.base, $0.address) }
     }
 
-    private mutating func parseFileURL(_ url: String, rest: String, path: [Any]) -> String? {
+    private mutating func parseFileURL(_ url: String, rest: String, path: PolicyPath) -> String? {
         let folder: String
         if rest.hasPrefix("//") {
             let afterSlashes = rest.dropFirst(2)
@@ -366,7 +366,7 @@ struct Validator {
     }
 
     /// `scheme://user@host:port/path`: a path starting with `/~/` (or none) is below the login's home.
-    private mutating func parseServerURL(_ url: String, path: [Any]) -> (base: String, address: ServerAddress)? {
+    private mutating func parseServerURL(_ url: String, path: PolicyPath) -> (base: String, address: ServerAddress)? {
         guard let components = URLComponents(string: url), let host = components.host, !host.isEmpty else {
             report(path, "'\(url)' is not a valid URL: write scheme://user@host:port/folder")
             return nil
@@ -383,14 +383,14 @@ struct Validator {
     }
 
     /// A credential file must exist and be readable by its owner only, as OpenSSH demands of keys.
-    private mutating func checkSecretFile(_ file: String, path: [Any]) -> Bool {
+    private mutating func checkSecretFile(_ file: String, path: PolicyPath) -> Bool {
         guard let problem = SecretFile.problem(at: file) else { return true }
         report(path, problem)
         return false
     }
 
     private mutating func buildOutboxRule(index: Int, _ document: OutboxRuleDocument, remotes: [String: RemoteDocument]) -> OutboxRule? {
-        let path: [Any] = ["outbox", index]
+        let path: PolicyPath = ["outbox", .index(index)]
         checkRemoteReference(document.remote, path: path + ["remote"], remotes: remotes)
         let template = PathTemplate(document.remotePath ?? "{sender}->{recipient}/{path}")
         if let problem = template.problem(allowed: ["sender", "recipient", "path", "name", "date"]) {
@@ -444,7 +444,7 @@ struct Validator {
     }
 
     private mutating func buildInboxRule(index: Int, _ document: InboxRuleDocument, remotes: [String: RemoteDocument], me: String) -> InboxRule? {
-        let path: [Any] = ["inbox", index]
+        let path: PolicyPath = ["inbox", .index(index)]
         checkRemoteReference(document.remote, path: path + ["remote"], remotes: remotes)
         let folder = PathTemplate(document.remoteFolder ?? "{sender}->{recipient}")
         if let problem = folder.problem(allowed: ["sender", "recipient"], required: ["sender"]) {
@@ -467,7 +467,7 @@ struct Validator {
             retry: buildRetry(document.retry, default: .default, path: path + ["retry"]))
     }
 
-    private mutating func checkRemoteReference(_ name: String, path: [Any], remotes: [String: RemoteDocument]) {
+    private mutating func checkRemoteReference(_ name: String, path: PolicyPath, remotes: [String: RemoteDocument]) {
         guard remotes[name] == nil else { return }
         var message = "no remote named '\(name)' in remotes"
         if let suggestion = closestMatch(to: name, in: Array(remotes.keys)) {
@@ -480,14 +480,38 @@ struct Validator {
 
     // MARK: Reporting
 
-    private mutating func report(_ path: [Any], _ message: String, atKey: Bool = false) {
-        let keys: [CodingKey] = path.map { part in
-            if let index = part as? Int { return AnyCodingKey(intValue: index) }
-            return AnyCodingKey(stringValue: "\(part)")
-        }
-        errors.append(context.error(at: root.mark(at: keys, atKey: atKey), keyPath: keyPath(keys), message))
+    private mutating func report(_ path: PolicyPath, _ message: String, atKey: Bool = false) {
+        errors.append(context.error(at: root.mark(at: path.keys, atKey: atKey), keyPath: keyPath(path.keys), message))
     }
 }
 
 /// The schemes a remote's URL may have.
 enum URLScheme: String { case localDirectory = "file", sftp, ftp, ftps }
+
+/// A place in the policy document, from its top: keys, and indices in lists (`outbox[0].after`).
+struct PolicyPath: ExpressibleByArrayLiteral {
+    enum Step: ExpressibleByStringLiteral {
+        case key(String)
+        case index(Int)
+
+        init(stringLiteral key: String) { self = .key(key) }
+    }
+
+    let steps: [Step]
+
+    init(arrayLiteral steps: Step...) { self.steps = steps }
+
+    private init(_ steps: [Step]) { self.steps = steps }
+
+    static func + (path: PolicyPath, more: PolicyPath) -> PolicyPath { PolicyPath(path.steps + more.steps) }
+
+    /// The path as the coding keys the document's nodes are found by.
+    var keys: [CodingKey] {
+        steps.map { step in
+            switch step {
+            case .key(let key): AnyCodingKey(stringValue: key)
+            case .index(let index): AnyCodingKey(intValue: index)
+            }
+        }
+    }
+}
