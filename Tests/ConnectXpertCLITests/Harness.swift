@@ -77,16 +77,6 @@ func connectxpert(_ arguments: String..., in folder: String, timeout: Double = 1
     try AgentProcess(arguments, in: folder).wait(timeout: timeout)
 }
 
-/// Polls `condition` until it holds or `timeout` passes.
-func eventually(timeout: Double = 15, _ condition: () throws -> Bool) rethrows -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    repeat {
-        if try condition() { return true }
-        usleep(20_000)
-    } while Date() < deadline
-    return try condition()
-}
-
 /// Two users, alice and bob, each with a policy and a spool, sharing one local drop folder.
 struct TwoAgents {
     let root: String

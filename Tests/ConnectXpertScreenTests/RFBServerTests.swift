@@ -90,14 +90,6 @@ struct RFBServerTests {
     }
 }
 
-private func eventually(timeout: Double = 10, _ condition: () -> Bool) -> Bool {
-    let deadline = Date().addingTimeInterval(timeout)
-    while Date() < deadline {
-        if condition() { return true }
-        usleep(20_000)
-    }
-    return condition()
-}
 
 extension RFBServerTests {
     @Test func aScrollIsSentAsCopyRect() throws {

@@ -42,3 +42,13 @@ public func runChecked(_ executable: String, _ arguments: [String]) throws -> St
     }
     return result.output
 }
+
+/// Polls `condition` until it holds or `timeout` passes: for what another process or thread does.
+public func eventually(timeout: Double = 15, _ condition: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    repeat {
+        if try condition() { return true }
+        usleep(20_000)
+    } while Date() < deadline
+    return try condition()
+}
