@@ -50,8 +50,6 @@ public struct CurlCode: Equatable, Sendable {
     public static let sslConnectError = CurlCode(raw: CURLE_SSL_CONNECT_ERROR)
     public static let useSSLFailed = CurlCode(raw: CURLE_USE_SSL_FAILED)
     public static let writeError = CurlCode(raw: CURLE_WRITE_ERROR)
-
-    public static func == (lhs: CurlCode, rhs: CurlCode) -> Bool { lhs.raw == rhs.raw }
 }
 
 /// What a transfer tells afterwards.

@@ -57,7 +57,7 @@ extension Agent {
                 return retrying
             }
             pipeline.giveUp(attempt, reason: "gave up after \(attempt.retry.giveUpAfter) of failed attempts; "
-                + "the last error: \(error)", advice: pipeline.advice(attempt, afterRetries: true))
+                + "the last error: \(error)", advice: pipeline.advice(attempt, afterRetries: true), log: log)
         case .refused:
             if var record = attempt.record {
                 record.lastError = "\(error)"
@@ -66,7 +66,7 @@ extension Agent {
             refused(error, remote: attempt.remote.name, item: attempt.key)
         case .permanent:
             let advice = (error as? PermanentFailure)?.advice ?? pipeline.advice(attempt, afterRetries: false)
-            pipeline.giveUp(attempt, reason: "\(error)", advice: advice)
+            pipeline.giveUp(attempt, reason: "\(error)", advice: advice, log: log)
         }
         return .finished
     }
@@ -100,7 +100,7 @@ extension Agent {
 
     /// A transient failure's outcome: in batch mode the file waits for the next run (and is counted
     /// so), in the daemon it is tried again after `delay` seconds.
-    func deferOrRetry(after delay: Double) -> JobOutcome {
+    private func deferOrRetry(after delay: Double) -> JobOutcome {
         if mode == .batch {
             count { $0.deferred += 1 }
             return .finished

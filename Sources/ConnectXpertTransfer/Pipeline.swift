@@ -48,6 +48,14 @@ protocol Stage<Job>: Sendable {
     func run(_ job: inout Job, through transport: any Transport) throws
 }
 
+extension Stage {
+    /// Runs the stage if the file's record is in a state it takes.
+    func advance(_ job: inout Job, through transport: any Transport) throws {
+        guard takes.contains(job.record.state) else { return }
+        try run(&job, through: transport)
+    }
+}
+
 /// A step for a whole batch at once (one fsync for many files). When it fails, so does every file
 /// of the batch.
 protocol BatchStage<Job>: Sendable {
@@ -95,8 +103,8 @@ protocol Pipeline: Sendable {
     func forget(_ attempt: Attempt<Job.Item>)
     /// Leaves a transfer cut short by a shutdown ready for the next run.
     func cancel(_ attempt: Attempt<Job.Item>)
-    /// Gives a file up: it waits for a person, with the reason and what to do.
-    func giveUp(_ attempt: Attempt<Job.Item>, reason: String, advice: String?)
+    /// Gives a file up: it waits for a person, with the reason and what to do; `log` names the error.
+    func giveUp(_ attempt: Attempt<Job.Item>, reason: String, advice: String?, log: Logger)
     /// What a person should do about a file given up for `error`, when the error does not say.
     func advice(_ attempt: Attempt<Job.Item>, afterRetries: Bool) -> String?
 }
@@ -156,9 +164,7 @@ extension Agent {
     }
 
     private func stage<P: Pipeline>(_ job: inout P.Job, in pipeline: P, through transport: any Transport) throws {
-        for stage in pipeline.staging where stage.takes.contains(job.record.state) {
-            try stage.run(&job, through: transport)
-        }
+        for stage in pipeline.staging { try stage.advance(&job, through: transport) }
     }
 
     /// The steps after `staged`, for a batch of staged files.
@@ -175,10 +181,9 @@ extension Agent {
             switch step {
             case .each(let stage):
                 jobs = jobs.compactMap { job in
-                    guard stage.takes.contains(job.record.state) else { return job }
                     var job = job
                     do {
-                        try stage.run(&job, through: transport)
+                        try stage.advance(&job, through: transport)
                         return job
                     } catch {
                         end(job, in: pipeline, failing: error)

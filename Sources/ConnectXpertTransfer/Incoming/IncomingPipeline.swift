@@ -120,7 +120,7 @@ struct IncomingPipeline: Pipeline {
     }
 
     /// The remote copy stays where it is, and a person has to look.
-    func giveUp(_ attempt: Attempt<IncomingFile>, reason: String, advice: String?) {
+    func giveUp(_ attempt: Attempt<IncomingFile>, reason: String, advice: String?, log: Logger) {
         if var record = attempt.record {
             if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
             record.state = .failed
@@ -129,7 +129,7 @@ struct IncomingPipeline: Pipeline {
         }
         var metadata: Logger.Metadata = ["transfer.reason": "\(reason)"]
         if let advice { metadata["transfer.advice"] = "\(advice)" }
-        attempt.log.error("cannot receive; the file is left on the remote", metadata: metadata)
+        log.error("cannot receive; the file is left on the remote", metadata: metadata)
         agent.count {
             $0.failed += 1
             $0.failedDownloads += 1

@@ -76,16 +76,15 @@ struct OutgoingPipeline: Pipeline {
     }
 
     /// The file goes to `failed/` with a `.reason`.
-    func giveUp(_ attempt: Attempt<OutboxFile>, reason: String, advice: String?) {
+    func giveUp(_ attempt: Attempt<OutboxFile>, reason: String, advice: String?, log: Logger) {
         let file = attempt.item
         do {
             let destination = try agent.spool.moveToFailed(recipient: file.recipient, path: file.path, reason: reason,
                                                            advice: advice ?? "")
-            attempt.log.error("moved to failed",
-                              metadata: ["transfer.reason": "\(reason)", "failed.path": "\(destination)"])
+            log.error("moved to failed", metadata: ["transfer.reason": "\(reason)", "failed.path": "\(destination)"])
         } catch {
-            attempt.log.error("cannot move the file to failed/",
-                              metadata: ["transfer.reason": "\(reason)", "spool.error": "\(error)"])
+            log.error("cannot move the file to failed/",
+                      metadata: ["transfer.reason": "\(reason)", "spool.error": "\(error)"])
         }
         if var record = attempt.record {
             record.state = .failed
