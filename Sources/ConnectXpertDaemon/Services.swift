@@ -76,42 +76,51 @@ func blocking(_ name: String, _ work: @escaping @Sendable () -> Void) async {
     }
 }
 
-/// Lists every inbox rule's drops at the rule's `every:` interval; follows policy reloads.
+/// Lists every inbox rule's drops at the rule's `every:` interval. It sleeps until the next rule is
+/// due, or until a policy reload (`policyChanged`) brings other rules and intervals.
 public struct InboxPollingService: Service {
     let agent: Agent
+    private let wakeups = Wakeups()
 
     public init(agent: Agent) { self.agent = agent }
 
+    /// The policy in force changed: the rules' next polls are worked out again.
+    public func policyChanged() { wakeups.wake() }
+
     public func run() async throws {
-        var due: [Int: Date] = [:]
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+        var due: [Int: (rule: InboxRule, at: Date)] = [:]  // a rule that changed is polled at once
+        var alarm: Task<Void, Never>?
+        defer { alarm?.cancel() }
+        for await _ in wakeups.events.cancelOnGracefulShutdown() {
             let now = Date()
             let rules = agent.policy.inbox
-            for (index, rule) in rules.enumerated() where due[index, default: .distantPast] <= now {
+            due = due.filter { $0.key < rules.count && rules[$0.key] == $0.value.rule }
+            for (index, rule) in rules.enumerated() where due[index].map({ $0.at <= now }) ?? true {
                 agent.pollInbox(ruleIndex: index)
-                due[index] = now.addingTimeInterval(rule.every.seconds)
+                due[index] = (rule, now.addingTimeInterval(rule.every.seconds))
             }
-            let next = rules.indices.compactMap { due[$0] }.min() ?? now.addingTimeInterval(1)
-            let pause = min(1, max(0.05, next.timeIntervalSinceNow))
-            try? await Task.sleep(for: .milliseconds(Int(pause * 1000)))
+            alarm?.cancel()
+            guard let next = due.values.map(\.at).min() else { continue }
+            alarm = Task { [wakeups] in
+                guard (try? await Task.sleep(for: .seconds(max(0, next.timeIntervalSinceNow)))) != nil else { return }
+                wakeups.wake()
+            }
         }
     }
 }
 
-/// Every few seconds, has the agent keep its idle connections alive or close them.
+/// Every five seconds, has the agent keep its idle connections alive or close them.
 public struct ConnectionKeepAliveService: Service {
     let agent: Agent
 
     public init(agent: Agent) { self.agent = agent }
 
     public func run() async throws {
-        var next = Date().addingTimeInterval(5)
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if Date() >= next {
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                try await Task.sleep(for: .seconds(5))
                 agent.keepConnectionsAlive()
-                next = Date().addingTimeInterval(5)
             }
-            try? await Task.sleep(for: .seconds(1))
         }
     }
 }
@@ -161,13 +170,16 @@ public final class PolicyReloader: Sendable {
     let agent: Agent
     let mail: MailQueueWorker
     let fetcher: MailFetchWorker
+    let inbox: InboxPollingService
     let path: String
     let logger: Logger
 
-    public init(agent: Agent, mail: MailQueueWorker, fetcher: MailFetchWorker, path: String, logger: Logger) {
+    public init(agent: Agent, mail: MailQueueWorker, fetcher: MailFetchWorker, inbox: InboxPollingService,
+                path: String, logger: Logger) {
         self.agent = agent
         self.mail = mail
         self.fetcher = fetcher
+        self.inbox = inbox
         self.path = path
         self.logger = logger
     }
@@ -179,6 +191,7 @@ public final class PolicyReloader: Sendable {
             let policy = try PolicyLoader.load(path: path)
             if policy != agent.policy {
                 agent.replacePolicy(policy)
+                inbox.policyChanged()
                 logger.notice("policy reloaded", metadata: ["policy.file": "\(path)"])
             }
             agent.forgetRefusals()

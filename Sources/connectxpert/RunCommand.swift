@@ -38,14 +38,16 @@ struct RunCommand: AsyncParsableCommand {
         }
         let mail = MailQueueWorker(mail: mailAgent, logger: logger)
         let fetcher = MailFetchWorker(mail: mailAgent, logger: logger)
-        let reloader = PolicyReloader(agent: agent, mail: mail, fetcher: fetcher, path: policyOptions.path, logger: logger)
+        let inbox = InboxPollingService(agent: agent)
+        let reloader = PolicyReloader(agent: agent, mail: mail, fetcher: fetcher, inbox: inbox,
+                                      path: policyOptions.path, logger: logger)
         let screen = ScreenShareRequestService(spool: agent.spool, policyPath: policyOptions.path,
                                                logLevel: loggingOptions.logLevel, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [
                 .init(service: TransferService(agent: agent, mailSpool: mailAgent.spool, screen: screen,
                                                reloader: reloader, mail: mail, logger: logger)),
-                .init(service: InboxPollingService(agent: agent)),
+                .init(service: inbox),
                 .init(service: ConnectionKeepAliveService(agent: agent)),
                 .init(service: MailFetchService(fetcher: fetcher)),
                 .init(service: screen),

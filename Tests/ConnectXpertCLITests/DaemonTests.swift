@@ -37,6 +37,21 @@ import Testing
         #expect(eventually { alice.log.components(separatedBy: "policy edit rejected").count > rejections }, "SIGHUP reloads too")
     }
 
+    /// The poll schedule follows a reload: a rule that changed is listed at once, not when the
+    /// interval of the rule it replaces runs out.
+    @Test func aChangedInboxRuleIsPolledAtOnce() throws {
+        let agents = try TwoAgents(poll: "1h") {
+            try $0.replacing(existing: "    every: 1h\n", with: "    senders: [carol]\n    every: 1h\n")
+        }
+        defer { agents.remove() }
+        try write(joinPath(agents.drop, "alice->bob/waiting.txt"), "w")
+        let bob = try agents.startDaemon("bob")
+        defer { bob.signal(SIGTERM); bob.wait() }
+        try agents.editPolicy("bob", replacing: "    senders: [carol]\n", with: "    senders: [alice]\n")
+        #expect(eventually { FileSystem.exists(joinPath(agents.inbox("bob", from: "alice"), "waiting.txt")) },
+                "\(bob.log)")
+    }
+
     @Test func anOutboxRemovedAndMadeAgainIsWatchedAgain() throws {
         let agents = try TwoAgents()
         defer { agents.remove() }

@@ -135,7 +135,6 @@ struct TwoAgents {
         try FileSystem.writeFileAtomically(policyPath(id), contents: Array(text.utf8))
     }
 
-    /// Rewrites a user's policy with `text` in place of `original`.
     /// Replaces `original` in a user's policy; throws when the policy does not hold it, so that a
     /// test whose edit no longer matches fails instead of testing the unedited policy.
     func editPolicy(_ id: String, replacing original: String, with text: String) throws {
