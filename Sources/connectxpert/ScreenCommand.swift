@@ -158,8 +158,10 @@ struct ScreenStopCommand: ParsableCommand {
         }
         for share in shares {
             kill(share.pid, SIGTERM)
-            let deadline = Date().addingTimeInterval(10)
-            while kill(share.pid, 0) == 0 && Date() < deadline { usleep(50_000) }
+            guard waitForExit(of: share.pid, timeout: 10) else {
+                throw fail("the screen share at \(share.address) (pid \(share.pid)) did not end within 10 s of "
+                           + "SIGTERM; 'kill -9 \(share.pid)' ends it", .tempFail)
+            }
             print("stopped the screen share at \(share.address) (pid \(share.pid))")
         }
     }
