@@ -1,6 +1,7 @@
 import ConnectXpertMail
 import ConnectXpertPolicy
 import ConnectXpertSpool
+import ConnectXpertSystem
 import ConnectXpertTransfer
 import Foundation
 import Logging
@@ -60,19 +61,6 @@ public struct TransferService: Service {
             agent.shutdown()
         }
         logger.info("stopped")
-    }
-}
-
-/// Runs work that blocks (a stop that waits for threads to end) on a thread of its own, and returns
-/// when it is done: Swift's cooperative pool is never blocked.
-func blocking(_ name: String, _ work: @escaping @Sendable () -> Void) async {
-    await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-        let thread = Thread {
-            work()
-            done.resume()
-        }
-        thread.name = name
-        thread.start()
     }
 }
 

@@ -1,3 +1,4 @@
+import ConnectXpertSystem
 import Foundation
 import Synchronization
 
@@ -6,24 +7,22 @@ import Synchronization
 final class WorkerThread: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let wakeUp = DispatchSemaphore(value: 0)
-    private let finished = DispatchSemaphore(value: 0)
+    private let thread = Mutex<BlockingThread?>(nil)
 
     var isRunning: Bool { !stopping.load(ordering: .relaxed) }
 
     /// `round` does the work and returns when to run again (`nil`: only when woken). A wake-up
     /// during a round makes the next one start at once.
     func start(name: String, round: @escaping @Sendable () -> Date?) {
-        let thread = Thread { [self] in
+        let started = BlockingThread(name) { [self] in
             while isRunning {
                 let next = round()
                 guard isRunning else { break }
                 let pause = min(3600, max(0, next?.timeIntervalSinceNow ?? 3600))
                 if pause > 0 { _ = wakeUp.wait(timeout: .now() + pause) }
             }
-            finished.signal()
         }
-        thread.name = name
-        thread.start()
+        thread.withLock { $0 = started }
     }
 
     func wake() { wakeUp.signal() }
@@ -32,6 +31,6 @@ final class WorkerThread: Sendable {
     func stop() {
         stopping.store(true, ordering: .relaxed)
         wakeUp.signal()
-        finished.wait()
+        thread.withLock { $0 }?.join()
     }
 }

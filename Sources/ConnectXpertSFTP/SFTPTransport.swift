@@ -207,12 +207,9 @@ public final class SFTPTransport: Transport {
                               helpers: [HelperConnection], progress: TransferProgress) throws {
         let share = size / Int64(helpers.count + 1)
         let parts = SplitUpload()
-        let group = DispatchGroup()
-        for (index, helper) in helpers.enumerated() {
+        let threads = helpers.enumerated().map { index, helper in
             let range = share * Int64(index + 1)..<(index == helpers.count - 1 ? Int64.max : share * Int64(index + 2))
-            group.enter()
-            Thread {
-                defer { group.leave() }
+            return BlockingThread("sftp-part-\(index + 1)") {
                 guard let connection = try? helper.open() as? SFTPTransport,
                       let part = try? connection.open(target, flags: UInt(LIBSSH2_FXF_WRITE), mode: 0, type: LIBSSH2_SFTP_OPENFILE,
                                                       missingIsNil: false) else {
@@ -224,7 +221,7 @@ public final class SFTPTransport: Transport {
                 } catch {
                     parts.fail(error)
                 }
-            }.start()
+            }
         }
         var written: Int64 = 0  // by this connection, in the parts it finished
         func writeHere(_ range: Range<Int64>) throws {
@@ -237,12 +234,12 @@ public final class SFTPTransport: Transport {
         }
         do {
             try writeHere(0..<share)
-            group.wait()
+            for thread in threads { thread.join() }
             for range in parts.leftOver where !parts.failed { try writeHere(range) }
         } catch {
             parts.fail(error)
         }
-        group.wait()
+        for thread in threads { thread.join() }
         if let error = parts.firstError { throw error }
     }
 

@@ -1,4 +1,5 @@
 import CX11
+import ConnectXpertSystem
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -6,14 +7,15 @@ import Glibc
 
 /// Text viewers paste (ClientCutText) offered as the X clipboard: a window of ours owns CLIPBOARD
 /// and PRIMARY and answers requests for them, on a connection and a thread of its own.
-// Sendable: `text` and `stopping` are guarded by `lock`; its X connection is used by its own thread alone.
+// Sendable: `text` and `stopping` are guarded by `lock`; `server` is set in init and read in deinit only;
+// its X connection is used by its own thread alone.
 final class ClipboardOwner: @unchecked Sendable {
     private let display: OpaquePointer
     private let window: Window
     private let lock = NSLock()
     private var text: [UInt8] = []
     private var stopping = false
-    private let finished = DispatchSemaphore(value: 0)
+    private var server: BlockingThread?
     private let atoms: (clipboard: Atom, targets: Atom, utf8: Atom)
 
     init?(name: String) {
@@ -22,17 +24,12 @@ final class ClipboardOwner: @unchecked Sendable {
         let root = XDefaultRootWindow(display)
         window = XCreateSimpleWindow(display, root, 0, 0, 1, 1, 0, 0, 0)
         atoms = (XInternAtom(display, "CLIPBOARD", 0), XInternAtom(display, "TARGETS", 0), XInternAtom(display, "UTF8_STRING", 0))
-        let thread = Thread { [self] in
-            serve()
-            finished.signal()
-        }
-        thread.name = "x-clipboard"
-        thread.start()
+        server = BlockingThread("x-clipboard") { [self] in serve() }
     }
 
     deinit {
         lock.withLock { stopping = true }
-        finished.wait()
+        server?.join()
         XDestroyWindow(display, window)
         XCloseDisplay(display)
     }

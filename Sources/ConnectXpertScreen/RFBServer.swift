@@ -29,7 +29,8 @@ public struct RFBServerConfiguration: Sendable {
 /// An RFB 3.8 server (3.3 and 3.7 viewers accepted) for one X display. Each viewer has a thread
 /// reading its messages and one writing its updates; viewers share the session. Garbage or a
 /// truncated message from a viewer ends that viewer's connection only.
-// Sendable: `listener`, `boundPort` and `viewersChanged` are set before the threads start, then only read.
+// Sendable: `listener`, `boundPort`, `accepting` and `viewersChanged` are set before the threads start (`start`),
+// then only read.
 public final class RFBServer: @unchecked Sendable {
     public let configuration: RFBServerConfiguration
     let display: X11Display
@@ -37,7 +38,7 @@ public final class RFBServer: @unchecked Sendable {
     private var listener: Int32 = -1
     private let stopping = Atomic<Bool>(false)
     private let sessions = Mutex<[ObjectIdentifier: ViewerSession]>([:])
-    private let acceptDone = DispatchSemaphore(value: 0)
+    private var accepting: BlockingThread?
     private let frames: FrameSource
     /// Called with the number of viewers after one connects (past authentication) or leaves.
     public var viewersChanged: @Sendable (Int) -> Void = { _ in }
@@ -85,19 +86,14 @@ public final class RFBServer: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(listener, $0, &length) }
         }
         boundPort = Int(UInt16(bigEndian: withUnsafeBytes(of: bound) { $0.load(fromByteOffset: 2, as: UInt16.self) }))
-        let thread = Thread { [self] in
-            acceptLoop()
-            acceptDone.signal()
-        }
-        thread.name = "rfb-accept"
-        thread.start()
+        accepting = BlockingThread("rfb-accept") { [self] in acceptLoop() }
     }
 
     /// Closes the listener (the port is free again at once) and every viewer's connection, and
     /// waits for their threads.
     public func stop() {
         guard !stopping.exchange(true, ordering: .relaxed), listener >= 0 else { return }
-        acceptDone.wait()
+        accepting?.join()
         close(listener)
         listener = -1
         let current = sessions.withLock { Array($0.values) }

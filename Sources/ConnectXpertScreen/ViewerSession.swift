@@ -1,3 +1,4 @@
+import ConnectXpertSystem
 import Foundation
 import Logging
 import Synchronization
@@ -29,7 +30,7 @@ final class ViewerSession: @unchecked Sendable {
 
     private let state = Mutex(State())
     private let requestArrived = DispatchSemaphore(value: 0)
-    private let finished = DispatchSemaphore(value: 0)
+    private let thread = Mutex<BlockingThread?>(nil)
     private let authenticated = Atomic<Bool>(false)
     /// The buttons held after the last pointer event.
     private var buttons: UInt8 = 0
@@ -46,12 +47,8 @@ final class ViewerSession: @unchecked Sendable {
     var isAuthenticated: Bool { authenticated.load(ordering: .relaxed) }
 
     func start() {
-        let thread = Thread { [self] in
-            run()
-            finished.signal()
-        }
-        thread.name = "rfb-viewer"
-        thread.start()
+        let started = BlockingThread("rfb-viewer") { [self] in run() }
+        thread.withLock { $0 = started }
     }
 
     func close() {
@@ -60,7 +57,7 @@ final class ViewerSession: @unchecked Sendable {
         requestArrived.signal()
     }
 
-    func waitUntilFinished() { finished.wait() }
+    func waitUntilFinished() { thread.withLock { $0 }?.join() }
 
     private func run() {
         defer { server.sessionEnded(self) }
@@ -71,16 +68,10 @@ final class ViewerSession: @unchecked Sendable {
             authenticated.store(true, ordering: .relaxed)
             logger.info("viewer connected")
             server.sessionAuthenticated()
-            let writerDone = DispatchSemaphore(value: 0)
-            let writer = Thread { [self] in
-                writeUpdates(announced: size)
-                writerDone.signal()
-            }
-            writer.name = "rfb-updates"
-            writer.start()
+            let writer = BlockingThread("rfb-updates") { [self] in writeUpdates(announced: size) }
             defer {
                 close()
-                writerDone.wait()
+                writer.join()
             }
             try readMessages()
         } catch RFBError.authenticationFailed(let reason) {

@@ -32,7 +32,7 @@ public final class Watcher: Sendable {
     private let logger: Logger
     private let handler: @Sendable (WatchEvent) -> Void
     private let stopRequested = Mutex(false)
-    private let finished = DispatchSemaphore(value: 0)
+    private let thread = Mutex<BlockingThread?>(nil)
 
     private static let outboxEvents = Int32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE)
 
@@ -49,22 +49,19 @@ public final class Watcher: Sendable {
     public func start() throws {
         let ready = DispatchSemaphore(value: 0)
         let setupError = Mutex<Error?>(nil)
-        let thread = Thread { [self] in
+        let started = BlockingThread("inotify") { [self] in
             do {
                 try setUp()
             } catch {
                 setupError.withLock { $0 = error }
                 ready.signal()
-                finished.signal()
                 return
             }
             ready.signal()
             loop()
             inotifytools_cleanup()
-            finished.signal()
         }
-        thread.name = "inotify"
-        thread.start()
+        thread.withLock { $0 = started }
         ready.wait()
         if let error = setupError.withLock({ $0 }) { throw error }
     }
@@ -72,7 +69,7 @@ public final class Watcher: Sendable {
     /// Stops the thread; returns once it has ended (within about a second).
     public func stop() {
         stopRequested.withLock { $0 = true }
-        finished.wait()
+        thread.withLock { $0 }?.join()
     }
 
     private func setUp() throws {

@@ -1,3 +1,4 @@
+import ConnectXpertSystem
 import Foundation
 
 /// What a job asks for when it ends.
@@ -34,7 +35,7 @@ public struct RunningJob: Sendable {
 /// rather than on Swift's cooperative pool. A job enqueued while it runs runs once more afterwards;
 /// each remote gets at most its `max_connections` jobs at once. A job to retry waits in the
 /// scheduler until its time, and an idle worker wakes for it then.
-// Sendable: `state` is guarded by `condition`.
+// Sendable: `state` is guarded by `condition`; `workers` is set in init, then only read.
 public final class Scheduler: @unchecked Sendable {
     public typealias Work = @Sendable (RunningJob) -> Void
 
@@ -57,23 +58,18 @@ public final class Scheduler: @unchecked Sendable {
         var retries: [(due: Date, job: Job)] = []
         var runningPerRemote: [String: Int] = [:]
         var stopping = false
-        var liveThreads = 0
     }
 
     /// Guards `state`; workers and waiters sleep on it.
     private let condition = NSCondition()
     private var state = State()
     private let limit: @Sendable (String) -> Int
+    private var workers: [BlockingThread] = []
 
     /// - Parameter limit: how many jobs of a remote may run at once.
     public init(threads: Int, limit: @escaping @Sendable (String) -> Int) {
         self.limit = limit
-        state.liveThreads = threads
-        for index in 0..<threads {
-            let thread = Thread { [self] in workerLoop() }
-            thread.name = "transfer-\(index)"
-            thread.start()
-        }
+        workers = (0..<threads).map { index in BlockingThread("transfer-\(index)") { [self] in workerLoop() } }
     }
 
     /// Adds a job. A job already waiting under the same key is replaced (the newer call knows more);
@@ -116,8 +112,8 @@ public final class Scheduler: @unchecked Sendable {
         state.again.removeAll()
         state.retries.removeAll()
         condition.broadcast()
-        while state.liveThreads > 0 { condition.wait() }
         condition.unlock()
+        for worker in workers { worker.join() }
     }
 
     /// Takes up to `count` more of `remote`'s slots for a running job that wants more connections
@@ -212,8 +208,6 @@ public final class Scheduler: @unchecked Sendable {
             precondition(state.running[job.key]?.run != running.run || state.stopping,
                          "job \(job.key) returned without ending")
         }
-        state.liveThreads -= 1
-        condition.broadcast()
         condition.unlock()
     }
 
