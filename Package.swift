@@ -14,6 +14,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
@@ -39,6 +40,11 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         // The durable transfer journal (SQLite, WAL).
+        // The age file format (age-encryption.org/v1), streaming, on swift-crypto.
+        .target(name: "ConnectXpertAge", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "CryptoExtras", package: "swift-crypto"),
+        ]),
         .target(name: "ConnectXpertJournal", dependencies: ["CSQLite", "ConnectXpertSystem"]),
         // Spool layout, names, the inotify watcher.
         .target(name: "ConnectXpertSpool", dependencies: [
@@ -96,6 +102,9 @@ let package = Package(
         .target(name: "ConnectXpertTestSupport", dependencies: ["ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport"],
                 path: "Tests/ConnectXpertTestSupport"),
         .testTarget(name: "ConnectXpertSystemTests", dependencies: ["ConnectXpertSystem"]),
+        .testTarget(name: "ConnectXpertAgeTests", dependencies: [
+            "ConnectXpertAge", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .testTarget(name: "ConnectXpertPolicyTests", dependencies: ["ConnectXpertPolicy"]),
         .testTarget(name: "ConnectXpertFTPTests", dependencies: [
             "ConnectXpertFTP", "ConnectXpertCurl", "ConnectXpertPolicy", "ConnectXpertTransport", "ConnectXpertSystem",
