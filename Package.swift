@@ -103,7 +103,7 @@ let package = Package(
                 path: "Tests/ConnectXpertTestSupport"),
         .testTarget(name: "ConnectXpertSystemTests", dependencies: ["ConnectXpertSystem"]),
         .testTarget(name: "ConnectXpertAgeTests", dependencies: [
-            "ConnectXpertAge", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
+            "ConnectXpertAge", "ConnectXpertTestSupport", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "ConnectXpertPolicyTests", dependencies: ["ConnectXpertPolicy"]),
         .testTarget(name: "ConnectXpertFTPTests", dependencies: [

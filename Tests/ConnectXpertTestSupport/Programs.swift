@@ -1,3 +1,4 @@
+import ConnectXpertSystem
 import Foundation
 import Synchronization
 
@@ -8,27 +9,32 @@ public struct ProgramResult: Sendable {
     public let errors: String
 }
 
-/// Runs a program to its end, capturing its output.
+/// Runs a program to its end, capturing its output; `input` is its standard input (else it reads nothing).
 @discardableResult
-public func runProgram(_ executable: String, _ arguments: [String], input: String? = nil) throws -> ProgramResult {
+public func runProgram(_ executable: String, _ arguments: [String], input: [UInt8]? = nil) throws -> ProgramResult {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     let output = Pipe(), errors = Pipe()
     process.standardOutput = output
     process.standardError = errors
-    process.standardInput = FileHandle.nullDevice
+    let feed = Pipe()
+    process.standardInput = input == nil ? FileHandle.nullDevice : feed
     try process.run()
+    if let input {
+        BlockingThread("program-input") {
+            try? feed.fileHandleForWriting.write(contentsOf: input)
+            try? feed.fileHandleForWriting.close()
+        }
+    }
     // Read both pipes while the program runs, so a chatty one does not block on a full pipe.
     let errorData = Mutex(Data())
-    let errorsRead = DispatchSemaphore(value: 0)
-    Thread {
+    let errorsRead = BlockingThread("program-errors") {
         errorData.withLock { $0 = errors.fileHandleForReading.readDataToEndOfFile() }
-        errorsRead.signal()
-    }.start()
+    }
     let outputData = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
-    errorsRead.wait()
+    errorsRead.join()
     return ProgramResult(status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
                          errors: String(decoding: errorData.withLock { $0 }, as: UTF8.self))
 }
