@@ -45,6 +45,10 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "CryptoExtras", package: "swift-crypto"),
         ]),
+        // Identities, their keys, signatures and what is sealed between them.
+        .target(name: "ConnectXpertSeal", dependencies: [
+            "ConnectXpertAge", "ConnectXpertSystem", .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .target(name: "ConnectXpertJournal", dependencies: ["CSQLite", "ConnectXpertSystem"]),
         // Spool layout, names, the inotify watcher.
         .target(name: "ConnectXpertSpool", dependencies: [
@@ -93,6 +97,7 @@ let package = Package(
         .executableTarget(name: "connectxpert", dependencies: [
             "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
             "ConnectXpertSpool", "ConnectXpertTransfer", "ConnectXpertDaemon", "ConnectXpertMail", "ConnectXpertScreen",
+            "ConnectXpertTransport", "ConnectXpertAge", "ConnectXpertSeal",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
@@ -102,6 +107,9 @@ let package = Package(
         .target(name: "ConnectXpertTestSupport", dependencies: ["ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport"],
                 path: "Tests/ConnectXpertTestSupport"),
         .testTarget(name: "ConnectXpertSystemTests", dependencies: ["ConnectXpertSystem"]),
+        .testTarget(name: "ConnectXpertSealTests", dependencies: [
+            "ConnectXpertSeal", "ConnectXpertAge", "ConnectXpertSystem", "ConnectXpertTestSupport",
+        ]),
         .testTarget(name: "ConnectXpertAgeTests", dependencies: [
             "ConnectXpertAge", "ConnectXpertTestSupport", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
         ]),

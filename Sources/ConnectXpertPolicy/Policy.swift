@@ -24,6 +24,17 @@ public struct Policy: Equatable, Sendable {
 public struct Identity: Equatable, Sendable {
     /// Our user ID: the sender in remote paths we write, the recipient in those we read.
     public var id: String
+    /// The folder of our key pairs (`identity.keys`; by default `.identity/` in the spool).
+    public var keys: String
+    /// What unlocks the key files when they are sealed with a passphrase: `passphrase_file`
+    /// (private) or `passphrase_env`. Nil: the keys are not protected.
+    public var passphrase: Credential?
+
+    public init(id: String, keys: String, passphrase: Credential? = nil) {
+        self.id = id
+        self.keys = keys
+        self.passphrase = passphrase
+    }
 }
 
 /// A named endpoint files are sent to and received from.

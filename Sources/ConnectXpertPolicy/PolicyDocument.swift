@@ -144,12 +144,21 @@ struct IMAPSourceDocument: Decodable {
 
 struct IdentityDocument: Decodable {
     var id: String
+    var keys: String?
+    var passphraseFile: String?
+    var passphraseEnv: String?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case id }
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case id, keys, passphraseFile = "passphrase_file", passphraseEnv = "passphrase_env"
+    }
 
     init(from decoder: Decoder) throws {
+        try rejectInlineSecrets(decoder)
         let c = try decoder.container(keyedBy: CodingKeys.self, rejectingUnknownKeys: true)
         id = try c.decode(String.self, forKey: .id)
+        keys = try c.decodeIfPresent(String.self, forKey: .keys)
+        passphraseFile = try c.decodeIfPresent(String.self, forKey: .passphraseFile)
+        passphraseEnv = try c.decodeIfPresent(String.self, forKey: .passphraseEnv)
     }
 }
 

@@ -21,6 +21,7 @@ struct Validator {
             report(["identity", "id"], "'\(Names.printable(id))' cannot be used as an ID: \(problem)")
         }
         let spool = absolutePath(document.spool ?? "spool", relativeTo: context.directory)
+        let identity = buildIdentity(document.identity, spool: spool)
 
         var remotes: [String: Remote] = [:]
         for (name, remoteDocument) in document.remotes.sorted(by: { $0.key < $1.key }) {
@@ -39,11 +40,22 @@ struct Validator {
         var screenShare = ScreenShareSettings.default
         if let document = document.jobs?.screenShare { screenShare = buildScreenShare(document) }
         guard errors.isEmpty else { return nil }
-        return Policy(identity: Identity(id: id), spool: spool, remotes: remotes, outbox: outbox, inbox: inbox,
+        return Policy(identity: identity, spool: spool, remotes: remotes, outbox: outbox, inbox: inbox,
                       sourceFile: context.file, mail: mail, screenShare: screenShare)
     }
 
     // MARK: Sections
+
+    private mutating func buildIdentity(_ document: IdentityDocument, spool: String) -> Identity {
+        let path: PolicyPath = ["identity"]
+        let credentials = passwordCredentials(file: document.passphraseFile, environment: document.passphraseEnv,
+                                              path: path, keys: ("passphrase_file", "passphrase_env"))
+        if credentials.count > 1 {
+            report(path + ["passphrase_env"], "name one passphrase: passphrase_file or passphrase_env, not both")
+        }
+        let keys = absolutePath(document.keys ?? joinPath(spool, ".identity"), relativeTo: context.directory)
+        return Identity(id: document.id, keys: keys, passphrase: credentials.first)
+    }
 
     private mutating func buildRemote(name: String, _ document: RemoteDocument) -> Remote? {
         let path: PolicyPath = ["remotes", .key(name)]
@@ -164,16 +176,19 @@ struct Validator {
         values.contains { $0 != nil }
     }
 
-    /// `password_file` (checked to be private) and `password_env`, in that order.
-    private mutating func passwordCredentials(file: String?, environment: String?, path: PolicyPath) -> [Credential] {
+    /// `password_file` (checked to be private) and `password_env`, in that order; `keys` names them
+    /// where the policy calls them otherwise.
+    private mutating func passwordCredentials(file: String?, environment: String?, path: PolicyPath,
+                                              keys: (file: String, environment: String) = ("password_file", "password_env"))
+        -> [Credential] {
         var credentials: [Credential] = []
         if let file {
             let resolved = absolutePath(file, relativeTo: context.directory)
-            if checkSecretFile(resolved, path: path + ["password_file"]) { credentials.append(.passwordFile(resolved)) }
+            if checkSecretFile(resolved, path: path + [.key(keys.file)]) { credentials.append(.passwordFile(resolved)) }
         }
         if let environment {
             if environment.isEmpty || !environment.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
-                report(path + ["password_env"], "'\(environment)' is not an environment variable name")
+                report(path + [.key(keys.environment)], "'\(environment)' is not an environment variable name")
             } else {
                 credentials.append(.passwordEnvironment(environment))
             }

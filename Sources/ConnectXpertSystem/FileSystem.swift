@@ -201,6 +201,14 @@ public enum FileSystem {
 
     /// Writes a file atomically: temp name in the same directory, fsync, rename, fsync the directory.
     public static func writeFileAtomically(_ path: String, contents: [UInt8], mode: mode_t = 0o644) throws {
+        try writeAtomically(path, mode: mode) { try $0.write(contents) }
+    }
+
+    /// Writes a file through `write` under a temporary name beside `path`, fsyncs it and renames it
+    /// into place: `path` holds the old file or the whole new one, never a part. When `write`
+    /// throws, the temporary file is removed and `path` is left as it was.
+    public static func writeAtomically(_ path: String, mode: mode_t = 0o644,
+                                       _ write: (FileDescriptor) throws -> Void) throws {
         let directory = parentDirectory(of: path)
         // A name of its own for each write, even two at once in one process, that fits wherever the
         // final name fits.
@@ -208,7 +216,7 @@ public enum FileSystem {
         let temp = joinPath(directory, ".\(name).\(String(UInt64.random(in: 0...UInt64.max), radix: 36)).tmp")
         do {
             let fd = try FileDescriptor.create(temp, mode: mode)
-            try fd.write(contents)
+            try write(fd)
             try fd.sync()
             try rename(temp, to: path)
         } catch {

@@ -15,7 +15,8 @@ struct ConnectXpertCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             RunCommand.self, CheckCommand.self, SendCommand.self, ReceiveCommand.self, StatusCommand.self,
-            HistoryCommand.self, MailCommand.self, SendmailCommand.self, ScreenCommand.self, InitCommand.self, SystemdUnitsCommand.self,
+            HistoryCommand.self, MailCommand.self, SendmailCommand.self, ScreenCommand.self, InitCommand.self,
+            IdentityCommand.self, OpenCommand.self, SystemdUnitsCommand.self,
         ])
 }
 

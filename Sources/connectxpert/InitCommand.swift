@@ -1,12 +1,16 @@
 import ArgumentParser
 import ConnectXpertPolicy
+import ConnectXpertSeal
 import ConnectXpertSystem
 
 struct InitCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "init",
-        abstract: "Write a starter policy (never over an existing file).",
-        discussion: "The starter policy sends through, and receives from, a local drop folder named 'drop' beside it.")
+        abstract: "Write a starter policy (never over an existing file) and make our identity.",
+        discussion: """
+            The starter policy sends through, and receives from, a local drop folder named 'drop' beside it. The \
+            identity's key pairs are made as 'connectxpert identity init' makes them; keys already there are kept.
+            """)
 
     @Option(name: .long, help: "Our user ID.")
     var id: String
@@ -34,6 +38,15 @@ struct InitCommand: ParsableCommand {
             throw fail("cannot write \(policy): \(error)", .cantCreate)
         }
         print("wrote \(policy); check it with: connectxpert check --policy \(policy)")
+        let written = try PolicyLoader.load(path: policy)
+        guard !IdentityKeys.exists(in: written.identity.keys) else {
+            print("kept the identity already in \(written.identity.keys)")
+            return
+        }
+        let keys = try makeIdentity(written)
+        print("made the identity \(id) in \(written.identity.keys)")
+        print(keys.summary)
+        print(keys.age.recipient)
     }
 }
 
@@ -47,6 +60,8 @@ enum StarterPolicy {
 
         identity:
           id: \(id)                  # our user ID: the sender in the remote paths we write
+          # keys: spool/.identity    # our key pairs (connectxpert identity init); mode 0700
+          # passphrase_file: /etc/connectxpert/identity.passphrase   # seals the key files; or passphrase_env
 
         spool: spool                 # outbox/, inbox/, sent/, failed/ and .state/ live here
 
