@@ -119,6 +119,7 @@ public final class Journal: Sendable {
         try db.execute("CREATE INDEX IF NOT EXISTS transfers_of_source ON transfers(direction, peer, source, remote)")
         try MailQueueRecord.createTable(in: db)
         try FetchedMessage.createTable(in: db)
+        try PinnedPeer.createTable(in: db)
         database = Mutex(db)
         log = try LogSync(path: path + "-wal")
         self.path = path

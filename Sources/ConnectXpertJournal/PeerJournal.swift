@@ -1,0 +1,78 @@
+import Foundation
+
+/// How a peer's key came to be pinned.
+public enum PeerTrust: String, Sendable {
+    /// A person compared the fingerprint and trusted it (`peer trust`).
+    case verified
+    /// Pinned on first sight, as the rule's `trust: accept-new` allows.
+    case accepted
+}
+
+/// A peer's key card as we pinned it, and a different card seen since, which waits for a person.
+public struct PinnedPeer: Equatable, Sendable {
+    public var id: String
+    /// The card as published (its text, signature included).
+    public var card: String
+    public var fingerprint: String
+    public var trust: PeerTrust
+    public var pinned: Double
+    /// A card under the same ID with another key, seen on the drop: nothing goes to or comes from
+    /// the peer until `peer trust ID --replace`.
+    public var changedCard: String?
+    public var changedFingerprint: String?
+
+    public init(id: String, card: String, fingerprint: String, trust: PeerTrust, pinned: Double,
+                changedCard: String? = nil, changedFingerprint: String? = nil) {
+        self.id = id
+        self.card = card
+        self.fingerprint = fingerprint
+        self.trust = trust
+        self.pinned = pinned
+        self.changedCard = changedCard
+        self.changedFingerprint = changedFingerprint
+    }
+
+    static func createTable(in db: SQLiteDatabase) throws {
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS peers (
+                id TEXT PRIMARY KEY, card TEXT NOT NULL, fingerprint TEXT NOT NULL, trust TEXT NOT NULL,
+                pinned REAL NOT NULL, changed_card TEXT, changed_fingerprint TEXT)
+            """)
+    }
+}
+
+extension Journal {
+    public func peer(_ id: String) throws -> PinnedPeer? {
+        try peers(where: "WHERE id = ?", [.text(id)]).first
+    }
+
+    public func peers() throws -> [PinnedPeer] { try peers(where: "ORDER BY id", []) }
+
+    /// Pins (or re-pins) a peer, durably: a pin decides what is accepted later.
+    public func pin(_ peer: PinnedPeer) throws {
+        try write(durable: true) { db in
+            try db.execute("""
+                INSERT OR REPLACE INTO peers (id, card, fingerprint, trust, pinned, changed_card, changed_fingerprint)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, [.text(peer.id), .text(peer.card), .text(peer.fingerprint), .text(peer.trust.rawValue),
+                      .real(peer.pinned), peer.changedCard.map(SQLiteValue.text) ?? .null,
+                      peer.changedFingerprint.map(SQLiteValue.text) ?? .null])
+        }
+    }
+
+    public func forgetPeer(_ id: String) throws {
+        try write(durable: true) { db in try db.execute("DELETE FROM peers WHERE id = ?", [.text(id)]) }
+    }
+
+    private func peers(where clause: String, _ bindings: [SQLiteValue]) throws -> [PinnedPeer] {
+        try database.withLock { db in
+            try db.query("""
+                SELECT id, card, fingerprint, trust, pinned, changed_card, changed_fingerprint FROM peers \(clause)
+                """, bindings)
+        }.map { row in
+            PinnedPeer(id: row[0].string ?? "", card: row[1].string ?? "", fingerprint: row[2].string ?? "",
+                       trust: PeerTrust(rawValue: row[3].string ?? "") ?? .accepted, pinned: row[4].double ?? 0,
+                       changedCard: row[5].string, changedFingerprint: row[6].string)
+        }
+    }
+}
