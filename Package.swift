@@ -81,7 +81,7 @@ let package = Package(
         // The data path: intake, the scheduler, the send and receive pipelines and their stages.
         .target(name: "ConnectXpertTransfer", dependencies: [
             "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertJournal",
-            "ConnectXpertSpool", "ConnectXpertTransport",
+            "ConnectXpertSpool", "ConnectXpertTransport", "ConnectXpertSeal",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The daemon: its services, signals, policy reload, the mail workers, the screen-share supervisor;

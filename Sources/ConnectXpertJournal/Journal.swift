@@ -120,6 +120,7 @@ public final class Journal: Sendable {
         try MailQueueRecord.createTable(in: db)
         try FetchedMessage.createTable(in: db)
         try PinnedPeer.createTable(in: db)
+        try Registration.createTable(in: db)
         database = Mutex(db)
         log = try LogSync(path: path + "-wal")
         self.path = path

@@ -76,3 +76,53 @@ extension Journal {
         }
     }
 }
+
+/// Whether our key card is on a remote's drop: published (ours is there), or the ID is taken
+/// by another key, which stops sealed sending there until a person acts.
+public struct Registration: Equatable, Sendable {
+    public enum State: String, Sendable { case published, taken }
+
+    public var remote: String
+    public var state: State
+    public var fingerprint: String
+    /// The fingerprint of the card found under our ID when it is taken.
+    public var otherFingerprint: String?
+    public var updated: Double
+
+    public init(remote: String, state: State, fingerprint: String, otherFingerprint: String? = nil, updated: Double) {
+        self.remote = remote
+        self.state = state
+        self.fingerprint = fingerprint
+        self.otherFingerprint = otherFingerprint
+        self.updated = updated
+    }
+
+    static func createTable(in db: SQLiteDatabase) throws {
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS registrations (
+                remote TEXT PRIMARY KEY, state TEXT NOT NULL, fingerprint TEXT NOT NULL, other_fingerprint TEXT,
+                updated REAL NOT NULL)
+            """)
+    }
+}
+
+extension Journal {
+    public func registrations() throws -> [Registration] {
+        try database.withLock { db in
+            try db.query("SELECT remote, state, fingerprint, other_fingerprint, updated FROM registrations ORDER BY remote")
+        }.map { row in
+            Registration(remote: row[0].string ?? "", state: Registration.State(rawValue: row[1].string ?? "") ?? .taken,
+                         fingerprint: row[2].string ?? "", otherFingerprint: row[3].string, updated: row[4].double ?? 0)
+        }
+    }
+
+    public func save(_ registration: Registration) throws {
+        try write(durable: false) { db in
+            try db.execute("""
+                INSERT OR REPLACE INTO registrations (remote, state, fingerprint, other_fingerprint, updated)
+                VALUES (?, ?, ?, ?, ?)
+                """, [.text(registration.remote), .text(registration.state.rawValue), .text(registration.fingerprint),
+                      registration.otherFingerprint.map(SQLiteValue.text) ?? .null, .real(registration.updated)])
+        }
+    }
+}

@@ -13,6 +13,8 @@ import Foundation
 public struct IdentityKeys: Sendable {
     public let age: X25519Identity
     public let signing: SigningKey
+    /// When the keys were made (age.key's `# created:` line).
+    public let created: Date
 
     static let ageFile = "age.key", signingFile = "signing.key", publicFile = "signing.key.pub"
 
@@ -31,8 +33,9 @@ public struct IdentityKeys: Sendable {
         try FileSystem.createDirectories(parentDirectory(of: folder))
         try FileSystem.createDirectories(folder, mode: 0o700)
         try checkPrivate(folder, kind: "folder", fix: "chmod 700")
-        let keys = IdentityKeys(age: X25519Identity(), signing: SigningKey(comment: id))
-        let created = ISO8601DateFormatter().string(from: now)
+        let made = Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+        let keys = IdentityKeys(age: X25519Identity(), signing: SigningKey(comment: id), created: made)
+        let created = ISO8601DateFormatter().string(from: made)
         let ageText = "# created: \(created)\n# public key: \(keys.age.recipient)\n\(keys.age.encoded)\n"
         let seal = passphrase.map { ScryptRecipient(passphrase: $0, workFactor: workFactor) }
         try write(Array(ageText.utf8), to: joinPath(folder, ageFile), sealedTo: seal)
@@ -57,7 +60,9 @@ public struct IdentityKeys: Sendable {
         guard let signing = SigningKey(openSSH: try read(joinPath(folder, signingFile), passphrase: passphrase)) else {
             throw IdentityError("\(joinPath(folder, signingFile)) is not an unencrypted OpenSSH Ed25519 key")
         }
-        return IdentityKeys(age: age, signing: signing)
+        let created = ageText.split(whereSeparator: \.isNewline).first { $0.hasPrefix("# created: ") }
+            .flatMap { ISO8601DateFormatter().date(from: String($0.dropFirst("# created: ".count))) }
+        return IdentityKeys(age: age, signing: signing, created: created ?? Date(timeIntervalSince1970: 0))
     }
 
     /// `256 SHA256:… alice (ED25519)`, as `ssh-keygen -lf` prints the signing key.

@@ -1,5 +1,6 @@
 import ConnectXpertJournal
 import ConnectXpertPolicy
+import ConnectXpertSeal
 import ConnectXpertSpool
 import ConnectXpertSystem
 import ConnectXpertTransport
@@ -50,13 +51,18 @@ public final class Agent: Sendable {
 
     /// Makes a folder's entries durable (fsync); the receive pipeline's after its renames.
     let syncFolder: @Sendable (String) throws -> Void
+    /// Our key pairs, when we have an identity: what publishes our key card and seals.
+    let identity: IdentityKeys?
 
     /// - Parameters:
     ///   - connect: opens a connection to a remote (the transport its URL names).
     ///   - syncFolder: makes a folder's entries durable; `FileSystem.syncDirectory` but in tests.
+    ///   - identity: our key pairs, if we have some.
     public init(policy: Policy, mode: RunMode, logger: Logger, connect: @escaping ConnectionPool.Connect,
-                syncFolder: @escaping @Sendable (String) throws -> Void = FileSystem.syncDirectory) throws {
+                syncFolder: @escaping @Sendable (String) throws -> Void = FileSystem.syncDirectory,
+                identity: IdentityKeys? = nil) throws {
         self.syncFolder = syncFolder
+        self.identity = identity
         spool = Spool(root: policy.spool)
         try spool.createLayout()
         pool = ConnectionPool(connect: connect)
@@ -102,6 +108,7 @@ public final class Agent: Sendable {
 
     /// Picks up transfers a previous run left unfinished (after a crash or a stop).
     public func recover() throws {
+        publishKeyCards()
         for record in try journal.unfinished() {
             switch record.direction {
             case .outgoing: enqueueSend(recipient: record.peer, path: record.source)

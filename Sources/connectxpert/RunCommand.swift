@@ -108,7 +108,8 @@ func startAgent(policy: Policy, mode: RunMode, logger: Logger) throws -> (Agent,
     do {
         try spool.createLayout()
         let lock = try AgentLock(path: spool.lock)
-        let agent = try Agent(policy: policy, mode: mode, logger: logger, connect: TransportFactory.connect)
+        let agent = try Agent(policy: policy, mode: mode, logger: logger, connect: TransportFactory.connect,
+                              identity: agentIdentity(policy, logger: logger))
         return (agent, try MailAgent(agent: agent), lock)
     } catch let busy as AgentLock.Busy {
         throw fail("\(busy)", .tempFail)

@@ -47,6 +47,16 @@ struct StatusCommand: ParsableCommand {
             let next = record.nextAttempt.map { $0 > now ? "next try in \(TimeSpan(seconds: $0 - now))" : "next try now" } ?? "next try on the next pass"
             print("  \(describe(record)): attempt \(record.attempts), \(next); last error: \(record.lastError ?? "none")")
         }
+        let registrations = FileSystem.exists(spool.journal) ? try openJournal(spool.journal).registrations() : []
+        if !registrations.isEmpty { print("\nKey card (\(policy.identity.id)):") }
+        for registration in registrations {
+            switch registration.state {
+            case .published: print("  \(registration.remote): published, \(registration.fingerprint)")
+            case .taken:
+                print("  \(registration.remote): ID TAKEN by another key \(registration.otherFingerprint ?? "?") "
+                      + "(ours \(registration.fingerprint)); nothing is sent sealed there")
+            }
+        }
         let reasons = FileManager.default.enumerator(atPath: spool.failed)?.allObjects
             .compactMap { $0 as? String }.filter { $0.hasSuffix(".reason") }.count ?? 0
         if reasons > 0 {

@@ -1,0 +1,112 @@
+import ConnectXpertJournal
+import ConnectXpertPolicy
+import ConnectXpertSeal
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+
+/// The key cards on a drop, `keys/<id>.pub` at its root. Publishing ours is signing up: the card
+/// goes up under a temporary name and is renamed without replacing, so an ID is never taken over;
+/// a card already there under our ID with another key is refused (both fingerprints said).
+extension Agent {
+    static let keysFolder = "keys"
+
+    static func cardPath(of id: String) -> String { joinPath(keysFolder, id + ".pub") }
+
+    /// Publishes our card on every remote a rule uses, when we have an identity.
+    func publishKeyCards() {
+        guard identity != nil else { return }
+        let policy = self.policy
+        let used = Set(policy.outbox.map(\.remote) + policy.inbox.map(\.remote))
+        for remote in used.sorted() {
+            scheduler.enqueue(JobKey("card", remote), remote: remote) { [self] job in
+                job.end(publishCard(on: remote))
+            }
+        }
+    }
+
+    private func publishCard(on name: String) -> JobOutcome {
+        guard let identity, let remote = policy.remotes[name] else { return .finished }
+        let id = policy.identity.id
+        let card = KeyCard(id: id, keys: identity, created: identity.created)
+        var log = logger
+        log[metadataKey: "transfer.remote"] = "\(name)"
+        do {
+            let registration = try pool.withConnection(to: remote) { transport -> Registration in
+                let path = Self.cardPath(of: id)
+                try transport.makeDirectories(Self.keysFolder)
+                let now = Date().timeIntervalSince1970
+                if try transport.putNew(try card.signed(with: identity), at: path, scratch: spool.state) {
+                    log.notice("published our key card", metadata: ["identity.fingerprint": "\(card.fingerprint)"])
+                    return Registration(remote: name, state: .published, fingerprint: card.fingerprint, updated: now)
+                }
+                let found = try transport.fetch(path, limit: 64 * 1024, scratch: spool.state)
+                let theirs = try found.map { try KeyCard(published: $0, expectedID: id) }
+                guard let theirs, theirs.signing != card.signing else {
+                    return Registration(remote: name, state: .published, fingerprint: card.fingerprint, updated: now)
+                }
+                log.error("""
+                    the ID is taken on this drop by another key: nothing is sent sealed under it; choose another \
+                    identity.id, or have the drop's operator remove \(path)
+                    """, metadata: [
+                    "identity.fingerprint": "\(card.fingerprint)", "identity.other": "\(theirs.fingerprint)",
+                ])
+                return Registration(remote: name, state: .taken, fingerprint: card.fingerprint,
+                                    otherFingerprint: theirs.fingerprint, updated: now)
+            }
+            try journal.save(registration)
+            return .finished
+        } catch {
+            log.warning("cannot publish our key card", metadata: ["transfer.error": "\(error)"])
+            return mode == .daemon ? .retry(after: 30) : .finished
+        }
+    }
+}
+
+/// The key cards on a drop, read outside the agent (`peer trust`).
+public enum KeyDirectory {
+    /// The card published under `id` on `remote`, checked (signed by its own key, for that ID);
+    /// nil when there is none.
+    public static func card(of id: String, on remote: Remote, connect: ConnectionPool.Connect,
+                            scratch: String) throws -> (card: KeyCard, text: String)? {
+        let transport = try connect(remote)
+        guard let bytes = try transport.fetch(Agent.cardPath(of: id), limit: 64 * 1024, scratch: scratch) else {
+            return nil
+        }
+        return (try KeyCard(published: bytes, expectedID: id), String(decoding: bytes, as: UTF8.self))
+    }
+}
+
+extension Transport {
+    /// Puts a small file at `path` through a temporary name beside it; false, replacing nothing,
+    /// when `path` exists.
+    func putNew(_ bytes: [UInt8], at path: String, scratch: String) throws -> Bool {
+        let local = joinPath(scratch, ".put-\(UInt64.random(in: 0...UInt64.max))")
+        defer { _ = try? FileSystem.removeIfPresent(local) }
+        try FileSystem.writeFileAtomically(local, contents: bytes, mode: 0o600)
+        let temporary = joinPath(parentDirectory(of: path),
+                                 ".\(lastComponent(of: path)).\(UInt32.random(in: 0...UInt32.max)).tmp")
+        _ = try upload(from: try FileDescriptor.openForReading(local), to: temporary, attributes: UploadAttributes(modificationNanoseconds: nil, mode: nil),
+                       progress: { _ in true })
+        do {
+            try rename(temporary, to: path, replacing: false)
+            return true
+        } catch let error as TransportError where error.kind == .alreadyExists {
+            try delete(temporary)
+            return false
+        }
+    }
+
+    /// A small remote file's bytes; nil when there is none. One larger than `limit` is refused.
+    func fetch(_ path: String, limit: Int64, scratch: String) throws -> [UInt8]? {
+        guard let entry = try entry(at: path) else { return nil }
+        guard entry.size <= limit else {
+            throw TransportError(.permanent, "\(endpoint)/\(path) is \(entry.size) bytes, more than \(limit)")
+        }
+        let local = joinPath(scratch, ".fetch-\(UInt64.random(in: 0...UInt64.max))")
+        defer { _ = try? FileSystem.removeIfPresent(local) }
+        let file = try FileDescriptor.create(local, mode: 0o600)
+        _ = try download(path, size: entry.size, from: 0, to: file, progress: { _ in true })
+        return try FileSystem.readFile(local)
+    }
+}
