@@ -10,8 +10,13 @@ import Glibc
 public enum TransferState: String, Sendable, CaseIterable {
     /// Waiting for its next attempt (a transfer cancelled by a shutdown).
     case queued
+    /// Sending sealed: the sealed data and manifest are written in the spool; uploading them is next.
+    case sealed
     /// Being copied to a temporary name (remote temp when sending, local temp when receiving).
     case transferring
+    /// Receiving sealed: the manifest is downloaded; checking it, downloading the data and opening
+    /// it into the temporary file is next.
+    case downloaded
     /// Complete under the temporary name; the rename to the final name comes next.
     case staged
     /// Present under its final name at the destination; the after-step (delete, archive, remote delete)
@@ -49,6 +54,8 @@ public struct TransferRecord: Equatable, Sendable {
     public var bytesDone: Int64
     public var started: Double
     public var updated: Double
+    /// The object name of a sealed transfer (its data and manifest on the drop); nil for a plain one.
+    public var sealed: String? = nil
 }
 
 /// The fsyncs of SQLite's write-ahead log, shared by the commits they cover (a group commit): an
@@ -114,6 +121,10 @@ public final class Journal: Sendable {
         // One index, on columns a transfer never changes: a state change then rewrites one page of
         // the database, not three (journals of earlier versions also indexed the state).
         // `unfinished()` and `history()` scan the table, but only at start-up and for `status`.
+        // Journals before the sealed exchange lack its column.
+        if try !db.query("PRAGMA table_info(transfers)").contains(where: { $0[1].string == "sealed" }) {
+            try db.execute("ALTER TABLE transfers ADD COLUMN sealed TEXT")
+        }
         try db.execute("DROP INDEX IF EXISTS transfers_by_state")
         try db.execute("DROP INDEX IF EXISTS transfers_by_source")
         try db.execute("CREATE INDEX IF NOT EXISTS transfers_of_source ON transfers(direction, peer, source, remote)")
@@ -121,6 +132,7 @@ public final class Journal: Sendable {
         try FetchedMessage.createTable(in: db)
         try PinnedPeer.createTable(in: db)
         try Registration.createTable(in: db)
+        try SealedSequences.createTables(in: db)
         database = Mutex(db)
         log = try LogSync(path: path + "-wal")
         self.path = path
@@ -128,7 +140,7 @@ public final class Journal: Sendable {
 
     private static let columns = """
         id, direction, peer, remote, source, destination, temporary, size, mtime_ns, inode, state, attempts,
-        first_failure, next_attempt, last_error, bytes_done, started, updated
+        first_failure, next_attempt, last_error, bytes_done, started, updated, sealed
         """
 
     /// The unfinished transfer of a source, or else its last finished one (`done`), in one query:
@@ -189,14 +201,15 @@ public final class Journal: Sendable {
         try write(durable: durable) { db in
             try db.execute("""
                 UPDATE transfers SET destination = ?, temporary = ?, size = ?, mtime_ns = ?, inode = ?, state = ?,
-                    attempts = ?, first_failure = ?, next_attempt = ?, last_error = ?, bytes_done = ?, updated = ?
+                    attempts = ?, first_failure = ?, next_attempt = ?, last_error = ?, bytes_done = ?, updated = ?,
+                    sealed = ?
                 WHERE id = ?
                 """, [record.destination.map { .text($0) } ?? .null, record.temporary.map { .text($0) } ?? .null,
                       .integer(record.size), .integer(record.modificationNanoseconds), .integer(record.inode),
                       .text(record.state.rawValue), .integer(Int64(record.attempts)),
                       record.firstFailure.map { .real($0) } ?? .null, record.nextAttempt.map { .real($0) } ?? .null,
                       record.lastError.map { .text($0) } ?? .null, .integer(record.bytesDone), .real(now),
-                      .integer(record.id)])
+                      record.sealed.map { .text($0) } ?? .null, .integer(record.id)])
         }
     }
 
@@ -232,7 +245,7 @@ public final class Journal: Sendable {
     }
 
     private static func record(_ row: [SQLiteValue]) -> TransferRecord? {
-        guard row.count == 18, let id = row[0].int,
+        guard row.count == 19, let id = row[0].int,
               let direction = row[1].string.flatMap(TransferDirection.init(rawValue:)),
               let state = row[10].string.flatMap(TransferState.init(rawValue:)) else { return nil }
         return TransferRecord(
@@ -241,6 +254,6 @@ public final class Journal: Sendable {
             size: row[7].int ?? 0, modificationNanoseconds: row[8].int ?? 0, inode: row[9].int ?? 0, state: state,
             attempts: Int(row[11].int ?? 0), firstFailure: row[12].double, nextAttempt: row[13].double,
             lastError: row[14].string, bytesDone: row[15].int ?? 0, started: row[16].double ?? 0,
-            updated: row[17].double ?? 0)
+            updated: row[17].double ?? 0, sealed: row[18].string)
     }
 }

@@ -126,3 +126,52 @@ extension Journal {
         }
     }
 }
+
+/// The per-pair sequence numbers of sealed objects: the next we give what we seal to a peer, and
+/// those we opened from one (a number opened before, by another transfer, is a replay).
+enum SealedSequences {
+    static func createTables(in db: SQLiteDatabase) throws {
+        try db.execute("CREATE TABLE IF NOT EXISTS sequences_sent (peer TEXT PRIMARY KEY, next INTEGER NOT NULL)")
+        try db.execute("""
+            CREATE TABLE IF NOT EXISTS sequences_opened (
+                sender TEXT NOT NULL, sequence INTEGER NOT NULL, object TEXT NOT NULL, record INTEGER NOT NULL,
+                PRIMARY KEY (sender, sequence))
+            """)
+    }
+}
+
+extension Journal {
+    /// The sequence number for the next object sealed to `peer`, taken durably: a number is never
+    /// given twice, even across a crash.
+    public func takeSequence(to peer: String) throws -> Int64 {
+        try write(durable: true) { db in
+            try db.execute("INSERT OR IGNORE INTO sequences_sent (peer, next) VALUES (?, 1)", [.text(peer)])
+            let next = try db.query("SELECT next FROM sequences_sent WHERE peer = ?", [.text(peer)]).first?[0].int ?? 1
+            try db.execute("UPDATE sequences_sent SET next = ? WHERE peer = ?", [.integer(next + 1), .text(peer)])
+            return next
+        }
+    }
+
+    /// The transfer that opened `sequence` from `sender`, and the object it was; nil when none did.
+    public func opened(from sender: String, sequence: Int64) throws -> (object: String, record: Int64)? {
+        try database.withLock { db in
+            try db.query("SELECT object, record FROM sequences_opened WHERE sender = ? AND sequence = ?",
+                         [.text(sender), .integer(sequence)])
+        }.first.map { ($0[0].string ?? "", $0[1].int ?? 0) }
+    }
+
+    /// Whether `object` from `sender` was opened by a transfer other than `record`.
+    public func wasOpened(object: String, from sender: String, otherThan record: Int64) throws -> Bool {
+        try database.withLock { db in
+            try db.query("SELECT 1 FROM sequences_opened WHERE sender = ? AND object = ? AND record != ? LIMIT 1",
+                         [.text(sender), .text(object), .integer(record)])
+        }.isEmpty == false
+    }
+
+    public func markOpened(from sender: String, sequence: Int64, object: String, record: Int64) throws {
+        try write(durable: false) { db in
+            try db.execute("INSERT OR REPLACE INTO sequences_opened (sender, sequence, object, record) VALUES (?, ?, ?, ?)",
+                           [.text(sender), .integer(sequence), .text(object), .integer(record)])
+        }
+    }
+}

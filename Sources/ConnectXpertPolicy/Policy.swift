@@ -119,6 +119,14 @@ public enum AfterUpload: String, CaseIterable, Sendable, Decodable {
     case delete, archive, keep
 }
 
+/// Which peer keys sealed files use.
+public enum PeerTrustMode: String, CaseIterable, Sendable, Decodable {
+    /// Only keys a person trusted (`connectxpert peer trust ID`).
+    case verified
+    /// A key seen for the first time is pinned (and said in the log), as ssh's accept-new.
+    case acceptNew = "accept-new"
+}
+
 public enum ConflictHandling: String, CaseIterable, Sendable, Decodable {
     /// Keep both: the new file becomes `name (1).ext`.
     case rename
@@ -177,6 +185,11 @@ public struct OutboxRule: Equatable, Sendable {
     /// partial file there. The name is of a fixed length, so it fits wherever the final name fits.
     public static let defaultTemporaryName = ".connectxpert-temp/{token}.part"
 
+    /// Each file goes sealed to the recipient's pinned key and signed with ours (`seal: true`).
+    public var seal: Bool
+    /// Which keys of recipients are used (`trust`).
+    public var trust: PeerTrustMode
+
     /// The temporary name beside the final one that receiving uses, and the pattern of `temp_name`
     /// before it could name a folder.
     public static let besideTemporaryName = ".{name}.cx{token}.part"
@@ -214,6 +227,10 @@ public struct InboxRule: Equatable, Sendable {
     /// The backoff for transient failures of a download; after `giveUpAfter` the file is left on
     /// the remote as failed.
     public var retry: RetryPolicy
+    /// Take only sealed objects (`require_seal`); nil: only from senders whose key is pinned.
+    public var requireSeal: Bool?
+    /// Which keys of senders are used (`trust`).
+    public var trust: PeerTrustMode
 
     /// Long enough for a writer that pauses between chunks, short enough not to hold up a file.
     public static let defaultStableFor = TimeSpan(seconds: 3)

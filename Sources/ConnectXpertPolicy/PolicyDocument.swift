@@ -235,10 +235,13 @@ struct OutboxRuleDocument: Decodable {
     var chmod: String?
     var preserveMtime: Bool?
     var tempName: String?
+    var seal: Bool?
+    var trust: PeerTrustMode?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case recipients, remote, remotePath = "remote_path", include, exclude, after
         case maxSize = "max_size", conflict, retry, chmod, preserveMtime = "preserve_mtime", tempName = "temp_name"
+        case seal, trust
     }
 
     init(from decoder: Decoder) throws {
@@ -255,6 +258,8 @@ struct OutboxRuleDocument: Decodable {
         chmod = try c.decodeIfPresent(String.self, forKey: .chmod)
         preserveMtime = try c.decodeIfPresent(Bool.self, forKey: .preserveMtime)
         tempName = try c.decodeIfPresent(String.self, forKey: .tempName)
+        seal = try c.decodeIfPresent(Bool.self, forKey: .seal)
+        trust = try c.decodeChoiceIfPresent(PeerTrustMode.self, forKey: .trust)
     }
 }
 
@@ -269,10 +274,13 @@ struct InboxRuleDocument: Decodable {
     var maxSize: ByteSize?
     var stableFor: TimeSpan?
     var retry: RetryDocument?
+    var requireSeal: Bool?
+    var trust: PeerTrustMode?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case remote, senders, remoteFolder = "remote_folder", every, destination
         case deleteRemote = "delete_remote", conflict, maxSize = "max_size", stableFor = "stable_for", retry
+        case requireSeal = "require_seal", trust
     }
 
     init(from decoder: Decoder) throws {
@@ -287,6 +295,8 @@ struct InboxRuleDocument: Decodable {
         maxSize = try c.decodeIfPresent(ByteSize.self, forKey: .maxSize)
         stableFor = try c.decodeIfPresent(TimeSpan.self, forKey: .stableFor)
         retry = try c.decodeIfPresent(RetryDocument.self, forKey: .retry)
+        requireSeal = try c.decodeIfPresent(Bool.self, forKey: .requireSeal)
+        trust = try c.decodeChoiceIfPresent(PeerTrustMode.self, forKey: .trust)
     }
 }
 

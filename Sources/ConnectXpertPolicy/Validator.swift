@@ -434,7 +434,7 @@ struct Validator {
             include: document.include ?? [Glob("*")], exclude: document.exclude ?? [],
             after: document.after ?? .delete, maxSize: document.maxSize, conflict: document.conflict ?? .rename,
             retry: retry, mode: mode, preserveModificationTime: document.preserveMtime ?? true,
-            temporaryName: temporaryName)
+            temporaryName: temporaryName, seal: document.seal ?? false, trust: document.trust ?? .verified)
     }
 
     /// Why a `temp_name` pattern cannot be used, or `nil`.
@@ -479,7 +479,8 @@ struct Validator {
             destination: destination, deleteRemote: document.deleteRemote ?? true,
             conflict: document.conflict ?? .rename, maxSize: document.maxSize,
             stableFor: document.stableFor ?? InboxRule.defaultStableFor,
-            retry: buildRetry(document.retry, default: .default, path: path + ["retry"]))
+            retry: buildRetry(document.retry, default: .default, path: path + ["retry"]),
+            requireSeal: document.requireSeal, trust: document.trust ?? .verified)
     }
 
     private mutating func checkRemoteReference(_ name: String, path: PolicyPath, remotes: [String: RemoteDocument]) {

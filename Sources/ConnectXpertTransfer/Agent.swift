@@ -53,6 +53,8 @@ public final class Agent: Sendable {
     let syncFolder: @Sendable (String) throws -> Void
     /// Our key pairs, when we have an identity: what publishes our key card and seals.
     let identity: IdentityKeys?
+    /// Peers whose card on the drop was compared with their pin in this run.
+    let checkedCards = Mutex(Set<String>())
 
     /// - Parameters:
     ///   - connect: opens a connection to a remote (the transport its URL names).

@@ -43,6 +43,11 @@ struct PolicyExplanation {
             details += "; then \(rule.after.rawValue); on a name conflict: \(rule.conflict.rawValue)"
             details += "; max size: \(rule.maxSize.map(\.description) ?? "none")"
             lines.append(details)
+            if rule.seal {
+                lines.append("    sealed (seal: true): each file goes as an age file to the recipient's pinned key, with a "
+                             + "signed manifest; the drop sees sizes, times and the pair of IDs only")
+                lines.append("    " + describe(rule.trust, "recipient"))
+            }
             lines.append("    " + describe(rule.retry))
         }
         lines.append("")
@@ -55,6 +60,12 @@ struct PolicyExplanation {
             lines.append(rule.stableFor.seconds > 0
                 ? "    a file is taken once its size and time stay the same for \(rule.stableFor)"
                 : "    a file is taken as soon as it is listed (stable_for: 0: writers rename into place)")
+            switch rule.requireSeal {
+            case true?: lines.append("    sealed objects only (require_seal: true): plain files are left on the drop")
+            case false?: lines.append("    sealed objects and plain files (require_seal: false)")
+            case nil: lines.append("    sealed objects only from senders whose key is pinned; plain files from the others")
+            }
+            lines.append("    " + describe(rule.trust, "sender"))
             lines.append("    " + describe(rule.retry))
         }
         lines.append("")
@@ -103,4 +114,15 @@ private func describe(_ ftp: FTPSettings) -> String {
 /// A rule's backoff, as `check` explains it.
 private func describe(_ retry: RetryPolicy) -> String {
     "retry after \(retry.initial), doubling up to \(retry.maximum); give up after \(retry.giveUpAfter)"
+}
+
+private func describe(_ trust: PeerTrustMode, _ peer: String) -> String {
+    switch trust {
+    case .verified:
+        "trust: verified: only a \(peer) key a person pinned with 'connectxpert peer trust ID' is used; a changed key "
+            + "stops the \(peer)'s files"
+    case .acceptNew:
+        "trust: accept-new: a \(peer) key seen for the first time is pinned (and logged); a changed key stops the "
+            + "\(peer)'s files"
+    }
 }

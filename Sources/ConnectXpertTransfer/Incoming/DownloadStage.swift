@@ -72,7 +72,7 @@ struct DownloadStage: Stage {
         try file.sync()
         try FileSystem.setModificationTime(temporary, nanoseconds: entry.modificationNanoseconds)
         record.bytesDone = bytes
-        record.state = .staged
+        record.state = record.sealed == nil ? .staged : .downloaded
         try agent.journal.save(record)
         job.record = record
         job.listed = nil  // a second run on a fresh connection looks again

@@ -29,9 +29,17 @@ extension Agent {
                     guard let sender = pattern.sender(inFolderNamed: folder.name),
                           rule.senders.anyMatches(sender) else { continue }
                     let senderFolder = pattern.folder(for: sender)
+                    let sealedOnly = try rule.requireSeal ?? (journal.peer(sender) != nil)
                     try collect(transport, folder: senderFolder, below: "", depth: 0) { path, entry in
                         let source = joinPath(senderFolder, path)
-                        guard seen.isStable(source, entry, for: rule.stableFor.seconds, now: now) else {
+                        // A sealed object is taken by its manifest, renamed into place after its data.
+                        let sealed = path == entry.name ? SealedName.parse(entry.name) : nil
+                        if let sealed, !sealed.isManifest { return }
+                        if sealed == nil && sealedOnly {
+                            return warnOnce("a file that is not sealed is left on the drop: only sealed objects are taken from this sender", key: source,
+                                            metadata: ["transfer.source": "\(Names.printable(source))"])
+                        }
+                        guard sealed != nil || seen.isStable(source, entry, for: rule.stableFor.seconds, now: now) else {
                             return log.debug("still changing or just seen; taken once stable", metadata: [
                                 "transfer.source": "\(Names.printable(source))",
                             ])

@@ -35,12 +35,13 @@ struct Incoming: TransferJob {
 /// local one is durable:
 ///
 ///     list (InboxListing) → admit (queued) → download (transferring, to a local temp name; staged
-///     once complete and fsynced) → place (delivered, renamed into the destination; the folders
-///     fsynced) → remote delete (done)
+///     once complete and fsynced; a sealed object's manifest is downloaded) → open, when sealed
+///     (checked, the data downloaded and opened into the temp file: staged) → place (delivered,
+///     renamed into the destination; the folders fsynced) → remote delete (done; data first)
 struct IncomingPipeline: Pipeline {
     let agent: Agent
 
-    var staging: [any Stage<Incoming>] { [DownloadStage(agent: agent)] }
+    var staging: [any Stage<Incoming>] { [DownloadStage(agent: agent), OpenStage(agent: agent)] }
     var completing: [Step<Incoming>] {
         [
             .each(PlaceStage(agent: agent)),
@@ -79,10 +80,14 @@ struct IncomingPipeline: Pipeline {
                 return .skip(.finished)
             }
             let destination = joinPath(destinationFolder(rule, sender: file.sender), relative)
-            let record = try agent.journal.begin(
+            var record = try agent.journal.begin(
                 .incoming, peer: file.sender, remote: remote.name, source: file.source, size: entry.size,
                 modificationNanoseconds: entry.modificationNanoseconds, inode: 0, destination: destination,
                 temporary: agent.temporaryName(for: destination))
+            if let sealed = SealedName.parse(entry.name), sealed.isManifest {
+                record.sealed = sealed.object
+                try agent.journal.save(record)
+            }
             attempt.record = record
             return .ready(Incoming(running: running, subject: subject, rule: rule, record: record, listed: entry))
         } catch {

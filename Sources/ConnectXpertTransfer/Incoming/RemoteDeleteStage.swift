@@ -17,6 +17,7 @@ struct RemoteDeleteStage: Stage {
                     as a new version once stable
                     """, metadata: ["transfer.bytes": "\(now.size)"])
             } else {
+                if job.record.sealed != nil { try transport.delete(SealedName.data(beside: job.record.source)) }
                 try transport.delete(job.record.source)
             }
         }

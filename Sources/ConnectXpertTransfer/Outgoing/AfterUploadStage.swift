@@ -28,5 +28,6 @@ struct AfterUploadStage: Stage {
         }
         record.state = .done
         try agent.journal.save(record)
+        if let object = record.sealed { SealedFiles(folder: agent.sealedFolder, object: object).remove() }
     }
 }

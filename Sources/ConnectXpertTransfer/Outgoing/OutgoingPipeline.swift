@@ -40,9 +40,9 @@ struct Outgoing: TransferJob {
 struct OutgoingPipeline: Pipeline {
     let agent: Agent
 
-    var staging: [any Stage<Outgoing>] { [UploadStage(agent: agent)] }
+    var staging: [any Stage<Outgoing>] { [SealStage(agent: agent), UploadStage(agent: agent)] }
     var completing: [Step<Outgoing>] {
-        [.each(RenameStage(agent: agent)), .each(AfterUploadStage(agent: agent))]
+        [.each(RenameStage(agent: agent)), .each(ManifestStage(agent: agent)), .each(AfterUploadStage(agent: agent))]
     }
 
     func admit(_ file: OutboxFile, as running: RunningJob) -> Admission<Outgoing> {
@@ -61,7 +61,9 @@ struct OutgoingPipeline: Pipeline {
     func isGone(_ error: Error) -> Bool { error is SourceGone }
 
     func forget(_ attempt: Attempt<OutboxFile>) {
-        if let record = attempt.record { try? agent.journal.forget(id: record.id) }
+        guard let record = attempt.record else { return }
+        if let object = record.sealed { SealedFiles(folder: agent.sealedFolder, object: object).remove() }
+        try? agent.journal.forget(id: record.id)
     }
 
     /// An upload cut short leaves no temporary file behind.
@@ -70,8 +72,8 @@ struct OutgoingPipeline: Pipeline {
             return
         }
         try? agent.pool.withConnection(to: attempt.remote) { try $0.delete(temporary) }
-        record.temporary = nil
-        record.state = .queued
+        record.temporary = record.sealed == nil ? nil : record.temporary
+        record.state = record.sealed == nil ? .queued : .sealed
         try? agent.journal.save(record)
     }
 
@@ -90,6 +92,7 @@ struct OutgoingPipeline: Pipeline {
             record.state = .failed
             record.lastError = reason
             try? agent.journal.save(record)
+            if let object = record.sealed { SealedFiles(folder: agent.sealedFolder, object: object).remove() }
         }
         agent.count { $0.failed += 1 }
     }

@@ -1,0 +1,147 @@
+import ConnectXpertAge
+import Crypto
+import Foundation
+
+/// What a sealed file's second object says: who sealed it to whom, its place in their sequence,
+/// the file's path, size, time and mode, and the hashes of the plaintext and of the data object.
+/// It is signed by the sender (SSHSIG, so `ssh-keygen -Y verify` checks it), padded to a multiple
+/// of 1 KiB and sealed to the recipient: the drop learns nothing from it but that it exists.
+public struct Manifest: Codable, Equatable, Sendable {
+    public var from: String
+    public var fromKey: String
+    public var to: String
+    public var toKey: String
+    public var sequence: Int64
+    public var time: String
+    public var path: String
+    public var size: Int64
+    public var mtime: Int64
+    public var mode: UInt32
+    public var sha256: String
+    public var dataSHA256: String
+    public var object: String
+
+    static let namespace = "connectxpert-manifest@v1"
+    static let limit = 64 * 1024
+
+    public init(from: String, fromKey: String, to: String, toKey: String, sequence: Int64, time: Date, path: String,
+                size: Int64, mtime: Int64, mode: UInt32, sha256: String, dataSHA256: String, object: String) {
+        self.from = from
+        self.fromKey = fromKey
+        self.to = to
+        self.toKey = toKey
+        self.sequence = sequence
+        self.time = ISO8601DateFormatter().string(from: time)
+        self.path = path
+        self.size = size
+        self.mtime = mtime
+        self.mode = mode
+        self.sha256 = sha256
+        self.dataSHA256 = dataSHA256
+        self.object = object
+    }
+
+    /// The manifest signed by `sender` and sealed to `recipient`.
+    public func sealed(signedBy sender: IdentityKeys, to recipient: X25519Recipient) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = Array(try encoder.encode(self)) + [10]
+        var plaintext = body + Array(try sender.signing.sign(body, namespace: Self.namespace).utf8)
+        plaintext += [UInt8](repeating: 10, count: (1024 - plaintext.count % 1024) % 1024)
+        var sealed: [UInt8] = []
+        try Age.encrypt(to: [recipient], from: AgeBytesInput(plaintext), to: &sealed)
+        return sealed
+    }
+
+    /// Opens a sealed manifest with our keys and checks its signature with `senderKey`.
+    public static func open(_ sealed: [UInt8], with keys: IdentityKeys, senderKey: SigningPublicKey) throws(SealRefusal)
+        -> Manifest {
+        var plaintext: [UInt8] = []
+        do {
+            try Age.decrypt(with: [keys.age], from: AgeBytesInput(sealed), to: &plaintext)
+        } catch let error as AgeError {
+            throw error == .noMatch ? .notForUs : .tampered("the manifest is damaged (\(error.kind)): \(error)")
+        } catch {
+            throw .tampered("the manifest cannot be read: \(error)")
+        }
+        guard plaintext.count <= limit, let newline = plaintext.firstIndex(of: 10) else {
+            throw .tampered("the manifest is not one")
+        }
+        let body = Array(plaintext[...newline])
+        let rest = String(decoding: plaintext[(newline + 1)...], as: UTF8.self)
+        guard let end = rest.range(of: "-----END SSH SIGNATURE-----\n"),
+              rest[end.upperBound...].allSatisfy({ $0 == "\n" }) else { throw .unsigned }
+        guard senderKey.verifies(String(rest[..<end.upperBound]), of: body, namespace: namespace) else {
+            throw .forged("the manifest's signature is not the sender's pinned key's")
+        }
+        guard let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(body)) else {
+            throw .tampered("the signed manifest is not readable")
+        }
+        return manifest
+    }
+}
+
+/// Why a sealed object was refused. Nothing of it is delivered; it is kept aside on the drop.
+public enum SealRefusal: Error, Equatable, CustomStringConvertible {
+    /// It is not sealed to our key.
+    case notForUs
+    /// It was changed: a tag, a MAC or a hash does not match.
+    case tampered(String)
+    /// The manifest carries no signature.
+    case unsigned
+    /// A signature or a key is not the sender's pinned one.
+    case forged(String)
+    /// It names another recipient, or a sender other than the folder's.
+    case misaddressed(String)
+    /// Its sequence number or object was opened before.
+    case replay(String)
+
+    public var description: String {
+        switch self {
+        case .notForUs: "not sealed to our key"
+        case .tampered(let what): "tampered: \(what)"
+        case .unsigned: "unsigned: the manifest carries no signature"
+        case .forged(let what): "forged: \(what)"
+        case .misaddressed(let what): "misaddressed: \(what)"
+        case .replay(let what): "replay: \(what)"
+        }
+    }
+}
+
+/// An input that hashes what is read through it (a class: what reads it may hold a copy).
+public final class HashingInput<Input: AgeInput>: AgeInput {
+    var input: Input
+    private var hash = SHA256()
+
+    public init(_ input: Input) { self.input = input }
+
+    /// The SHA-256 of what was read so far, in lower-case hex.
+    public var digest: String { hash.hex() }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let count = try input.read(into: buffer)
+        hash.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+        return count
+    }
+}
+
+/// An output that hashes what is written through it.
+public struct HashingOutput<Output: AgeOutput>: AgeOutput {
+    var output: Output
+    private var hash = SHA256()
+
+    public init(_ output: Output) { self.output = output }
+
+    /// The SHA-256 of what was written so far, in lower-case hex.
+    public var digest: String { hash.hex() }
+
+    public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
+        hash.update(bufferPointer: bytes)
+        try output.write(bytes)
+    }
+}
+
+extension SHA256 {
+    /// The digest in lower-case hex, as the manifest writes it.
+    func hex() -> String { finalize().map { String(format: "%02x", $0) }.joined() }
+}

@@ -1,0 +1,128 @@
+import ConnectXpertAge
+import ConnectXpertJournal
+import ConnectXpertPolicy
+import ConnectXpertSeal
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+
+/// For a sealed object whose manifest is downloaded (`downloaded`): opens the manifest with our
+/// key and checks it (signed by the folder's sender's pinned key, to us, not a replay), downloads
+/// the data object, checks its hash, then opens it as a stream into the usual temporary file and
+/// checks the plaintext's hash. The file is then `staged` under the path the manifest names, and
+/// goes on as any received file (placed, fsynced, then both objects deleted remotely, data first).
+/// A refused object is moved aside on the drop, never deleted, and nothing of it is delivered.
+struct OpenStage: Stage {
+    let agent: Agent
+
+    var takes: Set<TransferState> { [.downloaded] }
+
+    func run(_ job: inout Incoming, through transport: any Transport) throws {
+        guard let object = job.record.sealed, let temporary = job.record.temporary,
+              let destination = job.record.destination else {
+            throw TransportError(.transient, "journal record without names")
+        }
+        let keys = try agent.sealingKeys()
+        let sender = job.record.peer
+        let scratch = temporary + ".data"
+        defer { _ = try? FileSystem.removeIfPresent(scratch) }
+        do {
+            let card: KeyCard
+            do {
+                card = try agent.peerCard(sender, trust: job.rule.trust, through: transport)
+            } catch let unknown as UnknownPeer {
+                throw SealRefusal.forged("\(unknown)")
+            }
+            let manifest = try Manifest.open(try FileSystem.readFile(temporary), with: keys,
+                                             senderKey: card.signing)
+            try check(manifest, object: object, card: card, keys: keys, record: job.record)
+            let data = SealedName.data(beside: job.record.source)
+            guard let entry = try transport.entry(at: data), entry.kind == .file else {
+                throw SealRefusal.tampered("the data object \(data) is missing")
+            }
+            try FileSystem.removeIfPresent(scratch)
+            let file = try FileDescriptor.create(scratch, mode: 0o600)
+            guard try transport.download(data, size: entry.size, from: 0, to: file, progress: { _ in true })
+                    == entry.size else {
+                throw TransportError(.transient, "\(transport.endpoint)/\(data) did not arrive whole")
+            }
+            let dataHash = HashingInput(try FileDescriptor.openForReading(scratch))
+            var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+            while try buffer.withUnsafeMutableBytes({ try dataHash.read(into: $0) }) > 0 {}
+            guard dataHash.digest == manifest.dataSHA256 else {
+                throw SealRefusal.tampered("the data object is not the one the manifest names (its hash differs)")
+            }
+            let place = try localPath(manifest.path, in: parentDirectory(of: destination))
+            try FileSystem.removeIfPresent(temporary)
+            let plaintext = HashingInput(try FileDescriptor.openForReading(scratch))
+            let output = try FileDescriptor.create(temporary)
+            var sink = HashingOutput(output)
+            do {
+                try Age.decrypt(with: [keys.age], from: plaintext, to: &sink)
+            } catch let error as AgeError {
+                throw SealRefusal.tampered("the data object does not open (\(error.kind)): \(error)")
+            }
+            guard sink.digest == manifest.sha256 else {
+                throw SealRefusal.tampered("the opened file is not the one the manifest names (its hash differs)")
+            }
+            try output.sync()
+            try FileSystem.setModificationTime(temporary, nanoseconds: manifest.mtime)
+            try agent.journal.markOpened(from: sender, sequence: manifest.sequence, object: object,
+                                         record: job.record.id)
+            job.record.destination = place
+            job.record.bytesDone = manifest.size
+            job.record.state = .staged
+            try agent.journal.save(job.record)
+        } catch let refusal as SealRefusal {
+            _ = try? FileSystem.removeIfPresent(temporary)
+            let aside = quarantine(job.record.source, through: transport)
+            throw PermanentFailure(reason: "sealed object refused: \(refusal)",
+                                   advice: "nothing was delivered; the objects are kept aside on the drop in \(aside)")
+        }
+    }
+
+    /// The manifest must be from the folder's sender, under its pinned key, to us, for this object,
+    /// and its sequence number and object must not have been opened by another transfer.
+    private func check(_ manifest: Manifest, object: String, card: KeyCard, keys: IdentityKeys,
+                       record: TransferRecord) throws {
+        let us = agent.policy.identity.id
+        guard manifest.to == us, manifest.toKey == keys.signing.publicKey.fingerprint else {
+            throw SealRefusal.misaddressed("it is for \(manifest.to) (\(manifest.toKey)), not for us")
+        }
+        guard manifest.from == record.peer, manifest.fromKey == card.fingerprint else {
+            throw SealRefusal.misaddressed("it says it is from \(manifest.from), found in \(record.peer)'s folder")
+        }
+        guard manifest.object == object else {
+            throw SealRefusal.tampered("the manifest names the object \(manifest.object), not \(object)")
+        }
+        if let opened = try agent.journal.opened(from: record.peer, sequence: manifest.sequence),
+           opened.record != record.id {
+            throw SealRefusal.replay("sequence number \(manifest.sequence) from \(record.peer) was opened before")
+        }
+        if try agent.journal.wasOpened(object: object, from: record.peer, otherThan: record.id) {
+            throw SealRefusal.replay("the object \(object) was opened before")
+        }
+    }
+
+    /// Where the manifest's relative path goes below the sender's inbox folder; a path that would
+    /// leave it, or a name no file may have, is refused.
+    private func localPath(_ path: String, in folder: String) throws -> String {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard !parts.isEmpty, parts.allSatisfy({ Names.problem(withComponent: $0) == nil }),
+              !Names.hasControlCharacter(path) else {
+            throw SealRefusal.tampered("the manifest names an unsafe path, \(Names.printable(path))")
+        }
+        return joinPath(folder, path)
+    }
+
+    /// Moves the manifest and its data aside, into the sender folder's hidden
+    /// `.connectxpert-quarantine/`; returns where.
+    private func quarantine(_ manifest: String, through transport: any Transport) -> String {
+        let aside = joinPath(parentDirectory(of: manifest), ".connectxpert-quarantine")
+        try? transport.makeDirectories(aside)
+        for name in [SealedName.data(beside: manifest), manifest] {
+            try? transport.rename(name, to: joinPath(aside, lastComponent(of: name)), replacing: true)
+        }
+        return aside
+    }
+}

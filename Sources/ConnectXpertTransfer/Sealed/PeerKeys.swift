@@ -1,0 +1,101 @@
+import ConnectXpertAge
+import ConnectXpertJournal
+import ConnectXpertPolicy
+import ConnectXpertSeal
+import ConnectXpertSystem
+import ConnectXpertTransport
+import Foundation
+
+/// The keys sealed files use, for both directions: ours, and each peer's, pinned in the journal.
+extension Agent {
+    /// Where sealed objects are written before they go up, and read after they come down.
+    var sealedFolder: String { joinPath(spool.state, "sealed") }
+
+    /// Our identity, or a permanent failure: the rule wants seals but we have no keys.
+    func sealingKeys() throws -> IdentityKeys {
+        guard let identity else {
+            throw PermanentFailure(reason: "the rule seals, but there is no usable identity (see the log at start)",
+                                   advice: "make one with 'connectxpert identity init'")
+        }
+        return identity
+    }
+
+    /// The peer's pinned card. Once per run the card on the drop is compared with the pin: a
+    /// changed key stops the peer's files (both ways) until a person runs `peer trust ID --replace`.
+    /// A peer seen for the first time is pinned with `trust: accept-new`; with `verified` its files
+    /// wait for a person. A peer without a card on the drop is not known.
+    func peerCard(_ peer: String, trust: PeerTrustMode, through transport: any Transport) throws -> KeyCard {
+        let pinned = try journal.peer(peer)
+        if var pin = pinned, pin.changedFingerprint == nil,
+           checkedCards.withLock({ $0.insert(peer).inserted }) {
+            if let (card, text) = try fetchCard(peer, through: transport), card.fingerprint != pin.fingerprint {
+                pin.changedCard = text
+                pin.changedFingerprint = card.fingerprint
+                try journal.pin(pin)
+                logger.error("""
+                    a peer's key changed: nothing goes to or comes from it until a person compares the new key and \
+                    runs: connectxpert peer trust \(peer) --replace
+                    """, metadata: [
+                    "peer.id": "\(peer)", "peer.pinned": "\(pin.fingerprint)", "peer.new": "\(card.fingerprint)",
+                ])
+            }
+        }
+        if let pin = try journal.peer(peer) {
+            if let changed = pin.changedFingerprint {
+                throw TransportError(.transient, "\(peer)'s key changed (pinned \(pin.fingerprint), now \(changed)): "
+                                     + "waiting for 'connectxpert peer trust \(peer) --replace'")
+            }
+            return try KeyCard(published: Array(pin.card.utf8), expectedID: peer)
+        }
+        guard let (card, text) = try fetchCard(peer, through: transport) else {
+            throw UnknownPeer(id: peer)
+        }
+        guard trust == .acceptNew else {
+            throw TransportError(.transient, "\(peer)'s key \(card.fingerprint) is not pinned: compare it with \(peer), "
+                                 + "then run 'connectxpert peer trust \(peer)' (or set trust: accept-new)")
+        }
+        try journal.pin(PinnedPeer(id: peer, card: text, fingerprint: card.fingerprint, trust: .accepted,
+                                   pinned: Date().timeIntervalSince1970))
+        logger.notice("pinned a peer's key on first sight (trust: accept-new)",
+                      metadata: ["peer.id": "\(peer)", "peer.fingerprint": "\(card.fingerprint)"])
+        return card
+    }
+
+    private func fetchCard(_ peer: String, through transport: any Transport) throws -> (KeyCard, String)? {
+        guard let bytes = try transport.fetch(Self.cardPath(of: peer), limit: 64 * 1024, scratch: spool.state) else {
+            return nil
+        }
+        do {
+            return (try KeyCard(published: bytes, expectedID: peer), String(decoding: bytes, as: UTF8.self))
+        } catch {
+            throw TransportError(.transient, "\(error)")
+        }
+    }
+}
+
+/// A peer with no key card on the drop: nothing can be sealed to it, nor anything from it checked.
+struct UnknownPeer: Error, CustomStringConvertible {
+    let id: String
+    var description: String { "\(id) has no key card on the drop (keys/\(id).pub): \(id)'s agent publishes it" }
+}
+
+/// A sealed object's two names on the drop: `<object>.data` and `<object>.manifest`.
+enum SealedName {
+    /// 128 random bits, in hex: the name reveals nothing.
+    static func random() -> String {
+        (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+
+    /// The object a drop name is part of, and whether it is the manifest; nil for a name of another kind.
+    static func parse(_ name: String) -> (object: String, isManifest: Bool)? {
+        for (suffix, isManifest) in [(".manifest", true), (".data", false)] where name.hasSuffix(suffix) {
+            let object = String(name.dropLast(suffix.count))
+            if object.count == 32, object.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) { return (object, isManifest) }
+        }
+        return nil
+    }
+
+    static func data(beside manifest: String) -> String {
+        String(manifest.dropLast(".manifest".count)) + ".data"
+    }
+}
