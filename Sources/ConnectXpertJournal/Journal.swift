@@ -165,6 +165,12 @@ public final class Journal: Sendable {
         try select("WHERE state NOT IN ('done', 'failed') ORDER BY id", [])
     }
 
+    /// Sealed objects refused on receipt (tampered, forged, replayed…), the newest first.
+    public func refusedSealed(limit: Int) throws -> [TransferRecord] {
+        try select("WHERE direction = 'in' AND state = 'failed' AND sealed IS NOT NULL ORDER BY id DESC LIMIT ?",
+                   [.integer(Int64(limit))])
+    }
+
     /// The newest transfers first.
     public func history(limit: Int) throws -> [TransferRecord] {
         try select("WHERE state IN ('done', 'failed') ORDER BY updated DESC, id DESC LIMIT ?", [.integer(Int64(limit))])

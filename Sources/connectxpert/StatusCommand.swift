@@ -57,6 +57,11 @@ struct StatusCommand: ParsableCommand {
                       + "(ours \(registration.fingerprint)); nothing is sent sealed there")
             }
         }
+        let refused = FileSystem.exists(spool.journal) ? try openJournal(spool.journal).refusedSealed(limit: 20) : []
+        if !refused.isEmpty { print("\nRefused sealed objects (kept aside on the drop):") }
+        for record in refused {
+            print("  \(record.remote):\(record.source) from \(record.peer): \(record.lastError ?? "refused")")
+        }
         let reasons = FileManager.default.enumerator(atPath: spool.failed)?.allObjects
             .compactMap { $0 as? String }.filter { $0.hasSuffix(".reason") }.count ?? 0
         if reasons > 0 {

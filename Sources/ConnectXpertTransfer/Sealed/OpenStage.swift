@@ -53,6 +53,7 @@ struct OpenStage: Stage {
                 throw SealRefusal.tampered("the data object is not the one the manifest names (its hash differs)")
             }
             let place = try localPath(manifest.path, in: parentDirectory(of: destination))
+            try FileSystem.createDirectories(parentDirectory(of: place))
             try FileSystem.removeIfPresent(temporary)
             let plaintext = HashingInput(try FileDescriptor.openForReading(scratch))
             let output = try FileDescriptor.create(temporary)

@@ -1,0 +1,245 @@
+import ConnectXpertSystem
+import ConnectXpertTestSupport
+import Foundation
+import Testing
+
+/// alice and bob, each with an identity, each having pinned the other's key (`peer trust`),
+/// alice's outbox rule sealing (`seal: true`).
+struct SealedAgents {
+    let agents: TwoAgents
+
+    init(_ agents: TwoAgents) throws {
+        self.agents = agents
+        for id in ["alice", "bob"] {
+            try agents.editPolicy(id, replacing: "  - recipients: [\"*\"]\n    remote: drop\n",
+                                  with: "  - recipients: [\"*\"]\n    remote: drop\n    seal: true\n")
+            try #require(try run(id, "identity", "init").status == 0)
+            try #require(try agents.once(id).status == 0, "publishes the key card")
+        }
+        try #require(try run("alice", "peer", "trust", "bob").status == 0)
+        try #require(try run("bob", "peer", "trust", "alice").status == 0)
+    }
+
+    func run(_ id: String, _ arguments: String...) throws -> Outcome {
+        try AgentProcess(arguments + ["--policy", agents.policyPath(id)], in: joinPath(agents.root, id)).wait()
+    }
+
+    /// Where the drop's files are, as the server keeps them.
+    var drop: String { agents.remoteFolder ?? agents.drop }
+    var folder: String { joinPath(drop, "alice->bob") }
+    func key(_ id: String, _ name: String) -> String { joinPath(agents.root, id, "spool/.identity", name) }
+
+    /// The objects waiting in alice->bob/, by object name.
+    func objects() -> [String] {
+        Set(files(below: folder).filter { !$0.hasPrefix(".") }.map { String($0.prefix(32)) }).sorted()
+    }
+}
+
+/// Files sealed end to end: what the drop holds says nothing but sizes, the stock age CLI and
+/// ssh-keygen check what was made, and every object that was changed, forged or replayed is
+/// refused, kept aside and shown.
+@Suite struct SealedExchangeTests {
+    static let marker = "PLUGH-marker"
+
+    func send(_ sealed: SealedAgents, _ contents: [String: [UInt8]]) throws {
+        for (path, bytes) in contents { try write(joinPath(sealed.agents.outbox("alice", to: "bob"), path), bytes) }
+        let sent = try sealed.agents.once("alice")
+        #expect(sent.status == 0, "\(sent.stderr)")
+    }
+
+    static let contents: [String: [UInt8]] = [
+        "\(marker)-report.txt": Array("the \(marker) is inside\n".utf8),
+        "sub/deep \(marker).bin": (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) },
+        "empty.txt": [],
+    ]
+
+    @Test func sealedFilesArriveWholeAndTheDropLearnsNothingOfThem() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        defer { sealed.agents.remove() }
+        try send(sealed, Self.contents)
+        #expect(sealed.objects().count == 3)
+        #expect(files(below: sealed.folder).filter { !$0.hasPrefix(".") }.allSatisfy {
+            $0.range(of: #"^[0-9a-f]{32}\.(data|manifest)$"#, options: .regularExpression) != nil
+        })
+        try expectNoTrace(of: Self.marker, in: sealed.drop)
+
+        // The data objects are stock age files for bob's key; the manifests are signed by alice.
+        var opened: Set<[UInt8]> = []
+        for object in sealed.objects() {
+            let data = try runProgram("/usr/bin/age", ["-d", "-i", sealed.key("bob", "age.key"),
+                                                       joinPath(sealed.folder, object + ".data")])
+            #expect(data.status == 0)
+            opened.insert(Array(data.output.utf8))
+            try checkManifestSignature(sealed, object: object)
+        }
+        #expect(opened.contains(Self.contents["\(Self.marker)-report.txt"]!) && opened.contains([]))
+
+        let received = try sealed.agents.once("bob")
+        #expect(received.status == 0, "\(received.stderr)")
+        for (path, bytes) in Self.contents {
+            let arrived = read(joinPath(sealed.agents.inbox("bob", from: "alice"), path))
+            #expect(arrived == bytes ? true : false, "\(path) arrived whole: \(arrived?.count ?? -1) bytes")
+        }
+        #expect(files(below: sealed.folder).filter { !$0.hasPrefix(".") }.isEmpty, "both objects deleted")
+        #expect(files(below: sealed.agents.inbox("bob", from: "alice")).count == 3, "no temporary file left")
+    }
+
+    /// The manifest opens with `age -d` and its signature verifies with `ssh-keygen -Y verify`.
+    func checkManifestSignature(_ sealed: SealedAgents, object: String) throws {
+        let manifest = try runProgram("/usr/bin/age", ["-d", "-i", sealed.key("bob", "age.key"),
+                                                       joinPath(sealed.folder, object + ".manifest")])
+        #expect(manifest.status == 0 && manifest.output.utf8.count % 1024 == 0, "padded to 1 KiB")
+        let body = String(manifest.output.prefix { $0 != "\n" }) + "\n"
+        let signature = String(manifest.output.dropFirst(body.count)).trimmingCharacters(in: .newlines) + "\n"
+        let signatureFile = joinPath(sealed.agents.root, "manifest.sig")
+        try FileSystem.writeFileAtomically(signatureFile, contents: Array(signature.utf8))
+        let publicKey = try String(contentsOfFile: sealed.key("alice", "signing.key.pub"), encoding: .utf8)
+        let signers = joinPath(sealed.agents.root, "allowed_signers")
+        try FileSystem.writeFileAtomically(signers, contents: Array("alice \(publicKey)".utf8))
+        let verified = try runProgram("/usr/bin/ssh-keygen", [
+            "-Y", "verify", "-f", signers, "-I", "alice", "-n", "connectxpert-manifest@v1", "-s", signatureFile,
+        ], input: Array(body.utf8))
+        #expect(verified.status == 0, "\(verified.errors)")
+        #expect(body.contains("\"from\":\"alice\"") && body.contains("\"to\":\"bob\""))
+    }
+
+    /// A refusal: nothing delivered, no temporary file, both objects kept aside on the drop,
+    /// the reason in `status`, and no retry loop.
+    func expectRefused(_ sealed: SealedAgents, _ kind: String, objects: Int = 1) throws {
+        let received = try sealed.agents.once("bob")
+        #expect(received.status == 65, "\(received.stderr)")
+        #expect(received.stderr.contains("sealed object refused: \(kind)"), "\(received.stderr)")
+        #expect(files(below: sealed.agents.inbox("bob", from: "alice")).isEmpty, "nothing delivered, no temporary file")
+        #expect(sealed.objects().isEmpty)
+        #expect(files(below: joinPath(sealed.folder, ".connectxpert-quarantine")).count == 2 * objects)
+        let status = try sealed.run("bob", "status").stdout
+        #expect(status.contains("Refused sealed objects (kept aside on the drop):"))
+        #expect(status.contains("from alice: sealed object refused: \(kind)"), "\(status)")
+        let again = try sealed.agents.once("bob")
+        #expect(again.status == 0 && !again.stderr.contains("refused"), "refused once, not retried")
+    }
+
+    @Test func aTamperedDataObjectIsRefused() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        defer { sealed.agents.remove() }
+        try send(sealed, ["letter.txt": Array("dear bob".utf8)])
+        let data = joinPath(sealed.folder, sealed.objects()[0] + ".data")
+        var bytes = try #require(read(data))
+        bytes[bytes.count - 1] ^= 1
+        try FileSystem.writeFileAtomically(data, contents: bytes)
+        try expectRefused(sealed, "tampered: the data object is not the one the manifest names")
+    }
+
+    @Test func dataObjectsSwappedBetweenTwoTransfersAreRefused() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        defer { sealed.agents.remove() }
+        try send(sealed, ["one.txt": Array("one".utf8), "two.txt": Array("two".utf8)])
+        let (first, second) = (sealed.objects()[0], sealed.objects()[1])
+        let swap = joinPath(sealed.agents.root, "swap")
+        try FileSystem.rename(joinPath(sealed.folder, first + ".data"), to: swap)
+        try FileSystem.rename(joinPath(sealed.folder, second + ".data"), to: joinPath(sealed.folder, first + ".data"))
+        try FileSystem.rename(swap, to: joinPath(sealed.folder, second + ".data"))
+        try expectRefused(sealed, "tampered: the data object is not the one the manifest names", objects: 2)
+    }
+
+    @Test func aReplayedObjectIsRefused() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        defer { sealed.agents.remove() }
+        try send(sealed, ["pay.txt": Array("pay 10".utf8)])
+        let object = sealed.objects()[0]
+        let copies = joinPath(sealed.agents.root, "copies")
+        try FileSystem.createDirectories(copies)
+        for name in [object + ".data", object + ".manifest"] {
+            try FileSystem.copyFile(joinPath(sealed.folder, name), to: joinPath(copies, name))
+        }
+        #expect(try sealed.agents.once("bob").status == 0)
+        for name in [object + ".data", object + ".manifest"] {
+            try FileSystem.copyFile(joinPath(copies, name), to: joinPath(sealed.folder, name))
+        }
+        try FileManager.default.removeItem(atPath: joinPath(sealed.agents.inbox("bob", from: "alice"), "pay.txt"))
+        try expectRefused(sealed, "replay: sequence number 1 from alice was opened before")
+    }
+
+    /// An object alice sealed for carol, moved into alice->bob.
+    @Test func anObjectForAnotherRecipientIsRefused() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        defer { sealed.agents.remove() }
+        let carol = joinPath(sealed.agents.root, "carol")
+        try FileSystem.createDirectories(carol)
+        let policy = try String(contentsOfFile: sealed.agents.policyPath("bob"), encoding: .utf8)
+        try FileSystem.writeFileAtomically(joinPath(carol, "policies.yaml"),
+                                           contents: Array(policy.replacingOccurrences(of: "id: bob", with: "id: carol").utf8))
+        #expect(try connectxpert("identity", "init", in: carol).status == 0)
+        #expect(try connectxpert("run", "--once", in: carol).status == 0)
+        #expect(try sealed.run("alice", "peer", "trust", "carol").status == 0)
+        try write(joinPath(sealed.agents.outbox("alice", to: "carol"), "for-carol.txt"), "c")
+        #expect(try sealed.agents.once("alice").status == 0)
+        let forCarol = joinPath(sealed.drop, "alice->carol")
+        try FileSystem.createDirectories(sealed.folder)
+        for name in files(below: forCarol) { try FileSystem.rename(joinPath(forCarol, name), to: joinPath(sealed.folder, name)) }
+        try expectRefused(sealed, "not sealed to our key")
+    }
+
+    @Test func aManifestSignedByAnotherKeyIsRefused() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        defer { sealed.agents.remove() }
+        // mallory seals to bob (accept-new) and puts it in alice's folder.
+        let mallory = joinPath(sealed.agents.root, "mallory")
+        try FileSystem.createDirectories(mallory)
+        let policy = try String(contentsOfFile: sealed.agents.policyPath("alice"), encoding: .utf8)
+        try FileSystem.writeFileAtomically(joinPath(mallory, "policies.yaml"), contents: Array(
+            policy.replacingOccurrences(of: "id: alice", with: "id: mallory")
+                .replacingOccurrences(of: "    seal: true\n", with: "    seal: true\n    trust: accept-new\n").utf8))
+        #expect(try connectxpert("identity", "init", in: mallory).status == 0)
+        try write(joinPath(mallory, "spool/outbox/bob/forged.txt"), "trust me")
+        #expect(try connectxpert("run", "--once", in: mallory).status == 0)
+        let fromMallory = joinPath(sealed.drop, "mallory->bob")
+        try FileSystem.createDirectories(sealed.folder)
+        for name in files(below: fromMallory) {
+            try FileSystem.rename(joinPath(fromMallory, name), to: joinPath(sealed.folder, name))
+        }
+        try expectRefused(sealed, "forged: the manifest's signature is not the sender's pinned key's")
+    }
+
+    @Test func anUnsignedManifestIsRefused() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        defer { sealed.agents.remove() }
+        let recipient = String(try sealed.run("bob", "identity", "show").stdout.split(separator: "\n")[1])
+        let object = String(repeating: "ab", count: 16)
+        let plain = joinPath(sealed.agents.root, "plain")
+        try write(plain, "{\"from\":\"alice\",\"to\":\"bob\"}\n")
+        try FileSystem.createDirectories(sealed.folder)
+        try runChecked("/usr/bin/age", ["-r", recipient, "-o", joinPath(sealed.folder, object + ".manifest"), plain])
+        try runChecked("/usr/bin/age", ["-r", recipient, "-o", joinPath(sealed.folder, object + ".data"), plain])
+        try expectRefused(sealed, "unsigned: the manifest carries no signature")
+    }
+
+    /// alice makes new keys: bob's agent refuses her files, keeps them on the drop, and says so,
+    /// until bob replaces the pin.
+    @Test func aChangedKeyStopsTheSenderUntilAPersonReplacesIt() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        defer { sealed.agents.remove() }
+        try FileManager.default.removeItem(atPath: joinPath(sealed.agents.alice, "spool/.identity"))
+        try FileManager.default.removeItem(atPath: joinPath(sealed.drop, "keys/alice.pub"))
+        #expect(try sealed.run("alice", "identity", "init").status == 0)
+        try send(sealed, ["after.txt": Array("new keys".utf8)])
+        let waiting = try sealed.agents.once("bob")
+        #expect(waiting.status == 75, "\(waiting.stderr)")
+        #expect(waiting.stderr.contains("a peer's key changed"))
+        #expect(sealed.objects().count == 1, "the objects stay on the drop")
+        #expect(files(below: sealed.agents.inbox("bob", from: "alice")).filter { !$0.hasPrefix(".") }.isEmpty)
+        #expect(try sealed.run("bob", "peer", "list").stdout.contains("KEY CHANGED to "))
+        #expect(try sealed.run("bob", "peer", "trust", "alice", "--replace").status == 0)
+        #expect(try sealed.agents.once("bob").status == 0)
+        #expect(read(joinPath(sealed.agents.inbox("bob", from: "alice"), "after.txt")) == Array("new keys".utf8))
+    }
+}
+
+/// Fails when `marker` is in any file's name or content below `folder`.
+func expectNoTrace(of marker: String, in folder: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    for path in files(below: folder) {
+        #expect(!path.contains(marker), "a name on the drop holds the marker: \(path)", sourceLocation: sourceLocation)
+        let bytes = try FileSystem.readFile(joinPath(folder, path))
+        #expect(bytes.firstRange(of: Array(marker.utf8)) == nil, "\(path) holds the marker", sourceLocation: sourceLocation)
+    }
+}
