@@ -41,7 +41,7 @@ struct SealedAgents {
 @Suite struct SealedExchangeTests {
     static let marker = "PLUGH-marker"
 
-    func send(_ sealed: SealedAgents, _ contents: [String: [UInt8]]) throws {
+    static func send(_ sealed: SealedAgents, _ contents: [String: [UInt8]]) throws {
         for (path, bytes) in contents { try write(joinPath(sealed.agents.outbox("alice", to: "bob"), path), bytes) }
         let sent = try sealed.agents.once("alice")
         #expect(sent.status == 0, "\(sent.stderr)")
@@ -56,51 +56,7 @@ struct SealedAgents {
     @Test func sealedFilesArriveWholeAndTheDropLearnsNothingOfThem() throws {
         let sealed = try SealedAgents(try TwoAgents())
         defer { sealed.agents.remove() }
-        try send(sealed, Self.contents)
-        #expect(sealed.objects().count == 3)
-        #expect(files(below: sealed.folder).filter { !$0.hasPrefix(".") }.allSatisfy {
-            $0.range(of: #"^[0-9a-f]{32}\.(data|manifest)$"#, options: .regularExpression) != nil
-        })
-        try expectNoTrace(of: Self.marker, in: sealed.drop)
-
-        // The data objects are stock age files for bob's key; the manifests are signed by alice.
-        var opened: Set<[UInt8]> = []
-        for object in sealed.objects() {
-            let data = try runProgram("/usr/bin/age", ["-d", "-i", sealed.key("bob", "age.key"),
-                                                       joinPath(sealed.folder, object + ".data")])
-            #expect(data.status == 0)
-            opened.insert(Array(data.output.utf8))
-            try checkManifestSignature(sealed, object: object)
-        }
-        #expect(opened.contains(Self.contents["\(Self.marker)-report.txt"]!) && opened.contains([]))
-
-        let received = try sealed.agents.once("bob")
-        #expect(received.status == 0, "\(received.stderr)")
-        for (path, bytes) in Self.contents {
-            let arrived = read(joinPath(sealed.agents.inbox("bob", from: "alice"), path))
-            #expect(arrived == bytes ? true : false, "\(path) arrived whole: \(arrived?.count ?? -1) bytes")
-        }
-        #expect(files(below: sealed.folder).filter { !$0.hasPrefix(".") }.isEmpty, "both objects deleted")
-        #expect(files(below: sealed.agents.inbox("bob", from: "alice")).count == 3, "no temporary file left")
-    }
-
-    /// The manifest opens with `age -d` and its signature verifies with `ssh-keygen -Y verify`.
-    func checkManifestSignature(_ sealed: SealedAgents, object: String) throws {
-        let manifest = try runProgram("/usr/bin/age", ["-d", "-i", sealed.key("bob", "age.key"),
-                                                       joinPath(sealed.folder, object + ".manifest")])
-        #expect(manifest.status == 0 && manifest.output.utf8.count % 1024 == 0, "padded to 1 KiB")
-        let body = String(manifest.output.prefix { $0 != "\n" }) + "\n"
-        let signature = String(manifest.output.dropFirst(body.count)).trimmingCharacters(in: .newlines) + "\n"
-        let signatureFile = joinPath(sealed.agents.root, "manifest.sig")
-        try FileSystem.writeFileAtomically(signatureFile, contents: Array(signature.utf8))
-        let publicKey = try String(contentsOfFile: sealed.key("alice", "signing.key.pub"), encoding: .utf8)
-        let signers = joinPath(sealed.agents.root, "allowed_signers")
-        try FileSystem.writeFileAtomically(signers, contents: Array("alice \(publicKey)".utf8))
-        let verified = try runProgram("/usr/bin/ssh-keygen", [
-            "-Y", "verify", "-f", signers, "-I", "alice", "-n", "connectxpert-manifest@v1", "-s", signatureFile,
-        ], input: Array(body.utf8))
-        #expect(verified.status == 0, "\(verified.errors)")
-        #expect(body.contains("\"from\":\"alice\"") && body.contains("\"to\":\"bob\""))
+        try checkSealedExchange(sealed, send: Self.send)
     }
 
     /// A refusal: nothing delivered, no temporary file, both objects kept aside on the drop,
@@ -122,7 +78,7 @@ struct SealedAgents {
     @Test func aTamperedDataObjectIsRefused() throws {
         let sealed = try SealedAgents(try TwoAgents())
         defer { sealed.agents.remove() }
-        try send(sealed, ["letter.txt": Array("dear bob".utf8)])
+        try Self.send(sealed, ["letter.txt": Array("dear bob".utf8)])
         let data = joinPath(sealed.folder, sealed.objects()[0] + ".data")
         var bytes = try #require(read(data))
         bytes[bytes.count - 1] ^= 1
@@ -133,7 +89,7 @@ struct SealedAgents {
     @Test func dataObjectsSwappedBetweenTwoTransfersAreRefused() throws {
         let sealed = try SealedAgents(try TwoAgents())
         defer { sealed.agents.remove() }
-        try send(sealed, ["one.txt": Array("one".utf8), "two.txt": Array("two".utf8)])
+        try Self.send(sealed, ["one.txt": Array("one".utf8), "two.txt": Array("two".utf8)])
         let (first, second) = (sealed.objects()[0], sealed.objects()[1])
         let swap = joinPath(sealed.agents.root, "swap")
         try FileSystem.rename(joinPath(sealed.folder, first + ".data"), to: swap)
@@ -145,7 +101,7 @@ struct SealedAgents {
     @Test func aReplayedObjectIsRefused() throws {
         let sealed = try SealedAgents(try TwoAgents())
         defer { sealed.agents.remove() }
-        try send(sealed, ["pay.txt": Array("pay 10".utf8)])
+        try Self.send(sealed, ["pay.txt": Array("pay 10".utf8)])
         let object = sealed.objects()[0]
         let copies = joinPath(sealed.agents.root, "copies")
         try FileSystem.createDirectories(copies)
@@ -222,7 +178,7 @@ struct SealedAgents {
         try FileManager.default.removeItem(atPath: joinPath(sealed.agents.alice, "spool/.identity"))
         try FileManager.default.removeItem(atPath: joinPath(sealed.drop, "keys/alice.pub"))
         #expect(try sealed.run("alice", "identity", "init").status == 0)
-        try send(sealed, ["after.txt": Array("new keys".utf8)])
+        try Self.send(sealed, ["after.txt": Array("new keys".utf8)])
         let waiting = try sealed.agents.once("bob")
         #expect(waiting.status == 75, "\(waiting.stderr)")
         #expect(waiting.stderr.contains("a peer's key changed"))
@@ -235,11 +191,82 @@ struct SealedAgents {
     }
 }
 
+/// alice sends three sealed files (one in a subfolder, one empty, names and contents with a
+/// marker); the drop holds nothing but pairs of random names without the marker; the data objects
+/// open with `age -d` and the manifests' signatures verify with `ssh-keygen -Y verify`; bob receives
+/// them whole, and both objects of each are deleted.
+func checkSealedExchange(_ sealed: SealedAgents, send: (SealedAgents, [String: [UInt8]]) throws -> Void) throws {
+    let contents = SealedExchangeTests.contents
+    try send(sealed, contents)
+    #expect(sealed.objects().count == 3)
+    #expect(files(below: sealed.folder).filter { !$0.hasPrefix(".") }.allSatisfy {
+        $0.range(of: #"^[0-9a-f]{32}\.(data|manifest)$"#, options: .regularExpression) != nil
+    })
+    try expectNoTrace(of: SealedExchangeTests.marker, in: sealed.drop)
+    var opened: Set<[UInt8]> = []
+    for object in sealed.objects() {
+        let data = try runProgram("/usr/bin/age", ["-d", "-i", sealed.key("bob", "age.key"),
+                                                   joinPath(sealed.folder, object + ".data")])
+        #expect(data.status == 0)
+        opened.insert(Array(data.output.utf8))
+        try checkManifestSignature(sealed, object: object)
+    }
+    #expect(opened.contains(contents["\(SealedExchangeTests.marker)-report.txt"]!) && opened.contains([]))
+
+    let received = try sealed.agents.once("bob")
+    #expect(received.status == 0, "\(received.stderr)")
+    for (path, bytes) in contents {
+        let arrived = read(joinPath(sealed.agents.inbox("bob", from: "alice"), path))
+        #expect(arrived == bytes ? true : false, "\(path) arrived whole: \(arrived?.count ?? -1) bytes")
+    }
+    #expect(files(below: sealed.folder).filter { !$0.hasPrefix(".") }.isEmpty, "both objects deleted")
+    #expect(files(below: sealed.agents.inbox("bob", from: "alice")).count == 3, "no temporary file left")
+}
+
+/// The manifest opens with `age -d` and its signature verifies with `ssh-keygen -Y verify`.
+func checkManifestSignature(_ sealed: SealedAgents, object: String) throws {
+    let manifest = try runProgram("/usr/bin/age", ["-d", "-i", sealed.key("bob", "age.key"),
+                                                   joinPath(sealed.folder, object + ".manifest")])
+    #expect(manifest.status == 0 && manifest.output.utf8.count % 1024 == 0, "padded to 1 KiB")
+    let body = String(manifest.output.prefix { $0 != "\n" }) + "\n"
+    let signature = String(manifest.output.dropFirst(body.count)).trimmingCharacters(in: .newlines) + "\n"
+    let signatureFile = joinPath(sealed.agents.root, "manifest.sig")
+    try FileSystem.writeFileAtomically(signatureFile, contents: Array(signature.utf8))
+    let publicKey = try String(contentsOfFile: sealed.key("alice", "signing.key.pub"), encoding: .utf8)
+    let signers = joinPath(sealed.agents.root, "allowed_signers")
+    try FileSystem.writeFileAtomically(signers, contents: Array("alice \(publicKey)".utf8))
+    let verified = try runProgram("/usr/bin/ssh-keygen", [
+        "-Y", "verify", "-f", signers, "-I", "alice", "-n", "connectxpert-manifest@v1", "-s", signatureFile,
+    ], input: Array(body.utf8))
+    #expect(verified.status == 0, "\(verified.errors)")
+    #expect(body.contains("\"from\":\"alice\"") && body.contains("\"to\":\"bob\""))
+}
+
 /// Fails when `marker` is in any file's name or content below `folder`.
 func expectNoTrace(of marker: String, in folder: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
     for path in files(below: folder) {
         #expect(!path.contains(marker), "a name on the drop holds the marker: \(path)", sourceLocation: sourceLocation)
         let bytes = try FileSystem.readFile(joinPath(folder, path))
         #expect(bytes.firstRange(of: Array(marker.utf8)) == nil, "\(path) holds the marker", sourceLocation: sourceLocation)
+    }
+}
+
+/// The same over the servers: sshd, and plain FTP (`tls: off`), where sealing matters most.
+@Suite(.enabled(if: canRunServerTests, "needs root to run sshd and vsftpd"))
+struct SealedServerExchangeTests {
+    @Test func overSFTP() throws {
+        let sealed = try SealedAgents(try TwoAgents(sftp: SSHTestServer.shared, folder: "sealed-" + UUID().uuidString.prefix(8)))
+        defer { sealed.agents.remove() }
+        try checkSealedExchange(sealed, send: SealedExchangeTests.send)
+    }
+
+    @Test func overPlainFTP() throws {
+        let server = try FTPTestServer(tls: false)
+        let folder = "sealed-" + UUID().uuidString.prefix(8)
+        let sealed = try SealedAgents(try TwoAgents(server: server, folder: folder, lines: [
+            "url: \(server.url(folder))", "password_file: \(server.passwordFile)", "tls: off",
+        ]))
+        defer { sealed.agents.remove() }
+        try withExtendedLifetime(server) { try checkSealedExchange(sealed, send: SealedExchangeTests.send) }
     }
 }
