@@ -270,3 +270,46 @@ struct SealedServerExchangeTests {
         try withExtendedLifetime(server) { try checkSealedExchange(sealed, send: SealedExchangeTests.send) }
     }
 }
+
+/// `kill -9` of both daemons at any moment during 200 sealed transfers, then a restart: each file
+/// is delivered once and whole, and nothing is left on the drop or in the spools.
+@Suite struct SealedCrashTests {
+    @Test func killDashNineDuringTwoHundredSealedFilesDeliversEachExactlyOnce() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        let agents = sealed.agents
+        defer { agents.remove() }
+        let outbox = agents.outbox("alice", to: "bob"), inbox = agents.inbox("bob", from: "alice")
+        let staging = joinPath(agents.root, "staging")
+        try FileSystem.createDirectories(outbox)
+        let count = 200
+        var expected: [String: [UInt8]] = [:]
+        for index in 0..<count {
+            expected["file-\(index).txt"] = Array("sealed content of file \(index)\n".utf8)
+            try write(joinPath(staging, "file-\(index).txt"), expected["file-\(index).txt"]!)
+        }
+        var alice = try agents.startDaemon("alice"), bob = try agents.startDaemon("bob")
+        for name in try FileSystem.contents(of: staging) {
+            try FileSystem.rename(joinPath(staging, name), to: joinPath(outbox, name))
+        }
+        for threshold in [30, 110] {
+            #expect(eventually(timeout: 60) { files(below: inbox).count >= threshold })
+            for agent in [alice, bob] {
+                agent.signal(SIGKILL)
+                agent.wait()
+            }
+            if threshold == 30 {
+                alice = try agents.daemon("alice")
+                bob = try agents.daemon("bob")
+            }
+        }
+        #expect(try agents.once("alice").status == 0)
+        let finish = try agents.once("bob")
+        #expect(finish.status == 0, "\(try sealed.run("bob", "status").stdout)")
+        let delivered = files(below: inbox)
+        #expect(delivered.count == count, "no file lost, none twice, no temporary left: \(delivered.count)")
+        #expect(delivered.filter { $0.contains(" (") || $0.hasPrefix(".") }.isEmpty)
+        #expect(delivered.allSatisfy { read(joinPath(inbox, $0)) == expected[$0] })
+        #expect(files(below: sealed.folder).isEmpty, "both objects of every file deleted from the drop")
+        #expect(files(below: outbox).isEmpty)
+    }
+}

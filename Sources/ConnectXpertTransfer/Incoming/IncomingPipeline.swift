@@ -113,7 +113,7 @@ struct IncomingPipeline: Pipeline {
 
     func forget(_ attempt: Attempt<IncomingFile>) {
         guard let record = attempt.record else { return }
-        if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
+        record.removeTemporaryFiles()
         try? agent.journal.forget(id: record.id)
     }
 
@@ -127,7 +127,7 @@ struct IncomingPipeline: Pipeline {
     /// The remote copy stays where it is, and a person has to look.
     func giveUp(_ attempt: Attempt<IncomingFile>, reason: String, advice: String?, log: Logger) {
         if var record = attempt.record {
-            if let temporary = record.temporary { _ = try? FileSystem.removeIfPresent(temporary) }
+            record.removeTemporaryFiles()
             record.state = .failed
             record.lastError = reason
             try? agent.journal.save(record)

@@ -41,6 +41,7 @@ struct PlaceStage: Stage {
                 }
             }
         }
+        if job.record.sealed != nil { _ = try? FileSystem.removeIfPresent(temporary + ".manifest") }
         job.record.state = .delivered
     }
 }

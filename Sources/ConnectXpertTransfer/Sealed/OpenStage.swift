@@ -12,6 +12,7 @@ import Foundation
 /// checks the plaintext's hash. The file is then `staged` under the path the manifest names, and
 /// goes on as any received file (placed, fsynced, then both objects deleted remotely, data first).
 /// A refused object is moved aside on the drop, never deleted, and nothing of it is delivered.
+/// The downloaded manifest is kept beside the temporary file until the file is placed.
 struct OpenStage: Stage {
     let agent: Agent
 
@@ -33,8 +34,11 @@ struct OpenStage: Stage {
             } catch let unknown as UnknownPeer {
                 throw SealRefusal.forged("\(unknown)")
             }
-            let manifest = try Manifest.open(try FileSystem.readFile(temporary), with: keys,
-                                             senderKey: card.signing)
+            // The manifest moves out of the way of the file it opens into, so that a run stopped
+            // anywhere finds each where it expects it.
+            let copy = temporary + ".manifest"
+            if try FileSystem.status(copy) == nil { try FileSystem.rename(temporary, to: copy) }
+            let manifest = try Manifest.open(try FileSystem.readFile(copy), with: keys, senderKey: card.signing)
             try check(manifest, object: object, card: card, keys: keys, record: job.record)
             let data = SealedName.data(beside: job.record.source)
             guard let entry = try transport.entry(at: data), entry.kind == .file else {
@@ -75,7 +79,7 @@ struct OpenStage: Stage {
             job.record.state = .staged
             try agent.journal.save(job.record)
         } catch let refusal as SealRefusal {
-            _ = try? FileSystem.removeIfPresent(temporary)
+            job.record.removeTemporaryFiles()
             let aside = quarantine(job.record.source, through: transport)
             throw PermanentFailure(reason: "sealed object refused: \(refusal)",
                                    advice: "nothing was delivered; the objects are kept aside on the drop in \(aside)")
@@ -125,5 +129,14 @@ struct OpenStage: Stage {
             try? transport.rename(name, to: joinPath(aside, lastComponent(of: name)), replacing: true)
         }
         return aside
+    }
+}
+
+extension TransferRecord {
+    /// Removes a receive's temporary file, and for a sealed one its manifest's copy.
+    func removeTemporaryFiles() {
+        guard let temporary else { return }
+        _ = try? FileSystem.removeIfPresent(temporary)
+        if sealed != nil { _ = try? FileSystem.removeIfPresent(temporary + ".manifest") }
     }
 }
