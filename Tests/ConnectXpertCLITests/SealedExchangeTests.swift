@@ -304,7 +304,8 @@ struct SealedServerExchangeTests {
         }
         #expect(try agents.once("alice").status == 0)
         let finish = try agents.once("bob")
-        #expect(finish.status == 0, "\(try sealed.run("bob", "status").stdout)")
+        let status = try sealed.run("bob", "status").stdout
+        #expect(finish.status == 0, "\(status)")
         let delivered = files(below: inbox)
         #expect(delivered.count == count, "no file lost, none twice, no temporary left: \(delivered.count)")
         #expect(delivered.filter { $0.contains(" (") || $0.hasPrefix(".") }.isEmpty)
