@@ -104,14 +104,16 @@ let package = Package(
         ]),
 
         // Starts the servers integration tests need (scripts/test-servers/).
-        .target(name: "ConnectXpertTestSupport", dependencies: ["ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport"],
+        .target(name: "ConnectXpertTestSupport", dependencies: [
+                    "ConnectXpertSystem", "ConnectXpertPolicy", "ConnectXpertTransport", "CZlib",
+                ],
                 path: "Tests/ConnectXpertTestSupport"),
         .testTarget(name: "ConnectXpertSystemTests", dependencies: ["ConnectXpertSystem"]),
         .testTarget(name: "ConnectXpertSealTests", dependencies: [
             "ConnectXpertSeal", "ConnectXpertAge", "ConnectXpertSystem", "ConnectXpertTestSupport",
         ]),
         .testTarget(name: "ConnectXpertAgeTests", dependencies: [
-            "ConnectXpertAge", "ConnectXpertTestSupport", "CZlib", .product(name: "Crypto", package: "swift-crypto"),
+            "ConnectXpertAge", "ConnectXpertTestSupport", .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .testTarget(name: "ConnectXpertPolicyTests", dependencies: ["ConnectXpertPolicy"]),
         .testTarget(name: "ConnectXpertFTPTests", dependencies: [

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConnectXpertAge
+import ConnectXpertPolicy
 import ConnectXpertSeal
 import ConnectXpertSystem
 import Foundation
@@ -24,6 +25,10 @@ struct OpenCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("An age identity file (AGE-SECRET-KEY-1… lines, as age-keygen writes) "
                                             + "instead of ours.", valueName: "file"))
     var identity: String?
+
+    @Option(name: .long, help: ArgumentHelp("A file holding the passphrase of a file sealed with one (age -p).",
+                                            valueName: "file"))
+    var passphraseFile: String?
 
     @OptionGroup var policyOptions: PolicyOptions
 
@@ -50,6 +55,12 @@ struct OpenCommand: ParsableCommand {
     }
 
     private func identities() throws -> [any AgeIdentity] {
+        if let passphraseFile {
+            guard let passphrase = try? SecretFile.read(passphraseFile) else {
+                throw fail("cannot read \(passphraseFile)", .noInput)
+            }
+            return [ScryptIdentity(passphrase: Array(passphrase.utf8))]
+        }
         guard let identity else { return [try loadIdentity(try policyOptions.load()).age] }
         let text: String
         do { text = String(decoding: try FileSystem.readFile(identity), as: UTF8.self) } catch {
