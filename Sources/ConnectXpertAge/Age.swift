@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 
 /// Sealing and opening files in the age format (age-encryption.org/v1), as a stream: the payload
 /// is 64 KiB chunks of ChaCha20-Poly1305, so memory stays small whatever the file's size.
@@ -18,11 +19,16 @@ public enum Age {
         let key = payloadKey(fileKey, nonce: nonce)
         var input = AgeReader(plaintext)
         var counter: UInt64 = 0
+        var sealed: [UInt8] = []
+        sealed.reserveCapacity(chunkSize + tagSize)
         while true {
             let chunk = try input.read(upTo: chunkSize)
             let last = try input.isAtEnd()
             let box = try ChaChaPoly.seal(chunk, using: key, nonce: chunkNonce(counter, last: last))
-            try write(Array(box.ciphertext) + Array(box.tag), to: &output)
+            sealed.removeAll(keepingCapacity: true)
+            sealed.append(contentsOf: box.ciphertext)
+            sealed.append(contentsOf: box.tag)
+            try write(sealed, to: &output)
             if last { return }
             counter += 1
         }
@@ -66,7 +72,7 @@ public enum Age {
             if last && plaintext.isEmpty && counter > 0 {
                 throw AgeError.payload("the last chunk is empty, which only an empty file's may be")
             }
-            try write(plaintext, to: &output)
+            try plaintext.withUnsafeBytes { try output.write($0) }
             if last {
                 guard try reader.isAtEnd() else { throw AgeError.payload("data follows the last chunk") }
                 return
@@ -75,10 +81,10 @@ public enum Age {
         }
     }
 
-    private static func open(_ chunk: ArraySlice<UInt8>, counter: UInt64, last: Bool, key: SymmetricKey) throws -> [UInt8] {
+    private static func open(_ chunk: ArraySlice<UInt8>, counter: UInt64, last: Bool, key: SymmetricKey) throws -> Data {
         let box = try ChaChaPoly.SealedBox(nonce: chunkNonce(counter, last: last), ciphertext: chunk.dropLast(tagSize),
                                            tag: chunk.suffix(tagSize))
-        return Array(try ChaChaPoly.open(box, using: key))
+        return try ChaChaPoly.open(box, using: key)
     }
 
     private static func write(_ bytes: [UInt8], to output: inout some AgeOutput) throws {
