@@ -29,6 +29,25 @@ struct SealedAgents {
     var folder: String { joinPath(drop, "alice->bob") }
     func key(_ id: String, _ name: String) -> String { joinPath(agents.root, id, "spool/.identity", name) }
 
+    /// A third user on the same drop, with `other`'s policy under its own ID (and `edit`), and an
+    /// identity; returns its folder.
+    func thirdUser(_ id: String, like other: String, edit: (String) -> String = { $0 }) throws -> String {
+        let folder = joinPath(agents.root, id)
+        try FileSystem.createDirectories(folder)
+        let policy = try String(contentsOfFile: agents.policyPath(other), encoding: .utf8)
+        try FileSystem.writeFileAtomically(joinPath(folder, "policies.yaml"),
+                                           contents: Array(edit(policy.replacingOccurrences(of: "id: \(other)", with: "id: \(id)")).utf8))
+        #expect(try connectxpert("identity", "init", in: folder).status == 0)
+        return folder
+    }
+
+    /// Moves what waits in another drop folder into alice->bob/, as someone who can write there would.
+    func moveObjects(from other: String) throws {
+        let source = joinPath(drop, other)
+        try FileSystem.createDirectories(folder)
+        for name in files(below: source) { try FileSystem.rename(joinPath(source, name), to: joinPath(folder, name)) }
+    }
+
     /// The objects waiting in alice->bob/, by object name.
     func objects() -> [String] {
         Set(files(below: folder).filter { !$0.hasPrefix(".") }.map { String($0.prefix(32)) }).sorted()
@@ -120,19 +139,12 @@ struct SealedAgents {
     @Test func anObjectForAnotherRecipientIsRefused() throws {
         let sealed = try SealedAgents(try TwoAgents())
         defer { sealed.agents.remove() }
-        let carol = joinPath(sealed.agents.root, "carol")
-        try FileSystem.createDirectories(carol)
-        let policy = try String(contentsOfFile: sealed.agents.policyPath("bob"), encoding: .utf8)
-        try FileSystem.writeFileAtomically(joinPath(carol, "policies.yaml"),
-                                           contents: Array(policy.replacingOccurrences(of: "id: bob", with: "id: carol").utf8))
-        #expect(try connectxpert("identity", "init", in: carol).status == 0)
+        let carol = try sealed.thirdUser("carol", like: "bob")
         #expect(try connectxpert("run", "--once", in: carol).status == 0)
         #expect(try sealed.run("alice", "peer", "trust", "carol").status == 0)
         try write(joinPath(sealed.agents.outbox("alice", to: "carol"), "for-carol.txt"), "c")
         #expect(try sealed.agents.once("alice").status == 0)
-        let forCarol = joinPath(sealed.drop, "alice->carol")
-        try FileSystem.createDirectories(sealed.folder)
-        for name in files(below: forCarol) { try FileSystem.rename(joinPath(forCarol, name), to: joinPath(sealed.folder, name)) }
+        try sealed.moveObjects(from: "alice->carol")
         try expectRefused(sealed, "not sealed to our key")
     }
 
@@ -140,21 +152,31 @@ struct SealedAgents {
         let sealed = try SealedAgents(try TwoAgents())
         defer { sealed.agents.remove() }
         // mallory seals to bob (accept-new) and puts it in alice's folder.
-        let mallory = joinPath(sealed.agents.root, "mallory")
-        try FileSystem.createDirectories(mallory)
-        let policy = try String(contentsOfFile: sealed.agents.policyPath("alice"), encoding: .utf8)
-        try FileSystem.writeFileAtomically(joinPath(mallory, "policies.yaml"), contents: Array(
-            policy.replacingOccurrences(of: "id: alice", with: "id: mallory")
-                .replacingOccurrences(of: "    seal: true\n", with: "    seal: true\n    trust: accept-new\n").utf8))
-        #expect(try connectxpert("identity", "init", in: mallory).status == 0)
+        let mallory = try sealed.thirdUser("mallory", like: "alice") {
+            $0.replacingOccurrences(of: "    seal: true\n", with: "    seal: true\n    trust: accept-new\n")
+        }
         try write(joinPath(mallory, "spool/outbox/bob/forged.txt"), "trust me")
         #expect(try connectxpert("run", "--once", in: mallory).status == 0)
-        let fromMallory = joinPath(sealed.drop, "mallory->bob")
-        try FileSystem.createDirectories(sealed.folder)
-        for name in files(below: fromMallory) {
-            try FileSystem.rename(joinPath(fromMallory, name), to: joinPath(sealed.folder, name))
-        }
+        try sealed.moveObjects(from: "mallory->bob")
         try expectRefused(sealed, "forged: the manifest's signature is not the sender's pinned key's")
+    }
+
+    /// zed seals to bob and then takes its key card off the drop: nobody vouches for zed's key.
+    @Test func anUnknownSenderIsRefused() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        defer { sealed.agents.remove() }
+        let zed = try sealed.thirdUser("zed", like: "alice") {
+            $0.replacingOccurrences(of: "    seal: true\n", with: "    seal: true\n    trust: accept-new\n")
+        }
+        try write(joinPath(zed, "spool/outbox/bob/hello.txt"), "hello")
+        #expect(try connectxpert("run", "--once", in: zed).status == 0)
+        try FileManager.default.removeItem(atPath: joinPath(sealed.drop, "keys/zed.pub"))
+        let received = try sealed.agents.once("bob")
+        #expect(received.status == 65)
+        #expect(received.stderr.contains("sealed object refused: forged: zed has no key card on the drop (keys/zed.pub)"),
+                "\(received.stderr)")
+        #expect(files(below: sealed.agents.inbox("bob", from: "zed")).isEmpty)
+        #expect(files(below: joinPath(sealed.drop, "zed->bob/.connectxpert-quarantine")).count == 2)
     }
 
     @Test func anUnsignedManifestIsRefused() throws {
