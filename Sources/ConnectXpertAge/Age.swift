@@ -81,7 +81,8 @@ public enum Age {
         }
     }
 
-    private static func open(_ chunk: ArraySlice<UInt8>, counter: UInt64, last: Bool, key: SymmetricKey) throws -> Data {
+    private static func open(_ chunk: ArraySlice<UInt8>, counter: UInt64, last: Bool,
+                             key: SymmetricKey) throws -> Data {
         let box = try ChaChaPoly.SealedBox(nonce: chunkNonce(counter, last: last), ciphertext: chunk.dropLast(tagSize),
                                            tag: chunk.suffix(tagSize))
         return try ChaChaPoly.open(box, using: key)

@@ -48,7 +48,9 @@ struct AgeReader {
         while buffer.count < count && !ended {
             let old = buffer.count
             buffer += repeatElement(0, count: chunk)
-            let read = try buffer.withUnsafeMutableBytes { try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[old...])) }
+            let read = try buffer.withUnsafeMutableBytes {
+                try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[old...]))
+            }
             buffer.removeLast(chunk - read)
             ended = read == 0
         }

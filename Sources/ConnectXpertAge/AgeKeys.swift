@@ -50,7 +50,8 @@ public struct X25519Recipient: AgeRecipient, Hashable, CustomStringConvertible {
         let share = Array(ephemeral.publicKey.rawRepresentation)
         let shared = try ephemeral.sharedSecretFromKeyAgreement(with: .init(rawRepresentation: publicKey))
         let key = try X25519Identity.wrapKey(shared, share: share, recipient: publicKey)
-        return [AgeStanza(type: "X25519", arguments: [AgeBase64.encode(share)], body: try KeyWrap.seal(fileKey, with: key))]
+        let body = try KeyWrap.seal(fileKey, with: key)
+        return [AgeStanza(type: "X25519", arguments: [AgeBase64.encode(share)], body: body)]
     }
 }
 
@@ -144,7 +145,8 @@ public struct ScryptIdentity: AgeIdentity {
             throw AgeError.header("an scrypt stanza's work factor '\(factor)' is not a decimal number")
         }
         guard workFactor <= Self.maximumWorkFactor else {
-            throw AgeError.header("an scrypt work factor of \(workFactor) is above the limit of \(Self.maximumWorkFactor)")
+            throw AgeError.header(
+                "an scrypt work factor of \(workFactor) is above the limit of \(Self.maximumWorkFactor)")
         }
         guard stanza.body.count == 32 else { throw AgeError.header("an scrypt stanza's body is not 32 bytes") }
         return KeyWrap.open(stanza.body, with: try Self.derive(passphrase, salt: salt, workFactor: workFactor))

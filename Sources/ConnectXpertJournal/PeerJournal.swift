@@ -109,9 +109,12 @@ public struct Registration: Equatable, Sendable {
 extension Journal {
     public func registrations() throws -> [Registration] {
         try database.withLock { db in
-            try db.query("SELECT remote, state, fingerprint, other_fingerprint, updated FROM registrations ORDER BY remote")
+            try db.query("""
+                SELECT remote, state, fingerprint, other_fingerprint, updated FROM registrations ORDER BY remote
+                """)
         }.map { row in
-            Registration(remote: row[0].string ?? "", state: Registration.State(rawValue: row[1].string ?? "") ?? .taken,
+            Registration(remote: row[0].string ?? "",
+                         state: Registration.State(rawValue: row[1].string ?? "") ?? .taken,
                          fingerprint: row[2].string ?? "", otherFingerprint: row[3].string, updated: row[4].double ?? 0)
         }
     }
@@ -170,7 +173,9 @@ extension Journal {
 
     public func markOpened(from sender: String, sequence: Int64, object: String, record: Int64) throws {
         try write(durable: false) { db in
-            try db.execute("INSERT OR REPLACE INTO sequences_opened (sender, sequence, object, record) VALUES (?, ?, ?, ?)",
+            try db.execute("""
+                INSERT OR REPLACE INTO sequences_opened (sender, sequence, object, record) VALUES (?, ?, ?, ?)
+                """,
                            [.text(sender), .integer(sequence), .text(object), .integer(record)])
         }
     }

@@ -178,9 +178,10 @@ struct Validator {
 
     /// `password_file` (checked to be private) and `password_env`, in that order; `keys` names them
     /// where the policy calls them otherwise.
-    private mutating func passwordCredentials(file: String?, environment: String?, path: PolicyPath,
-                                              keys: (file: String, environment: String) = ("password_file", "password_env"))
-        -> [Credential] {
+    private mutating func passwordCredentials(
+        file: String?, environment: String?, path: PolicyPath,
+        keys: (file: String, environment: String) = ("password_file", "password_env")
+    ) -> [Credential] {
         var credentials: [Credential] = []
         if let file {
             let resolved = absolutePath(file, relativeTo: context.directory)

@@ -28,7 +28,8 @@ public struct IdentityKeys: Sendable {
     public static func create(in folder: String, id: String, passphrase: [UInt8]?, workFactor: Int = 18,
                               now: Date = Date()) throws -> IdentityKeys {
         if let existing = [ageFile, signingFile].first(where: { FileSystem.exists(joinPath(folder, $0)) }) {
-            throw IdentityError("\(joinPath(folder, existing)) exists already: an identity is there; nothing was changed")
+            throw IdentityError(
+                "\(joinPath(folder, existing)) exists already: an identity is there; nothing was changed")
         }
         try FileSystem.createDirectories(parentDirectory(of: folder))
         try FileSystem.createDirectories(folder, mode: 0o700)
@@ -40,8 +41,8 @@ public struct IdentityKeys: Sendable {
         let seal = passphrase.map { ScryptRecipient(passphrase: $0, workFactor: workFactor) }
         try write(Array(ageText.utf8), to: joinPath(folder, ageFile), sealedTo: seal)
         try write(Array(keys.signing.openSSHPrivateKey.utf8), to: joinPath(folder, signingFile), sealedTo: seal)
-        try FileSystem.writeFileAtomically(joinPath(folder, publicFile),
-                                           contents: Array((keys.signing.publicKey.openSSHLine(comment: id) + "\n").utf8))
+        let publicLine = keys.signing.publicKey.openSSHLine(comment: id) + "\n"
+        try FileSystem.writeFileAtomically(joinPath(folder, publicFile), contents: Array(publicLine.utf8))
         try FileSystem.syncDirectory(folder)
         return keys
     }

@@ -60,7 +60,9 @@ public struct KeyCard: Equatable, Sendable {
             throw IdentityError("the key card of \(expectedID) is not a '\(Self.header)'")
         }
         for line in lines.dropFirst().dropLast() {
-            guard let colon = line.firstIndex(of: ":") else { throw IdentityError("the key card of \(expectedID) is malformed") }
+            guard let colon = line.firstIndex(of: ":") else {
+                throw IdentityError("the key card of \(expectedID) is malformed")
+            }
             fields[String(line[..<colon])] = String(line[line.index(after: colon)...].drop { $0 == " " })
         }
         guard let id = fields["id"], let signing = fields["signing"].flatMap(SigningPublicKey.init(openSSHLine:)),

@@ -113,7 +113,9 @@ public struct SigningPublicKey: Hashable, Sendable {
             return nil
         }
         var reader = SSHReader(Array(blob))
-        guard reader.text() == "ssh-ed25519", let raw = reader.string(), raw.count == 32, reader.isAtEnd else { return nil }
+        guard reader.text() == "ssh-ed25519", let raw = reader.string(), raw.count == 32, reader.isAtEnd else {
+            return nil
+        }
         self.raw = raw
     }
 

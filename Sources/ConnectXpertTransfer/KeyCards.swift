@@ -86,8 +86,8 @@ extension Transport {
         try FileSystem.writeFileAtomically(local, contents: bytes, mode: 0o600)
         let temporary = joinPath(parentDirectory(of: path),
                                  ".\(lastComponent(of: path)).\(UInt32.random(in: 0...UInt32.max)).tmp")
-        _ = try upload(from: try FileDescriptor.openForReading(local), to: temporary, attributes: UploadAttributes(modificationNanoseconds: nil, mode: nil),
-                       progress: { _ in true })
+        _ = try upload(from: try FileDescriptor.openForReading(local), to: temporary,
+                       attributes: UploadAttributes(modificationNanoseconds: nil, mode: nil), progress: { _ in true })
         do {
             try rename(temporary, to: path, replacing: false)
             return true

@@ -44,8 +44,8 @@ struct PolicyExplanation {
             details += "; max size: \(rule.maxSize.map(\.description) ?? "none")"
             lines.append(details)
             if rule.seal {
-                lines.append("    sealed (seal: true): each file goes as an age file to the recipient's pinned key, with a "
-                             + "signed manifest; the drop sees sizes, times and the pair of IDs only")
+                lines.append("    sealed (seal: true): each file goes as an age file to the recipient's pinned key, "
+                             + "with a signed manifest; the drop sees sizes, times and the pair of IDs only")
                 lines.append("    " + describe(rule.trust, "recipient"))
             }
             lines.append("    " + describe(rule.retry))
@@ -63,7 +63,8 @@ struct PolicyExplanation {
             switch rule.requireSeal {
             case true?: lines.append("    sealed objects only (require_seal: true): plain files are left on the drop")
             case false?: lines.append("    sealed objects and plain files (require_seal: false)")
-            case nil: lines.append("    sealed objects only from senders whose key is pinned; plain files from the others")
+            case nil:
+                lines.append("    sealed objects only from senders whose key is pinned; plain files from the others")
             }
             lines.append("    " + describe(rule.trust, "sender"))
             lines.append("    " + describe(rule.retry))

@@ -35,7 +35,11 @@ struct OpenCommand: ParsableCommand {
     func run() throws {
         let identities = try self.identities()
         let input: FileDescriptor
-        do { input = try FileDescriptor.openForReading(file) } catch { throw fail("cannot read \(file): \(error)", .noInput) }
+        do {
+            input = try FileDescriptor.openForReading(file)
+        } catch {
+            throw fail("cannot read \(file): \(error)", .noInput)
+        }
         do {
             if let output {
                 try FileSystem.writeAtomically(output) { destination in

@@ -24,7 +24,9 @@ struct PeerListCommand: ParsableCommand {
         let peers = try openJournal(Spool(root: try policyOptions.load().spool).journal).peers()
         if peers.isEmpty { print("no peer is pinned; pin one with: connectxpert peer trust ID") }
         for peer in peers {
-            let changed = peer.changedFingerprint.map { "  KEY CHANGED to \($0): see 'connectxpert peer show \(peer.id)'" }
+            let changed = peer.changedFingerprint.map {
+                "  KEY CHANGED to \($0): see 'connectxpert peer show \(peer.id)'"
+            }
             print("\(peer.id)  \(peer.fingerprint)  \(peer.trust.rawValue)\(changed ?? "")")
         }
     }
@@ -105,7 +107,8 @@ struct PeerTrustCommand: ParsableCommand {
                                    pinned: Date().timeIntervalSince1970))
         print("pinned \(id): 256 \(card.fingerprint) \(id) (ED25519), verified")
         if let ours = try? loadIdentity(policy) {
-            print("safety number: \(KeyCard.safetyNumber(KeyCard(id: policy.identity.id, keys: ours, created: Date()), card))")
+            let ourCard = KeyCard(id: policy.identity.id, keys: ours, created: Date())
+            print("safety number: \(KeyCard.safetyNumber(ourCard, card))")
         }
     }
 }

@@ -75,21 +75,27 @@ import Testing
         #expect(try open(sealed, with: [other]) == content(70_000), "each recipient opens it")
     }
 
-    /// age reads a passphrase from the terminal only: `script` gives it one.
+    /// Runs `command` with a terminal (`script`), typing `text` into it: age reads a passphrase
+    /// from the terminal only.
+    func inTerminal(_ command: String, typing text: String) throws -> ProgramResult {
+        try runProgram("/usr/bin/script", ["-qec", command, "/dev/null"], input: Array(text.utf8))
+    }
+
     @Test func aPassphraseSealedFileOpensBothWays() throws {
         let passphrase = "correct horse battery staple"
         try write(try seal(content(100_000), to: [ScryptRecipient(passphrase: Array(passphrase.utf8), workFactor: 10)]),
                   "ours.age")
-        let opened = try runProgram("/usr/bin/script", ["-qec", "/usr/bin/age -d -o \(path("opened")) \(path("ours.age"))",
-                                                        "/dev/null"], input: Array("\(passphrase)\n".utf8))
+        let opened = try inTerminal("/usr/bin/age -d -o \(path("opened")) \(path("ours.age"))",
+                                    typing: "\(passphrase)\n")
         #expect(opened.status == 0, "\(opened.output)")
         #expect(try read("opened") == content(100_000))
 
         try write(content(5000), "plain")
-        let sealed = try runProgram("/usr/bin/script", ["-qec", "/usr/bin/age -p -o \(path("theirs.age")) \(path("plain"))",
-                                                        "/dev/null"], input: Array("\(passphrase)\n\(passphrase)\n".utf8))
+        let sealed = try inTerminal("/usr/bin/age -p -o \(path("theirs.age")) \(path("plain"))",
+                                    typing: "\(passphrase)\n\(passphrase)\n")
         #expect(sealed.status == 0, "\(sealed.output)")
-        #expect(try open(try read("theirs.age"), with: [ScryptIdentity(passphrase: Array(passphrase.utf8))]) == content(5000))
+        let identity = ScryptIdentity(passphrase: Array(passphrase.utf8))
+        #expect(try open(try read("theirs.age"), with: [identity]) == content(5000))
         #expect(throws: AgeError.noMatch) { try open(try read("theirs.age"), with: [ScryptIdentity(passphrase: [1])]) }
     }
 }

@@ -94,7 +94,8 @@ import Testing
         #expect(first.status == 0)
         let lines = first.stdout.split(separator: "\n")
         #expect(lines.first == "wrote policies.yaml; check it with: connectxpert check --policy policies.yaml")
-        #expect(lines.dropFirst().first == "made the identity alice in \(folder)/spool/.identity", "init makes the identity")
+        #expect(lines.dropFirst().first == "made the identity alice in \(folder)/spool/.identity",
+                "init makes the identity")
         #expect(read(joinPath(folder, "policies.yaml")) == read(joinPath(packageRoot, "policies.yaml")),
                 "the shipped policies.yaml is what 'init --id alice' writes")
         let second = try connectxpert("init", "--id", "bob", in: folder)

@@ -30,15 +30,16 @@ import Testing
 
         let again = try connectxpert("identity", "init", in: folder)
         #expect(again.status == 73)
-        #expect(again.stderr == "connectxpert: \(keys)/age.key exists already: an identity is there; nothing was changed\n")
+        #expect(again.stderr
+                == "connectxpert: \(keys)/age.key exists already: an identity is there; nothing was changed\n")
     }
 
     @Test func showRefusesKeysOthersCanRead() throws {
         try FileSystem.setPermissions(joinPath(keys, "age.key"), mode: 0o640)
         let show = try connectxpert("identity", "show", in: folder)
         #expect(show.status == 77)
-        #expect(show.stderr == "connectxpert: the key file \(keys)/age.key can be read by others (mode 640); its keys are "
-            + "not used until 'chmod 600 \(keys)/age.key'\n")
+        #expect(show.stderr == "connectxpert: the key file \(keys)/age.key can be read by others (mode 640); "
+            + "its keys are not used until 'chmod 600 \(keys)/age.key'\n")
     }
 
     @Test func openOpensAFileAgeSealedToUsAndSaysItIsNotSigned() throws {

@@ -48,8 +48,9 @@ import Testing
         defer { agents.remove() }
         let wrong = try run("alice", "peer", "trust", "bob", "--fingerprint", try fingerprint("alice"))
         #expect(wrong.status == 65)
-        #expect(wrong.stderr == "connectxpert: the key card of bob on drop has the fingerprint \(try fingerprint("bob")), "
-            + "not \(try fingerprint("alice")): nothing was pinned; it may not be bob's\n")
+        let (bob, alice) = (try fingerprint("bob"), try fingerprint("alice"))
+        #expect(wrong.stderr == "connectxpert: the key card of bob on drop has the fingerprint \(bob), "
+            + "not \(alice): nothing was pinned; it may not be bob's\n")
         let text = try String(contentsOfFile: card, encoding: .utf8)
         let forged = text.replacingOccurrences(of: "created: 20", with: "created: 19")  // backdated
         try FileSystem.writeFileAtomically(card, contents: Array(forged.utf8))
@@ -74,7 +75,8 @@ import Testing
         #expect(pass.stderr.contains("the ID is taken on this drop by another key"))
         #expect(try FileSystem.readFile(card) == original, "the first card stays")
         #expect(try connectxpert("status", in: impostor).stdout.contains(
-            "  drop: ID TAKEN by another key \(try fingerprint("bob")) (ours \(theirs)); nothing is sent sealed there\n"))
+            "  drop: ID TAKEN by another key \(try fingerprint("bob")) (ours \(theirs)); "
+                + "nothing is sent sealed there\n"))
     }
 
     /// bob makes new keys (a new machine): alice's pin refuses them until she says --replace.
@@ -89,8 +91,8 @@ import Testing
         let new = try fingerprint("bob")
         let refused = try run("alice", "peer", "trust", "bob")
         #expect(refused.status == 65)
-        #expect(refused.stderr == "connectxpert: the key of bob changed: pinned \(old), on drop \(new); compare it with "
-            + "bob, then run: connectxpert peer trust bob --replace\n")
+        #expect(refused.stderr == "connectxpert: the key of bob changed: pinned \(old), on drop \(new); "
+            + "compare it with bob, then run: connectxpert peer trust bob --replace\n")
         #expect(try run("alice", "peer", "list").stdout == "bob  \(old)  verified\n")
         #expect(try run("alice", "peer", "trust", "bob", "--replace").status == 0)
         #expect(try run("alice", "peer", "list").stdout == "bob  \(new)  verified\n")

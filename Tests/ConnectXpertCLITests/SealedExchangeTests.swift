@@ -35,8 +35,8 @@ struct SealedAgents {
         let folder = joinPath(agents.root, id)
         try FileSystem.createDirectories(folder)
         let policy = try String(contentsOfFile: agents.policyPath(other), encoding: .utf8)
-        try FileSystem.writeFileAtomically(joinPath(folder, "policies.yaml"),
-                                           contents: Array(edit(policy.replacingOccurrences(of: "id: \(other)", with: "id: \(id)")).utf8))
+        let edited = edit(policy.replacingOccurrences(of: "id: \(other)", with: "id: \(id)"))
+        try FileSystem.writeFileAtomically(joinPath(folder, "policies.yaml"), contents: Array(edited.utf8))
         #expect(try connectxpert("identity", "init", in: folder).status == 0)
         return folder
     }
@@ -173,8 +173,8 @@ struct SealedAgents {
         try FileManager.default.removeItem(atPath: joinPath(sealed.drop, "keys/zed.pub"))
         let received = try sealed.agents.once("bob")
         #expect(received.status == 65)
-        #expect(received.stderr.contains("sealed object refused: forged: zed has no key card on the drop (keys/zed.pub)"),
-                "\(received.stderr)")
+        #expect(received.stderr.contains(
+            "sealed object refused: forged: zed has no key card on the drop (keys/zed.pub)"), "\(received.stderr)")
         #expect(files(below: sealed.agents.inbox("bob", from: "zed")).isEmpty)
         #expect(files(below: joinPath(sealed.drop, "zed->bob/.connectxpert-quarantine")).count == 2)
     }
@@ -269,7 +269,8 @@ func expectNoTrace(of marker: String, in folder: String, sourceLocation: SourceL
     for path in files(below: folder) {
         #expect(!path.contains(marker), "a name on the drop holds the marker: \(path)", sourceLocation: sourceLocation)
         let bytes = try FileSystem.readFile(joinPath(folder, path))
-        #expect(bytes.firstRange(of: Array(marker.utf8)) == nil, "\(path) holds the marker", sourceLocation: sourceLocation)
+        #expect(bytes.firstRange(of: Array(marker.utf8)) == nil, "\(path) holds the marker",
+                sourceLocation: sourceLocation)
     }
 }
 
@@ -277,7 +278,8 @@ func expectNoTrace(of marker: String, in folder: String, sourceLocation: SourceL
 @Suite(.enabled(if: canRunServerTests, "needs root to run sshd and vsftpd"))
 struct SealedServerExchangeTests {
     @Test func overSFTP() throws {
-        let sealed = try SealedAgents(try TwoAgents(sftp: SSHTestServer.shared, folder: "sealed-" + UUID().uuidString.prefix(8)))
+        let folder = "sealed-" + UUID().uuidString.prefix(8)
+        let sealed = try SealedAgents(try TwoAgents(sftp: SSHTestServer.shared, folder: folder))
         defer { sealed.agents.remove() }
         try checkSealedExchange(sealed, send: SealedExchangeTests.send)
     }

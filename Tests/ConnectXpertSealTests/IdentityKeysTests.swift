@@ -28,7 +28,8 @@ import Testing
         _ = try IdentityKeys.create(in: folder, id: "alice", passphrase: nil)
         try FileSystem.setPermissions(folder, mode: 0o755)
         #expect { try IdentityKeys.load(from: folder, passphrase: nil) } throws: {
-            "\($0)" == "the folder \(folder) can be read by others (mode 755); its keys are not used until 'chmod 700 \(folder)'"
+            "\($0)" == "the folder \(folder) can be read by others (mode 755); "
+                + "its keys are not used until 'chmod 700 \(folder)'"
         }
         try FileSystem.setPermissions(folder, mode: 0o700)
         try FileSystem.setPermissions(joinPath(folder, "signing.key"), mode: 0o644)

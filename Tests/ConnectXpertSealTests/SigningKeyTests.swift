@@ -30,17 +30,20 @@ import Testing
 
     @Test func ourSignatureVerifiesWithSshKeygenAndATamperedMessageDoesNot() throws {
         let message = Array("a manifest\n".utf8)
-        try FileSystem.writeFileAtomically(path("signature"), contents: Array(try key.sign(message, namespace: "test").utf8))
-        let verified = try runProgram("/usr/bin/ssh-keygen", ["-Y", "verify", "-f", path("signers"), "-I", "alice",
-                                                              "-n", "test", "-s", path("signature")], input: message)
+        let signature = try key.sign(message, namespace: "test")
+        try FileSystem.writeFileAtomically(path("signature"), contents: Array(signature.utf8))
+        let verified = try verify(message, namespace: "test")
         #expect(verified.status == 0, "\(verified.errors)")
-        #expect(verified.output.hasPrefix("Good \"test\" signature for alice with ED25519 key \(key.publicKey.fingerprint)"))
-        let tampered = try runProgram("/usr/bin/ssh-keygen", ["-Y", "verify", "-f", path("signers"), "-I", "alice",
-                                                              "-n", "test", "-s", path("signature")], input: message + [0])
-        #expect(tampered.status != 0)
-        let otherNamespace = try runProgram("/usr/bin/ssh-keygen", ["-Y", "verify", "-f", path("signers"), "-I", "alice",
-                                                                    "-n", "other", "-s", path("signature")], input: message)
-        #expect(otherNamespace.status != 0)
+        #expect(verified.output.hasPrefix(
+            "Good \"test\" signature for alice with ED25519 key \(key.publicKey.fingerprint)"))
+        #expect(try verify(message + [0], namespace: "test").status != 0)
+        #expect(try verify(message, namespace: "other").status != 0)
+    }
+
+    /// `ssh-keygen -Y verify` of `message` against the signature file, as alice's.
+    func verify(_ message: [UInt8], namespace: String) throws -> ProgramResult {
+        try runProgram("/usr/bin/ssh-keygen", ["-Y", "verify", "-f", path("signers"), "-I", "alice", "-n", namespace,
+                                               "-s", path("signature")], input: message)
     }
 
     /// Ed25519 is deterministic: ssh-keygen's signature of the same message is ours, byte for byte.

@@ -16,7 +16,9 @@ public struct AgeVector: CustomTestStringConvertible, Sendable {
     public var payload: String? { values("payload").first }
     public var identities: [String] { values("identity") }
     public var passphrases: [String] { values("passphrase") }
-    public var isOffered: Bool { values("armored") != ["yes"] && !identities.contains { $0.hasPrefix("AGE-SECRET-KEY-PQ-") } }
+    public var isOffered: Bool {
+        values("armored") != ["yes"] && !identities.contains { $0.hasPrefix("AGE-SECRET-KEY-PQ-") }
+    }
 
     /// `AGE_TESTKIT`, or `shared/age-testkit` beside the project.
     public static let folder: String = ProcessInfo.processInfo.environment["AGE_TESTKIT"]

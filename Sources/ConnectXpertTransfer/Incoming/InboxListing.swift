@@ -36,10 +36,15 @@ extension Agent {
                         let sealed = path == entry.name ? SealedName.parse(entry.name) : nil
                         if let sealed, !sealed.isManifest { return }
                         if sealed == nil && sealedOnly {
-                            return warnOnce("a file that is not sealed is left on the drop: only sealed objects are taken from this sender", key: source,
+                            return warnOnce("""
+                                a file that is not sealed is left on the drop: only sealed objects are taken from \
+                                this sender
+                                """, key: source,
                                             metadata: ["transfer.source": "\(Names.printable(source))"])
                         }
-                        guard sealed != nil || seen.isStable(source, entry, for: rule.stableFor.seconds, now: now) else {
+                        let stable = sealed != nil
+                            || seen.isStable(source, entry, for: rule.stableFor.seconds, now: now)
+                        guard stable else {
                             return log.debug("still changing or just seen; taken once stable", metadata: [
                                 "transfer.source": "\(Names.printable(source))",
                             ])

@@ -6,8 +6,9 @@ import Foundation
 import Logging
 
 /// Copies the file, or for a sealed one its data object, to its temporary remote name
-/// (`transferring`); once the copy is complete and checked, the file is `staged`. The record is committed, not yet durable: the batch driver makes
-/// it so before the rename, as a rename without it would look undone, and be sent twice.
+/// (`transferring`); once the copy is complete and checked, the file is `staged`. The record is
+/// committed, not yet durable: the batch driver makes it so before the rename, as a rename without
+/// it would look undone, and be sent twice.
 struct UploadStage: Stage {
     let agent: Agent
 
@@ -56,8 +57,9 @@ struct UploadStage: Stage {
         if temporaryFolder != folder { try transport.makeDirectories(temporaryFolder) }
         // A sealed object says nothing of the file: not its time, not its mode.
         let attributes = sealed != nil ? UploadAttributes(modificationNanoseconds: nil, mode: nil, renamedTo: target)
-            : UploadAttributes(modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil,
-                               mode: rule.mode, renamedTo: rule.conflict == .overwrite ? nil : target)
+            : UploadAttributes(
+                modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil,
+                mode: rule.mode, renamedTo: rule.conflict == .overwrite ? nil : target)
         let sent = try upload(file, size: before.size, to: temporary, attributes: attributes, through: transport,
                                   remote: job.remote, progress: agent.progressReporter(for: record.id))
         if attributes.modificationNanoseconds != nil, !transport.features.keepsModificationTimes {

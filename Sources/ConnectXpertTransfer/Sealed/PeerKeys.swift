@@ -51,8 +51,8 @@ extension Agent {
             throw UnknownPeer(id: peer)
         }
         guard trust == .acceptNew else {
-            throw TransportError(.transient, "\(peer)'s key \(card.fingerprint) is not pinned: compare it with \(peer), "
-                                 + "then run 'connectxpert peer trust \(peer)' (or set trust: accept-new)")
+            throw TransportError(.transient, "\(peer)'s key \(card.fingerprint) is not pinned: compare it with "
+                                 + "\(peer), then run 'connectxpert peer trust \(peer)' (or set trust: accept-new)")
         }
         try journal.pin(PinnedPeer(id: peer, card: text, fingerprint: card.fingerprint, trust: .accepted,
                                    pinned: Date().timeIntervalSince1970))
@@ -90,7 +90,9 @@ enum SealedName {
     static func parse(_ name: String) -> (object: String, isManifest: Bool)? {
         for (suffix, isManifest) in [(".manifest", true), (".data", false)] where name.hasSuffix(suffix) {
             let object = String(name.dropLast(suffix.count))
-            if object.count == 32, object.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) { return (object, isManifest) }
+            if object.count == 32, object.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) {
+                return (object, isManifest)
+            }
         }
         return nil
     }
