@@ -2,7 +2,8 @@
 """make bench, the transports: the agent against the peer tools on the same private server on
 loopback, in one run: OpenSSH sftp -b, rclone and lftp on an sshd (issue 3); curl, lftp and rclone
 on a vsftpd with explicit TLS (issue 4); msmtp, run once per message, on an SMTP server with
-STARTTLS and AUTH (issue 5); getmail6 and mbsync fetching from Dovecot (issue 6). Prints
+STARTTLS and AUTH (issue 5); getmail6 and mbsync fetching from Dovecot (issue 6); the sealed
+exchange against the agent's unsealed uploads and against the stock age CLI (issue 18). Prints
 files/s and MB/s (for SFTP and FTP, medians of ROUNDS rounds in which the tools take turns), the
 agent's ratio to the best peer, and the agent's peak RSS."""
 import os
@@ -529,9 +530,119 @@ class MailFetchBench(ServerBench):
         self.report()
 
 
+class SealedBench(SFTPBench):
+    """Issue 18, the sealed exchange: sealed uploads against the agent's own unsealed ones on the
+    same sshd; sealing and opening on the local drop against the stock age CLI encrypting and
+    decrypting the same file; and the peak RSS of both sides for a 2 GiB sealed file."""
+
+    def __init__(self, binary):
+        super().__init__(binary)
+        self.keys = os.path.join(self.dir, "keys")
+        self.card = None
+        for user in ("alice", "bob"):
+            folder = os.path.join(self.dir, "identities", user)
+            os.makedirs(folder)
+            with open(os.path.join(folder, "policies.yaml"), "w") as f:
+                f.write(f"identity:\n  id: {user}\n  keys: {self.keys}/{user}\n"
+                        "remotes:\n  drop:\n    url: file:drop\noutbox:\n  - remote: drop\ninbox:\n  - remote: drop\n")
+            os.makedirs(os.path.join(folder, "drop"))
+            run([binary, "identity", "init"], cwd=folder)
+            run([binary, "run", "--once"], cwd=folder)  # publishes the card into its drop
+        self.cards = {user: os.path.join(self.dir, "identities", user, "drop/keys", f"{user}.pub")
+                      for user in ("alice", "bob")}
+
+    def sealed_policy(self, folder, identity):
+        """Makes a policy of `policy()` seal (trust: accept-new), with the identity's shared keys."""
+        path = os.path.join(folder, "policies.yaml")
+        with open(path) as f:
+            text = f.read()
+        text = text.replace(f"  id: {identity}\n", f"  id: {identity}\n  keys: {self.keys}/{identity}\n")
+        text = text.replace("  - remote: server\n", "  - remote: server\n    seal: true\n    trust: accept-new\n", 1)
+        with open(path, "w") as f:
+            f.write(text)
+
+    def publish(self, folder, user):
+        """bob's card on a drop folder, as his agent leaves it."""
+        os.makedirs(os.path.join(folder, "keys"), exist_ok=True)
+        shutil.copy(self.cards[user], os.path.join(folder, "keys", f"{user}.pub"))
+
+    def agent_sealed_upload(self, name, source):
+        remote = self.round_remote(f"s-{name}") if os.path.isdir(source) else self.remote(f"s-{name}")
+        folder = self.policy(f"sealed-{name}-{self.round}", remote)
+        self.sealed_policy(folder, "alice")
+        self.publish(os.path.join(self.home, remote), "bob")
+        run(["chown", "-R", "cxdrop:cxdrop", os.path.join(self.home, remote)])
+        outbox = os.path.join(folder, "spool/outbox/bob")
+        if os.path.isdir(source):
+            shutil.copytree(source, outbox, copy_function=os.link)
+        else:
+            os.makedirs(outbox)
+            os.link(source, os.path.join(outbox, os.path.basename(source)))
+        return self.agent(folder)
+
+    def run_all(self):
+        print("\n== Sealed exchange (issue 18): sealed against unsealed on a private sshd, and against age")
+        source = self.small_files()
+        results = self.median_of_rounds(lambda: {
+            "unsealed upload (the agent)": self.agent_upload("small", source),
+            "connectxpert run --once": self.agent_sealed_upload("small", source)})
+        self.table("1000 x 4 KiB sealed over SFTP", {k: SMALL / v for k, v in results.items()}, "files/s", 0.8)
+        large = self.large_file()
+        results = self.median_of_rounds(lambda: {
+            "unsealed upload (the agent)": self.agent_upload("large", large),
+            "connectxpert run --once": self.agent_sealed_upload("large", large)})
+        self.table("512 MiB sealed over SFTP", {k: (LARGE >> 20) / v for k, v in results.items()}, "MiB/s", 0.9)
+        results = self.median_of_rounds(lambda: self.local_round(large))
+        self.table("512 MiB sealed and opened on the local drop",
+                   {k: (LARGE >> 20) / v for k, v in results.items()}, "MiB/s", 1.0)
+        self.rss = []
+        huge = os.path.join(self.dir, "huge.bin")
+        with open(huge, "wb") as f:
+            for _ in range(2048):
+                f.write(os.urandom(1 << 20))
+        self.local_round(huge)
+        os.remove(huge)
+        peak = max(self.rss) / 1024
+        print(f"\npeak RSS sealing and opening 2 GiB: {peak:.0f} MiB (target under 48 MiB): "
+              + ("met" if peak < 48 else "NOT MET"))
+        missed = [title for title, ratio, target in self.rows if ratio < target] + (["peak RSS"] if peak >= 48 else [])
+        if missed:
+            print("targets not met: " + ", ".join(missed))
+
+    def local_round(self, source):
+        """alice seals `source` to bob on a local drop and bob opens it (two batch passes), against
+        age -r and age -d of the same file."""
+        base = os.path.join(self.dir, f"local-{self.round}")
+        shutil.rmtree(base, ignore_errors=True)
+        drop = os.path.join(base, "drop")
+        os.makedirs(drop)
+        self.publish(drop, "bob")
+        self.publish(drop, "alice")
+        folders = {}
+        for user, rule in (("alice", "outbox:\n  - remote: drop\n    seal: true\n    trust: accept-new\n"),
+                           ("bob", "inbox:\n  - remote: drop\n    stable_for: 0\n    trust: accept-new\n")):
+            folders[user] = os.path.join(base, user)
+            os.makedirs(folders[user])
+            with open(os.path.join(folders[user], "policies.yaml"), "w") as f:
+                f.write(f"identity:\n  id: {user}\n  keys: {self.keys}/{user}\n"
+                        f"remotes:\n  drop:\n    url: file:{drop}\n{rule}")
+        os.makedirs(os.path.join(folders["alice"], "spool/outbox/bob"))
+        os.link(source, os.path.join(folders["alice"], "spool/outbox/bob", os.path.basename(source)))
+        results = {"connectxpert run --once": self.agent(folders["alice"]) + self.agent(folders["bob"])}
+        with open(os.path.join(self.keys, "bob", "age.key")) as f:
+            recipient = next(line.split()[-1] for line in f if line.startswith("# public key: "))
+        sealed, opened = os.path.join(base, "file.age"), os.path.join(base, "file.out")
+        results["age -r, then age -d"] = (timed(["age", "-r", recipient, "-o", sealed, source])[0]
+                                          + timed(["age", "-d", "-i", os.path.join(self.keys, "bob", "age.key"),
+                                                   "-o", opened, sealed])[0])
+        shutil.rmtree(base, ignore_errors=True)
+        return results
+
+
 def main():
     binary = sys.argv[1]
-    kinds = {"sftp": SFTPBench, "ftp": FTPBench, "mail": MailBench, "mail-fetch": MailFetchBench}
+    kinds = {"sftp": SFTPBench, "ftp": FTPBench, "mail": MailBench, "mail-fetch": MailFetchBench,
+             "sealed": SealedBench}
     only = sys.argv[2:] or list(kinds)
     for kind in (kinds[name] for name in only):
         bench = kind(binary)

@@ -55,6 +55,8 @@ public final class Agent: Sendable {
     let identity: IdentityKeys?
     /// Peers whose card on the drop was compared with their pin in this run.
     let checkedCards = Mutex(Set<String>())
+    /// Pinned cards as read, by their text: a card's signature is checked once, not for every file.
+    let pinnedCards = Mutex([String: KeyCard]())
 
     /// - Parameters:
     ///   - connect: opens a connection to a remote (the transport its URL names).

@@ -45,7 +45,12 @@ extension Agent {
                 throw TransportError(.transient, "\(peer)'s key changed (pinned \(pin.fingerprint), now \(changed)): "
                                      + "waiting for 'connectxpert peer trust \(peer) --replace'")
             }
-            return try KeyCard(published: Array(pin.card.utf8), expectedID: peer)
+            return try pinnedCards.withLock { cards in
+                if let card = cards[pin.card] { return card }
+                let card = try KeyCard(published: Array(pin.card.utf8), expectedID: peer)
+                cards[pin.card] = card
+                return card
+            }
         }
         guard let (card, text) = try fetchCard(peer, through: transport) else {
             throw UnknownPeer(id: peer)
