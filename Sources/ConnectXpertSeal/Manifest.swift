@@ -56,28 +56,47 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// Opens a sealed manifest with our keys and checks its signature with `senderKey`.
     public static func open(_ sealed: [UInt8], with keys: IdentityKeys, senderKey: SigningPublicKey) throws(SealRefusal)
         -> Manifest {
+        let signed = try SignedManifest(sealed, with: [keys.age])
+        guard signed.isSigned(by: senderKey) else {
+            throw .forged("the manifest's signature is not the sender's pinned key's")
+        }
+        return signed.manifest
+    }
+}
+
+/// A manifest opened, with what its signature covers: what it says can be read before it is
+/// known who signed it (to find the key that must have).
+public struct SignedManifest: Sendable {
+    public let manifest: Manifest
+    let body: [UInt8]
+    let signature: String
+
+    public init(_ sealed: [UInt8], with identities: [any AgeIdentity]) throws(SealRefusal) {
         var plaintext: [UInt8] = []
         do {
-            try Age.decrypt(with: [keys.age], from: AgeBytesInput(sealed), to: &plaintext)
+            try Age.decrypt(with: identities, from: AgeBytesInput(sealed), to: &plaintext)
         } catch let error as AgeError {
             throw error == .noMatch ? .notForUs : .tampered("the manifest is damaged (\(error.kind)): \(error)")
         } catch {
             throw .tampered("the manifest cannot be read: \(error)")
         }
-        guard plaintext.count <= limit, let newline = plaintext.firstIndex(of: 10) else {
+        guard plaintext.count <= Manifest.limit, let newline = plaintext.firstIndex(of: 10) else {
             throw .tampered("the manifest is not one")
         }
-        let body = Array(plaintext[...newline])
+        body = Array(plaintext[...newline])
         let rest = String(decoding: plaintext[(newline + 1)...], as: UTF8.self)
         guard let end = rest.range(of: "-----END SSH SIGNATURE-----\n"),
               rest[end.upperBound...].allSatisfy({ $0 == "\n" }) else { throw .unsigned }
-        guard senderKey.verifies(String(rest[..<end.upperBound]), of: body, namespace: namespace) else {
-            throw .forged("the manifest's signature is not the sender's pinned key's")
-        }
+        signature = String(rest[..<end.upperBound])
         guard let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(body)) else {
             throw .tampered("the signed manifest is not readable")
         }
-        return manifest
+        self.manifest = manifest
+    }
+
+    /// True when `key` made the signature.
+    public func isSigned(by key: SigningPublicKey) -> Bool {
+        key.verifies(signature, of: body, namespace: Manifest.namespace)
     }
 }
 

@@ -1,7 +1,9 @@
 import ArgumentParser
 import ConnectXpertAge
+import ConnectXpertJournal
 import ConnectXpertPolicy
 import ConnectXpertSeal
+import ConnectXpertSpool
 import ConnectXpertSystem
 import Foundation
 
@@ -40,22 +42,71 @@ struct OpenCommand: ParsableCommand {
         } catch {
             throw fail("cannot read \(file): \(error)", .noInput)
         }
+        let manifest = try vouchingManifest(identities)
         do {
             if let output {
                 try FileSystem.writeAtomically(output) { destination in
-                    var sink = destination
-                    try Age.decrypt(with: identities, from: input, to: &sink)
+                    try decrypt(input, with: identities, to: destination, checking: manifest?.manifest)
                 }
             } else {
-                var sink = StandardOutput()
-                try Age.decrypt(with: identities, from: input, to: &sink)
+                try decrypt(input, with: identities, to: StandardOutput(), checking: manifest?.manifest)
             }
         } catch let error as AgeError {
             throw fail("cannot open \(file) (\(error.kind)): \(error)", .dataError)
+        } catch let refusal as SealRefusal {
+            throw fail("cannot open \(file): \(refusal)", .dataError)
         } catch {
             throw fail("cannot open \(file): \(error)", .ioError)
         }
-        printError("connectxpert: opened \(file)\(output.map { " into \($0)" } ?? ""); not signed: sender unknown")
+        printError("connectxpert: opened \(file)\(output.map { " into \($0)" } ?? ""); "
+                   + (manifest?.said ?? "not signed: sender unknown"))
+    }
+
+    /// Decrypts into `output`; with a manifest, the plaintext must be the one it names.
+    private func decrypt(_ input: FileDescriptor, with identities: [any AgeIdentity], to output: some AgeOutput,
+                         checking manifest: Manifest?) throws {
+        var sink = HashingOutput(output)
+        try Age.decrypt(with: identities, from: input, to: &sink)
+        if let manifest, sink.digest != manifest.sha256 {
+            throw SealRefusal.tampered("the opened file is not the one its manifest names (its hash differs)")
+        }
+    }
+
+    /// For a sealed data object (`<name>.data`) with its manifest beside it, as on a drop: the
+    /// manifest, checked against the pinned key of the peer it names, the data object's hash, and
+    /// what to say of who sealed it. Nil for any other file.
+    private func vouchingManifest(_ identities: [any AgeIdentity]) throws -> (manifest: Manifest, said: String)? {
+        let object = lastComponent(of: file)
+        guard object.hasSuffix(".data") else { return nil }
+        let manifestPath = String(file.dropLast(".data".count)) + ".manifest"
+        guard let sealed = try? FileSystem.readFile(manifestPath) else { return nil }
+        do {
+            let signed = try SignedManifest(sealed, with: identities)
+            let manifest = signed.manifest
+            guard manifest.object + ".data" == object else {
+                throw SealRefusal.tampered("its manifest names the object \(manifest.object)")
+            }
+            let data = HashingInput(try FileDescriptor.openForReading(file))
+            var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+            while try buffer.withUnsafeMutableBytes({ try data.read(into: $0) }) > 0 {}
+            guard data.digest == manifest.dataSHA256 else {
+                throw SealRefusal.tampered("the data object is not the one its manifest names (its hash differs)")
+            }
+            let policy = try? PolicyLoader.load(path: policyOptions.path)
+            let journal = policy.flatMap { try? Journal(path: Spool(root: $0.spool).journal) }
+            guard let pin = try journal?.peer(manifest.from),
+                  let card = try? KeyCard(published: Array(pin.card.utf8), expectedID: manifest.from) else {
+                return (manifest, "signed as \(manifest.from) (\(manifest.fromKey)), whose key is not pinned: "
+                        + "not verified")
+            }
+            guard manifest.fromKey == card.fingerprint, signed.isSigned(by: card.signing) else {
+                throw SealRefusal.forged("its manifest is not signed by \(manifest.from)'s pinned key "
+                                         + "(\(card.fingerprint))")
+            }
+            return (manifest, "signed by \(manifest.from) (\(card.fingerprint)), whose key is pinned")
+        } catch let refusal as SealRefusal {
+            throw fail("cannot open \(file): \(refusal)", .dataError)
+        }
     }
 
     private func identities() throws -> [any AgeIdentity] {

@@ -192,6 +192,32 @@ struct SealedAgents {
         try expectRefused(sealed, "unsigned: the manifest carries no signature")
     }
 
+    /// `open` on a data object with its manifest beside it, as on the drop, says who signed it,
+    /// and refuses a data object that is not the one its manifest names.
+    @Test func openSaysWhoSignedADataObjectWithItsManifest() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        defer { sealed.agents.remove() }
+        try Self.send(sealed, ["letter.txt": Array("signed words".utf8)])
+        let data = joinPath(sealed.folder, sealed.objects()[0] + ".data")
+        let out = joinPath(sealed.agents.root, "letter.out")
+        let alice = String(try sealed.run("alice", "identity", "show").stdout.split(separator: " ")[1])
+        let opened = try sealed.run("bob", "open", data, "-o", out)
+        #expect(opened.status == 0, "\(opened.stderr)")
+        #expect(opened.stderr == "connectxpert: opened \(data) into \(out); signed by alice (\(alice)), "
+            + "whose key is pinned\n")
+        #expect(read(out) == Array("signed words".utf8))
+
+        var bytes = try #require(read(data))
+        bytes[bytes.count - 1] ^= 1
+        try FileSystem.writeFileAtomically(data, contents: bytes)
+        try FileManager.default.removeItem(atPath: out)
+        let refused = try sealed.run("bob", "open", data, "-o", out)
+        #expect(refused.status == 65)
+        #expect(refused.stderr == "connectxpert: cannot open \(data): tampered: the data object is not the one its "
+            + "manifest names (its hash differs)\n")
+        #expect(!FileSystem.exists(out))
+    }
+
     /// alice makes new keys: bob's agent refuses her files, keeps them on the drop, and says so,
     /// until bob replaces the pin.
     @Test func aChangedKeyStopsTheSenderUntilAPersonReplacesIt() throws {
