@@ -46,6 +46,38 @@ import Testing
             """), "\(outcome.stdout)")
     }
 
+    @Test func checkExplainsSealingAndTrust() throws {
+        let folder = try temporaryFolder()
+        try write(joinPath(folder, "policies.yaml"), """
+            identity:
+              id: alice
+            remotes:
+              drop:
+                url: file:drop
+            outbox:
+              - remote: drop
+                seal: true
+                trust: accept-new
+            inbox:
+              - remote: drop
+                require_seal: true
+              - remote: drop
+                senders: [legacy]
+
+            """)
+        let outcome = try connectxpert("check", "--policy", "policies.yaml", in: folder)
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        let lines = outcome.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains("    sealed (seal: true): each file goes as an age file to the recipient's pinned key, "
+            + "with a signed manifest; the drop sees sizes, times and the pair of IDs only"), "\(outcome.stdout)")
+        #expect(lines.contains("    trust: accept-new: a recipient key seen for the first time is pinned (and logged); "
+            + "a changed key stops the recipient's files"))
+        #expect(lines.contains("    sealed objects only (require_seal: true): plain files are left on the drop"))
+        #expect(lines.contains("    sealed objects only from senders whose key is pinned; plain files from the others"))
+        #expect(lines.filter { $0 == "    trust: verified: only a sender key a person pinned with 'connectxpert peer "
+            + "trust ID' is used; a changed key stops the sender's files" }.count == 2)
+    }
+
     @Test func checkReportsAnInvalidPolicyWithEXConfig() throws {
         let folder = try temporaryFolder()
         try write(joinPath(folder, "policies.yaml"), "identity:\n  id: alice\nremotes:\n  drop:\n    url: file:drop\n    max_conections: 4\n")

@@ -192,6 +192,49 @@ struct SealedAgents {
         try expectRefused(sealed, "unsigned: the manifest carries no signature")
     }
 
+    /// A sender whose key is pinned sends sealed: a plain file in its folder is left on the drop, said
+    /// once, unless the rule says `require_seal: false`.
+    @Test func aPlainFileFromAPinnedSenderIsLeftOnTheDrop() throws {
+        let sealed = try SealedAgents(try TwoAgents())
+        defer { sealed.agents.remove() }
+        try write(joinPath(sealed.folder, "plain.txt"), "not sealed")
+        let first = try sealed.agents.once("bob")
+        #expect(first.status == 0)
+        #expect(first.stderr.components(separatedBy: "a file that is not sealed is left on the drop").count == 2)
+        #expect(FileSystem.exists(joinPath(sealed.folder, "plain.txt")))
+        #expect(files(below: sealed.agents.inbox("bob", from: "alice")).isEmpty)
+        try sealed.agents.editPolicy("bob", replacing: "    every: 200ms\n",
+                                     with: "    every: 200ms\n    require_seal: false\n")
+        #expect(try sealed.agents.once("bob").status == 0)
+        #expect(read(joinPath(sealed.agents.inbox("bob", from: "alice"), "plain.txt")) == Array("not sealed".utf8))
+    }
+
+    /// With `trust: accept-new` on both sides, nobody runs `peer trust`: each key is pinned on first
+    /// sight, and said so.
+    @Test func acceptNewPinsOnFirstSight() throws {
+        let agents = try TwoAgents {
+            try $0.replacing(existing: "  - recipients: [\"*\"]\n    remote: drop\n",
+                             with: "  - recipients: [\"*\"]\n    remote: drop\n    seal: true\n    trust: accept-new\n")
+                .replacing(existing: "    every: 200ms\n", with: "    every: 200ms\n    trust: accept-new\n")
+        }
+        defer { agents.remove() }
+        let run = { (id: String, arguments: [String]) throws -> Outcome in
+            try AgentProcess(arguments + ["--policy", agents.policyPath(id)], in: joinPath(agents.root, id)).wait()
+        }
+        for id in ["bob", "alice"] {
+            #expect(try run(id, ["identity", "init"]).status == 0)
+            #expect(try agents.once(id).status == 0)
+        }
+        try write(joinPath(agents.outbox("alice", to: "bob"), "first.txt"), "first contact")
+        let sent = try agents.once("alice")
+        #expect(sent.status == 0, "\(sent.stderr)")
+        #expect(sent.stderr.contains("peer.id=bob [ConnectXpertTransfer] pinned a peer's key on first sight"))
+        let received = try agents.once("bob")
+        #expect(received.stderr.contains("peer.id=alice [ConnectXpertTransfer] pinned a peer's key on first sight"))
+        #expect(read(joinPath(agents.inbox("bob", from: "alice"), "first.txt")) == Array("first contact".utf8))
+        #expect(try run("bob", ["peer", "list"]).stdout.hasSuffix("  accepted\n"))
+    }
+
     /// `open` on a data object with its manifest beside it, as on the drop, says who signed it,
     /// and refuses a data object that is not the one its manifest names.
     @Test func openSaysWhoSignedADataObjectWithItsManifest() throws {
