@@ -55,6 +55,8 @@ public final class Agent: Sendable {
     let identity: IdentityKeys?
     /// Peers whose card on the drop was compared with their pin in this run.
     let checkedCards = Mutex(Set<String>())
+    /// When this agent started.
+    let started = Date()
     /// Pinned cards as read, by their text: a card's signature is checked once, not for every file.
     let pinnedCards = Mutex([String: KeyCard]())
 
@@ -113,7 +115,9 @@ public final class Agent: Sendable {
     /// Picks up transfers a previous run left unfinished (after a crash or a stop).
     public func recover() throws {
         publishKeyCards()
-        for record in try journal.unfinished() {
+        let unfinished = try journal.unfinished()
+        removeSealedCopies(keeping: Set(unfinished.compactMap { $0.direction == .outgoing ? $0.sealed : nil }))
+        for record in unfinished {
             switch record.direction {
             case .outgoing: enqueueSend(recipient: record.peer, path: record.source)
             case .incoming: enqueueResume(record)

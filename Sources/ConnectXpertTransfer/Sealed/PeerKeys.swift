@@ -106,3 +106,19 @@ enum SealedName {
         String(manifest.dropLast(".manifest".count)) + ".data"
     }
 }
+
+extension Agent {
+    /// Removes the sealed copies in the spool that no unfinished transfer holds: those of a run that
+    /// stopped while sealing. Only copies older than this agent are looked at, so that none a job of
+    /// this run is writing is taken.
+    func removeSealedCopies(keeping objects: Set<String>) {
+        let startedNanoseconds = Int64(started.timeIntervalSince1970 * 1e9)
+        let names = (try? FileSystem.contents(of: sealedFolder)) ?? []
+        for name in names where !objects.contains(String(name.prefix(32))) {
+            let path = joinPath(sealedFolder, name)
+            guard let status = (try? FileSystem.status(path)) ?? nil,
+                  status.modificationNanoseconds < startedNanoseconds else { continue }
+            _ = try? FileSystem.removeIfPresent(path)
+        }
+    }
+}

@@ -34,24 +34,30 @@ struct SealStage: Stage {
         let object = SealedName.random()
         let files = SealedFiles(folder: agent.sealedFolder, object: object)
         try FileSystem.createDirectories(agent.sealedFolder, mode: 0o700)
-        let plaintext = HashingInput(file)
-        var dataHash = ""
-        try FileSystem.writeAtomically(files.data, mode: 0o600) { output in
-            var sink = HashingOutput(output)
+        // Both files have names of their own, which no record holds until they are whole: they are
+        // written in place, each fsynced, and the folder once.
+        do {
+            let plaintext = HashingInput(file)
+            let data = try FileDescriptor.create(files.data, mode: 0o600)
+            var sink = HashingOutput(data)
             try Age.encrypt(to: [card.age], from: plaintext, to: &sink)
-            dataHash = sink.digest
-        }
-        guard try file.status().isSameVersion(as: before) else {
+            try data.sync()
+            guard try file.status().isSameVersion(as: before) else {
+                throw TransportError(.transient, "the file changed while it was being sealed; sealing it again")
+            }
+            let manifest = Manifest(
+                from: agent.policy.identity.id, fromKey: keys.signing.publicKey.fingerprint, to: job.record.peer,
+                toKey: card.fingerprint, sequence: try agent.journal.takeSequence(to: job.record.peer), time: Date(),
+                path: job.record.source, size: before.size, mtime: before.modificationNanoseconds, mode: before.mode,
+                sha256: plaintext.digest, dataSHA256: sink.digest, object: object)
+            let sealedManifest = try FileDescriptor.create(files.manifest, mode: 0o600)
+            try sealedManifest.write(try manifest.sealed(signedBy: keys, to: card.age))
+            try sealedManifest.sync()
+            try FileSystem.syncDirectory(agent.sealedFolder)
+        } catch {
             files.remove()
-            throw TransportError(.transient, "the file changed while it was being sealed; sealing it again")
+            throw error
         }
-        let manifest = Manifest(
-            from: agent.policy.identity.id, fromKey: keys.signing.publicKey.fingerprint, to: job.record.peer,
-            toKey: card.fingerprint, sequence: try agent.journal.takeSequence(to: job.record.peer), time: Date(),
-            path: job.record.source, size: before.size, mtime: before.modificationNanoseconds, mode: before.mode,
-            sha256: plaintext.digest, dataSHA256: dataHash, object: object)
-        try FileSystem.writeFileAtomically(files.manifest, contents: try manifest.sealed(signedBy: keys, to: card.age),
-                                           mode: 0o600)
         var record = job.record
         let destination = agent.remotePath(recipient: record.peer, path: object + ".data", rule: job.rule)
         record.sealed = object
@@ -69,7 +75,8 @@ struct SealStage: Stage {
 
 /// Uploads the manifest of a sealed file once its data object is under its final name: the
 /// manifest's arrival is the commit the recipient waits for. Its name is ours alone, so one found
-/// there already was put by a run that stopped before it could say so.
+/// there already was put by a run that stopped before it could say so; and as the recipient deletes
+/// the data before the manifest, a data object gone means the manifest went up and was taken.
 struct ManifestStage: Stage {
     let agent: Agent
 
@@ -78,7 +85,7 @@ struct ManifestStage: Stage {
     func run(_ job: inout Outgoing, through transport: any Transport) throws {
         guard let object = job.record.sealed, let data = job.record.destination else { return }
         let manifest = String(data.dropLast(".data".count)) + ".manifest"
-        guard try transport.entry(at: manifest) == nil else { return }
+        guard try transport.entry(at: manifest) == nil, try transport.entry(at: data) != nil else { return }
         let local = SealedFiles(folder: agent.sealedFolder, object: object).manifest
         let temporary = agent.temporaryName(for: manifest, pattern: job.rule.temporaryName)
         try transport.makeDirectories(folder(ofRelative: temporary))
