@@ -139,9 +139,13 @@ class ServerBench:
         self.rss.append(rss)
         return elapsed
 
-    def agent_upload(self, name, source):
-        remote = self.round_remote(f"a-{name}") if os.path.isdir(source) else self.remote(f"a-{name}")
-        folder = self.policy(f"{name}-{self.round}", remote)
+    def agent_upload(self, name, source, sealed=False):
+        """The agent's batch pass sending `source`; `sealed` makes it seal (SealedBench)."""
+        kind = "s" if sealed else "a"
+        remote = self.round_remote(f"{kind}-{name}") if os.path.isdir(source) else self.remote(f"{kind}-{name}")
+        folder = self.policy(f"{kind}-{name}-{self.round}", remote)
+        if sealed:
+            self.seal(folder, remote)
         outbox = os.path.join(folder, "spool/outbox/bob")
         # Hard links, not copies: the agent reads the very pages the peers read. A fresh copy takes
         # the memory the server would reuse to receive the file, and this VM returns freed memory to
@@ -566,31 +570,23 @@ class SealedBench(SFTPBench):
         os.makedirs(os.path.join(folder, "keys"), exist_ok=True)
         shutil.copy(self.cards[user], os.path.join(folder, "keys", f"{user}.pub"))
 
-    def agent_sealed_upload(self, name, source):
-        remote = self.round_remote(f"s-{name}") if os.path.isdir(source) else self.remote(f"s-{name}")
-        folder = self.policy(f"sealed-{name}-{self.round}", remote)
+    def seal(self, folder, remote):
+        """Makes an agent's upload seal, to bob, whose card is on the remote."""
         self.sealed_policy(folder, "alice")
         self.publish(os.path.join(self.home, remote), "bob")
         run(["chown", "-R", "cxdrop:cxdrop", os.path.join(self.home, remote)])
-        outbox = os.path.join(folder, "spool/outbox/bob")
-        if os.path.isdir(source):
-            shutil.copytree(source, outbox, copy_function=os.link)
-        else:
-            os.makedirs(outbox)
-            os.link(source, os.path.join(outbox, os.path.basename(source)))
-        return self.agent(folder)
 
     def run_all(self):
         print("\n== Sealed exchange (issue 18): sealed against unsealed on a private sshd, and against age")
         source = self.small_files()
         results = self.median_of_rounds(lambda: {
             "unsealed upload (the agent)": self.agent_upload("small", source),
-            "connectxpert run --once": self.agent_sealed_upload("small", source)})
+            "connectxpert run --once": self.agent_upload("small", source, sealed=True)})
         self.table("1000 x 4 KiB sealed over SFTP", {k: SMALL / v for k, v in results.items()}, "files/s", 0.8)
         large = self.large_file()
         results = self.median_of_rounds(lambda: {
             "unsealed upload (the agent)": self.agent_upload("large", large),
-            "connectxpert run --once": self.agent_sealed_upload("large", large)})
+            "connectxpert run --once": self.agent_upload("large", large, sealed=True)})
         self.table("512 MiB sealed over SFTP", {k: (LARGE >> 20) / v for k, v in results.items()}, "MiB/s", 0.9)
         results = self.median_of_rounds(lambda: self.local_round(large))
         self.table("512 MiB sealed and opened on the local drop",

@@ -48,21 +48,8 @@ struct DownloadStage: Stage {
                 "transfer.offset": "\(offset)", "transfer.bytes": "\(entry.size)",
             ])
         }
-        // Nothing past the listed size is stored: a server that streams on (a file still growing, or
-        // a server that lies) is stopped after one buffer more.
-        let report = agent.progressReporter(for: record.id, from: offset)
-        var overrun = false
-        let progress: TransferProgress = { done in
-            overrun = offset + done > entry.size
-            return !overrun && report(done)
-        }
-        let bytes: Int64
-        do {
-            bytes = try offset + transport.download(record.source, size: entry.size, from: offset, to: file,
-                                                    progress: progress)
-        } catch where overrun {
-            bytes = entry.size + 1
-        }
+        let bytes = try transport.download(record.source, listedSize: entry.size, from: offset, to: file,
+                                           report: agent.progressReporter(for: record.id, from: offset))
         guard bytes == entry.size else {
             try FileSystem.removeIfPresent(temporary)
             let arrived = bytes > entry.size ? "more arrived (the download was stopped there)" : "\(bytes) arrived"
@@ -76,5 +63,23 @@ struct DownloadStage: Stage {
         try agent.journal.save(record)
         job.record = record
         job.listed = nil  // a second run on a fresh connection looks again
+    }
+}
+
+extension Transport {
+    /// Downloads `path`, listed with `size` bytes, from `offset` on; returns how many bytes the file
+    /// then has. Nothing past the listed size is stored: a server that streams on (a file still
+    /// growing, or a server that lies) is stopped after one buffer more, and the count says more.
+    func download(_ path: String, listedSize size: Int64, from offset: Int64 = 0, to file: FileDescriptor,
+                  report: TransferProgress = { _ in true }) throws -> Int64 {
+        var overrun = false
+        do {
+            return try offset + download(path, size: size, from: offset, to: file) { done in
+                overrun = offset + done > size
+                return !overrun && report(done)
+            }
+        } catch where overrun {
+            return size + 1
+        }
     }
 }

@@ -46,9 +46,9 @@ struct OpenStage: Stage {
             }
             try FileSystem.removeIfPresent(scratch)
             let file = try FileDescriptor.create(scratch, mode: 0o600)
-            guard try transport.download(data, size: entry.size, from: 0, to: file, progress: { _ in true })
-                    == entry.size else {
-                throw TransportError(.transient, "\(transport.endpoint)/\(data) did not arrive whole")
+            guard try transport.download(data, listedSize: entry.size, to: file) == entry.size else {
+                throw TransportError(.transient, "\(transport.endpoint)/\(data) did not arrive whole "
+                                     + "(listed with \(entry.size) bytes)")
             }
             let dataHash = HashingInput(try FileDescriptor.openForReading(scratch))
             var buffer = [UInt8](repeating: 0, count: 256 * 1024)
