@@ -109,10 +109,11 @@ enum SealedName {
 
 extension Agent {
     /// Removes the sealed copies in the spool that no unfinished transfer holds: those of a run that
-    /// stopped while sealing. Only copies older than this agent are looked at, so that none a job of
-    /// this run is writing is taken.
+    /// stopped while sealing. Only copies a minute older than this agent are looked at, so that none
+    /// a job of this run is writing is taken (the kernel stamps times from a coarse clock, and jobs
+    /// begin while this runs).
     func removeSealedCopies(keeping objects: Set<String>) {
-        let startedNanoseconds = Int64(started.timeIntervalSince1970 * 1e9)
+        let startedNanoseconds = Int64((started.timeIntervalSince1970 - 60) * 1e9)
         let names = (try? FileSystem.contents(of: sealedFolder)) ?? []
         for name in names where !objects.contains(String(name.prefix(32))) {
             let path = joinPath(sealedFolder, name)
