@@ -137,6 +137,13 @@ public final class HashingInput<Input: AgeInput>: AgeInput {
     /// The SHA-256 of what was read so far, in lower-case hex.
     public var digest: String { hash.hex() }
 
+    /// Reads the rest of the input; returns the SHA-256 of all of it.
+    public func digestToEnd() throws -> String {
+        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+        while try buffer.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
+        return digest
+    }
+
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let count = try input.read(into: buffer)
         hash.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[..<count]))

@@ -86,10 +86,7 @@ struct OpenCommand: ParsableCommand {
             guard manifest.object + ".data" == object else {
                 throw SealRefusal.tampered("its manifest names the object \(manifest.object)")
             }
-            let data = HashingInput(try FileDescriptor.openForReading(file))
-            var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-            while try buffer.withUnsafeMutableBytes({ try data.read(into: $0) }) > 0 {}
-            guard data.digest == manifest.dataSHA256 else {
+            guard try HashingInput(try FileDescriptor.openForReading(file)).digestToEnd() == manifest.dataSHA256 else {
                 throw SealRefusal.tampered("the data object is not the one its manifest names (its hash differs)")
             }
             let policy = try? PolicyLoader.load(path: policyOptions.path)

@@ -50,20 +50,17 @@ struct OpenStage: Stage {
                 throw TransportError(.transient, "\(transport.endpoint)/\(data) did not arrive whole "
                                      + "(listed with \(entry.size) bytes)")
             }
-            let dataHash = HashingInput(try FileDescriptor.openForReading(scratch))
-            var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-            while try buffer.withUnsafeMutableBytes({ try dataHash.read(into: $0) }) > 0 {}
-            guard dataHash.digest == manifest.dataSHA256 else {
+            let dataHash = try HashingInput(try FileDescriptor.openForReading(scratch)).digestToEnd()
+            guard dataHash == manifest.dataSHA256 else {
                 throw SealRefusal.tampered("the data object is not the one the manifest names (its hash differs)")
             }
             let place = try localPath(manifest.path, in: parentDirectory(of: destination))
             try FileSystem.createDirectories(parentDirectory(of: place))
             try FileSystem.removeIfPresent(temporary)
-            let plaintext = HashingInput(try FileDescriptor.openForReading(scratch))
             let output = try FileDescriptor.create(temporary)
             var sink = HashingOutput(output)
             do {
-                try Age.decrypt(with: [keys.age], from: plaintext, to: &sink)
+                try Age.decrypt(with: [keys.age], from: try FileDescriptor.openForReading(scratch), to: &sink)
             } catch let error as AgeError {
                 throw SealRefusal.tampered("the data object does not open (\(error.kind)): \(error)")
             }
