@@ -43,10 +43,8 @@ run: build
 # can break what the debug build does right (a two-stream upload crashed in release only): the
 # exchanges over SFTP and FTP, a 200 MiB two-stream upload, kill -9 during 500 uploads and a resumed
 # download (the tests that stop a server mid-transfer are left out: at release speed the transfer
-# can end before the server stops). The sealed kill -9 test runs in the debug pass only for now: under
-# the release build it failed once in CI (one file's content differed, two data objects were left),
-# and the cause is not found yet (issue 18's note).
-RELEASE_TESTS := agentsExchangeFiles|noPartialFileIsEverVisible|killDashNineDuringFiveHundred|anInterruptedDownloadResumes
+# can end before the server stops), and kill -9 during 200 sealed transfers.
+RELEASE_TESTS := agentsExchangeFiles|noPartialFileIsEverVisible|killDashNineDuring|anInterruptedDownloadResumes
 
 test: test-deps
 	$(SWIFT) build --build-tests

@@ -179,25 +179,28 @@ public final class Journal: Sendable {
     /// Starts a record in `transferring`, with the names it will use: a temporary file that a
     /// stopped process (`kill -9`) leaves behind is then always found and removed. Not fsynced: after
     /// a power loss during the transfer, a hidden temporary file may be left; the next durable write
-    /// (`staged`) makes this one durable too. Returns the record.
+    /// (`staged`) makes this one durable too. A received sealed object's record names its object
+    /// from the first commit on: a run stopped before a second one would otherwise resume it as a
+    /// plain file, and deliver its manifest. Returns the record.
     public func begin(_ direction: TransferDirection, peer: String, remote: String, source: String, size: Int64,
-                      modificationNanoseconds: Int64, inode: Int64, destination: String, temporary: String) throws -> TransferRecord {
+                      modificationNanoseconds: Int64, inode: Int64, destination: String, temporary: String,
+                      sealed: String? = nil) throws -> TransferRecord {
         let now = Date().timeIntervalSince1970
         let id = try write(durable: false) { db in
             try db.execute("""
                 INSERT INTO transfers (direction, peer, remote, source, destination, temporary, size, mtime_ns, inode,
-                                       state, started, updated)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'transferring', ?, ?)
+                                       state, started, updated, sealed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'transferring', ?, ?, ?)
                 """, [.text(direction.rawValue), .text(peer), .text(remote), .text(source), .text(destination),
                       .text(temporary), .integer(size), .integer(modificationNanoseconds), .integer(inode),
-                      .real(now), .real(now)])
+                      .real(now), .real(now), sealed.map { .text($0) } ?? .null])
             return db.lastInsertedRow
         }
         return TransferRecord(
             id: id, direction: direction, peer: peer, remote: remote, source: source, destination: destination,
             temporary: temporary, size: size, modificationNanoseconds: modificationNanoseconds, inode: inode,
             state: .transferring, attempts: 0, firstFailure: nil, nextAttempt: nil, lastError: nil, bytesDone: 0,
-            started: now, updated: now)
+            started: now, updated: now, sealed: sealed)
     }
 
     /// Writes a record's state and names; `durable` when the next step must not happen unless this

@@ -434,8 +434,10 @@ struct SealedServerExchangeTests {
         let delivered = files(below: inbox)
         #expect(delivered.count == count, "no file lost, none twice, no temporary left: \(delivered.count)")
         #expect(delivered.filter { $0.contains(" (") || $0.hasPrefix(".") }.isEmpty)
-        #expect(delivered.allSatisfy { read(joinPath(inbox, $0)) == expected[$0] })
-        #expect(files(below: sealed.folder).isEmpty, "both objects of every file deleted from the drop")
+        let wrong = delivered.filter { read(joinPath(inbox, $0)) != expected[$0] }
+        #expect(wrong.isEmpty, "each file whole, under its own name: \(wrong)")
+        let left = files(below: sealed.folder)
+        #expect(left.isEmpty, "both objects of every file deleted from the drop: \(left)")
         #expect(files(below: outbox).isEmpty)
     }
 }

@@ -58,6 +58,17 @@ import Testing
         #expect(whileRetried.active?.id == retried.id && whileRetried.lastDone == nil)
     }
 
+    /// A run stopped right after `begin` resumes a received manifest as what it is, never as a plain file.
+    @Test func aReceivedSealedObjectIsSealedFromItsFirstCommit() throws {
+        let path = NSTemporaryDirectory() + "cx-journal-\(UUID().uuidString).sqlite"
+        let begun = try Journal(path: path).begin(
+            .incoming, peer: "alice", remote: "drop", source: "alice->bob/0123.manifest", size: 1024,
+            modificationNanoseconds: 5, inode: 0, destination: "/in/0123.manifest", temporary: "/in/.0123.part",
+            sealed: "0123")
+        #expect(begun.sealed == "0123")
+        #expect(try Journal(path: path).unfinished().map(\.sealed) == ["0123"])
+    }
+
     @Test func namesDifferingOnlyInNormalisationAreDistinct() throws {
         let journal = try journal()
         let nfc = try journal.begin(.outgoing, peer: "bob", remote: "drop", source: "caf\u{E9}", size: 1,

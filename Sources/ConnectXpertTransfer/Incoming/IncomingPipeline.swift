@@ -80,14 +80,11 @@ struct IncomingPipeline: Pipeline {
                 return .skip(.finished)
             }
             let destination = joinPath(destinationFolder(rule, sender: file.sender), relative)
-            var record = try agent.journal.begin(
+            let record = try agent.journal.begin(
                 .incoming, peer: file.sender, remote: remote.name, source: file.source, size: entry.size,
                 modificationNanoseconds: entry.modificationNanoseconds, inode: 0, destination: destination,
-                temporary: agent.temporaryName(for: destination))
-            if let sealed = SealedName.parse(entry.name), sealed.isManifest {
-                record.sealed = sealed.object
-                try agent.journal.save(record)
-            }
+                temporary: agent.temporaryName(for: destination),
+                sealed: SealedName.parse(entry.name).flatMap { $0.isManifest ? $0.object : nil })
             attempt.record = record
             return .ready(Incoming(running: running, subject: subject, rule: rule, record: record, listed: entry))
         } catch {
