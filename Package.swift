@@ -138,7 +138,8 @@ let package = Package(
             "ConnectXpertTransfer", "ConnectXpertDaemon", "ConnectXpertPolicy", "ConnectXpertJournal",
             "ConnectXpertTransport", "ConnectXpertSystem", "ConnectXpertTestSupport",
         ]),
-        .testTarget(name: "ConnectXpertCLITests", dependencies: ["ConnectXpertSystem", "ConnectXpertTestSupport"]),
+        .testTarget(name: "ConnectXpertCLITests",
+                    dependencies: ["ConnectXpertJournal", "ConnectXpertSystem", "ConnectXpertTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

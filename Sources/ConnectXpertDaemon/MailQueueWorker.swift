@@ -30,9 +30,9 @@ public final class MailQueueWorker: Sendable {
         thread.start(name: "mail") { [self] in round(runner) }
     }
 
-    /// New mail was queued: pauses after earlier failures end (the network may be back).
+    /// New mail was queued: it is tried at once, even while the server is paused after a failure
+    /// (the network may be back); the messages that failed before keep their own schedule.
     public func mailQueued() {
-        try? mail.agent.journal.resetMailBackoff()
         requests.withLock { $0.endPause = true }
         wake()
     }

@@ -52,12 +52,6 @@ extension Journal {
         try database.withLock { db in try db.execute("DELETE FROM mail_queue WHERE name = ?", [.text(name)]) }
     }
 
-    /// Makes every waiting message due now (new mail was queued, or `mail flush`): the failures
-    /// that set the pauses may be over. Attempts and the queue lifetime are kept.
-    public func resetMailBackoff() throws {
-        try database.withLock { db in try db.execute("UPDATE mail_queue SET next_attempt = NULL", []) }
-    }
-
     private func mailRecords(where clause: String, _ bindings: [SQLiteValue]) throws -> [MailQueueRecord] {
         try database.withLock { db in
             try db.query("SELECT name, inode, attempts, first_failure, next_attempt, last_error FROM mail_queue \(clause)",

@@ -13,6 +13,10 @@ public struct OutgoingMessage: Sendable {
     public let bodyOffset: Int64
     public let size: Int64
 
+    /// The bytes the message takes on the wire, at least: its header as transmitted and its body
+    /// (a bare LF becomes CRLF, and a dot is doubled at the start of a line, so it may take more).
+    public var transmittedSize: Int64 { Int64(header.count) + size - bodyOffset }
+
     /// Reads the header of the message at `path`. The envelope comes from `envelope` (written by
     /// `sendmail`) where given; the sender from `policySender` before anything else.
     public init(path: String, envelope: Envelope?, policySender: String?, hostname: String) throws {

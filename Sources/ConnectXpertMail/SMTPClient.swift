@@ -26,6 +26,11 @@ public final class SMTPClient {
     private let password: String?
     /// `smtp://host:port/<our name>`: libcurl sends the path as the EHLO name.
     private let url: String
+    /// Whether the session was opened (`greet`).
+    private var greeted = false
+    /// The largest message the server takes: the SIZE of its EHLO reply (RFC 1870); nil when it
+    /// names none.
+    private var sizeLimit: Int64?
 
     public init(settings: MailServer, environment: [String: String], hostname: String) throws {
         curl = try CurlEasy()
@@ -39,8 +44,52 @@ public final class SMTPClient {
     /// returned false. `shouldContinue` is asked between
     /// pieces of the message; returning false aborts it (`TransferCancelled`).
     public func send(_ message: OutgoingMessage, shouldContinue: @escaping () -> Bool) throws -> SMTPDelivery {
+        if !greeted { try greet() }
+        try checkSize(of: message)
         let stream = try MessageStream(message)
         var readError: Error?
+        prepareRequest()
+        curl.set(.mailFrom, "<\(message.sender)>")
+        curl.set(.mailRecipients, lines: message.recipients.map { "<\($0)>" })
+        curl.set(.mailRecipientAllowFails, 1)
+        curl.set(.upload, 1)
+        curl.send { buffer in
+            guard shouldContinue() else { return nil }
+            do { return try stream.read(into: buffer) } catch {
+                readError = error
+                return nil
+            }
+        }
+        do {
+            defer { learnSizeLimit() }
+            try curl.perform()
+        } catch let error as CurlError {
+            if let readError { throw readError }
+            if error.code == .abortedByCallback { throw TransferCancelled() }
+            try checkSize(of: message)  // a new connection's EHLO may have named a smaller limit
+            throw classify(error)
+        }
+        let refused = refusedRecipients()
+        let refusedAddresses = Set(refused.map(\.address))
+        return SMTPDelivery(accepted: message.recipients.filter { !refusedAddresses.contains($0) }, refused: refused)
+    }
+
+    /// Opens the session with a NOOP, so that what the server's EHLO reply says (its SIZE) is known
+    /// before the first message; the connection stays open for the messages.
+    private func greet() throws {
+        prepareRequest()
+        curl.set(.customRequest, "NOOP")
+        do {
+            defer { learnSizeLimit() }
+            try curl.perform()
+        } catch let error as CurlError {
+            throw classify(error)
+        }
+        greeted = true
+    }
+
+    /// The settings every request of the session has: server, login, timeouts; the exchange recorded.
+    private func prepareRequest() {
         curl.reset()
         curl.set(.url, url)
         curl.setLogin(user: settings.user, password: password, tls: settings.tls, caFile: settings.caFile)
@@ -51,28 +100,24 @@ public final class SMTPClient {
         curl.set(.lowSpeedTime, timeout)
         // Also bounds each wait for a reply, the QUIT at the end included (libcurl's default is 120 s).
         curl.set(.serverResponseTimeout, timeout)
-        curl.set(.mailFrom, "<\(message.sender)>")
-        curl.set(.mailRecipients, lines: message.recipients.map { "<\($0)>" })
-        curl.set(.mailRecipientAllowFails, 1)
-        curl.set(.upload, 1)
         curl.recordExchanges()
-        curl.send { buffer in
-            guard shouldContinue() else { return nil }
-            do { return try stream.read(into: buffer) } catch {
-                readError = error
-                return nil
-            }
-        }
-        do {
-            try curl.perform()
-        } catch let error as CurlError {
-            if let readError { throw readError }
-            if error.code == .abortedByCallback { throw TransferCancelled() }
-            throw classify(error)
-        }
-        let refused = refusedRecipients()
-        let refusedAddresses = Set(refused.map(\.address))
-        return SMTPDelivery(accepted: message.recipients.filter { !refusedAddresses.contains($0) }, refused: refused)
+    }
+
+    /// Reads the SIZE of the EHLO reply of the request just made, if it made a new connection (the
+    /// last EHLO counts: after STARTTLS the server says it again).
+    private func learnSizeLimit() {
+        guard let ehlo = curl.exchanges.last(where: { $0.command.uppercased().hasPrefix("EHLO") }),
+              ehlo.reply.hasPrefix("250") else { return }
+        let keywords = ehlo.reply.split(separator: "\n").map { $0.dropFirst(4).split(separator: " ") }
+        let size = keywords.first { $0.first?.uppercased() == "SIZE" }.flatMap { $0.dropFirst().first }
+        sizeLimit = size.flatMap { Int64($0) }.flatMap { $0 > 0 ? $0 : nil }  // SIZE 0: no fixed limit
+    }
+
+    /// Fails a message larger than the server takes, before a byte of it is sent.
+    private func checkSize(of message: OutgoingMessage) throws {
+        guard let sizeLimit, message.transmittedSize > sizeLimit else { return }
+        throw MailServerError(.permanent, "the message is \(message.transmittedSize) bytes, over the \(sizeLimit) "
+                              + "bytes \(endpoint) takes (the SIZE of its EHLO reply): none of it was sent")
     }
 
     /// The `RCPT TO`s of the request just made that the server did not accept, with its replies.

@@ -1,3 +1,4 @@
+import ConnectXpertJournal
 import ConnectXpertSystem
 import ConnectXpertTestSupport
 import Foundation
@@ -161,6 +162,23 @@ private struct MailAgent {
         #expect(flush.status == 0 && flush.stdout == "asked the agent (pid \(daemon.process.processIdentifier)) to send the mail queue now\n",
                 "\(flush.stdout) \(flush.stderr)")
         #expect(eventually(timeout: 10) { (try? agent.server.received().count) == 1 }, "\(daemon.log)")
+        daemon.signal(SIGTERM)
+        #expect(daemon.wait().status == 0)
+    }
+
+    /// During a server outage, mail queued meanwhile is tried at once, each message once; a message
+    /// that failed before keeps its own schedule: it is not tried again, and its pause does not grow.
+    @Test func newMailDuringAnOutageLeavesTheWaitingMailItsSchedule() throws {
+        let agent = try MailAgent(try SMTPTestServer(), firstRetryAfter: "1h")
+        agent.server.stop()
+        let daemon = try agent.daemon()
+        let journal = try Journal(path: joinPath(agent.root, "spool/.state/journal.sqlite"))
+        func attempts() -> [Int] { ((try? journal.mailRecords()) ?? []).map(\.attempts) }
+        for count in 1...4 {
+            _ = try agent.run(["sendmail", "bob@example.org"], input: "Subject: \(count)\n\nbody\n")
+            #expect(eventually(timeout: 10) { attempts().count == count }, "\(attempts()) \(daemon.log)")
+        }
+        #expect(attempts() == [1, 1, 1, 1])
         daemon.signal(SIGTERM)
         #expect(daemon.wait().status == 0)
     }

@@ -121,6 +121,23 @@ struct SMTPDeliveryTests {
         #expect(reason.contains("554 5.7.1 message rejected by policy"), "\(reason)")
     }
 
+    /// A message over the SIZE the server announces fails at once, with the limit in its reason, and
+    /// the server is given none of it (no DATA command); the others of the session go.
+    @Test func aMessageOverTheServersSizeFailsBeforeAByteOfItIsSent() throws {
+        let server = try SMTPTestServer(sizeLimit: 10_000)
+        let queue = try Queue(server)
+        let big = try queue.queue("From: a@example.org\nTo: b@example.org\nSubject: big\n\n"
+                                  + String(repeating: "0123456789\n", count: 2_000))
+        try queue.queue("From: a@example.org\nTo: b@example.org\nSubject: small\n\nhi\n")
+        #expect(queue.run() == tally(sent: 1, failed: 1))
+        #expect(queue.names(in: queue.spool.failed) == [big, big + ".reason"])
+        let reason = String(decoding: try FileSystem.readFile(joinPath(queue.spool.failed, big + ".reason")),
+                            as: UTF8.self)
+        #expect(reason.contains("over the 10000 bytes SMTP server 127.0.0.1:\(server.port) takes"), "\(reason)")
+        #expect(server.dataCommands() == 1, "only the small message's")
+        #expect(try server.received().count == 1)
+    }
+
     @Test func refusedRecipientsAreNamedAndDeferredOnesRetried() throws {
         let server = try SMTPTestServer()
         let queue = try Queue(server)

@@ -144,15 +144,21 @@ public final class HostileSFTPTestServer: TestServer, @unchecked Sendable {
 }
 
 /// A private SMTP server (`scripts/test-servers/smtpd`, aiosmtpd): STARTTLS and AUTH required
-/// (`starttls`), TLS from the first byte (`implicit`) or no TLS (`plain`). Login `cx`.
+/// (`starttls`), TLS from the first byte (`implicit`) or no TLS (`plain`). Login `cx`. It takes
+/// messages up to `sizeLimit` bytes, the SIZE it announces.
 public final class SMTPTestServer: TestServer, @unchecked Sendable {
     public enum Mode: String { case starttls, implicit, plain }
 
     public let mode: Mode
 
-    public init(_ mode: Mode = .starttls) throws {
+    public init(_ mode: Mode = .starttls, sizeLimit: Int = 64 << 20) throws {
         self.mode = mode
-        try super.init(script: "smtpd", options: [mode.rawValue])
+        try super.init(script: "smtpd", options: [mode.rawValue, String(sizeLimit)])
+    }
+
+    /// How many DATA commands the server was given (refused ones too).
+    public func dataCommands() -> Int {
+        ((try? FileSystem.readFile(joinPath(folder, "data-commands"))) ?? []).filter { $0 == 10 }.count
     }
 
     public var certificate: String { joinPath(folder, "cert.pem") }
