@@ -13,7 +13,7 @@ enum Encoding {
 
 /// One viewer: the handshake, then a reader thread (its messages, input to X) and a writer thread
 /// (framebuffer updates when asked for, only what changed on incremental requests).
-// Sendable: `state` is a Mutex; `buttons` and `shiftHeld` are used by the reader thread alone.
+// Sendable: `state` is a Mutex; `buttons` is used by the reader thread alone.
 final class ViewerSession: @unchecked Sendable {
     private unowned let server: RFBServer
     private let connection: RFBConnection
@@ -34,7 +34,6 @@ final class ViewerSession: @unchecked Sendable {
     private let authenticated = Atomic<Bool>(false)
     /// The buttons held after the last pointer event.
     private var buttons: UInt8 = 0
-    private var shiftHeld = false
 
     init(server: RFBServer, connection: RFBConnection) {
         self.server = server
@@ -159,8 +158,7 @@ final class ViewerSession: @unchecked Sendable {
                 }
                 requestArrived.signal()
             case let .key(down, keysym):
-                if keysym == 0xffe1 || keysym == 0xffe2 { shiftHeld = down }
-                if !server.configuration.viewOnly { server.display.key(keysym, down: down, shiftHeld: shiftHeld) }
+                if !server.configuration.viewOnly { server.display.key(keysym, down: down) }
             case let .pointer(mask, x, y):
                 if !server.configuration.viewOnly { server.display.pointer(x: x, y: y, mask: mask, previous: buttons) }
                 buttons = mask

@@ -18,7 +18,7 @@ public struct Frame: Sendable, Equatable {
 /// An X11 display connection and what the screen share does with it: capture the root window
 /// (MIT-SHM where the server offers it, else `XGetImage`) and inject input (XTest). Xlib calls on
 /// one connection must not overlap: every call goes through `lock`. Closed in `deinit`.
-// Sendable: every Xlib call, and `shared` and `clipboard`, are under `lock`.
+// Sendable: every Xlib call, and `shared`, `clipboard` and `keyboard`, are under `lock`.
 public final class X11Display: @unchecked Sendable {
     private let display: OpaquePointer
     private let root: Window
@@ -26,6 +26,8 @@ public final class X11Display: @unchecked Sendable {
     public let name: String
     private var shared: SharedImage?
     private var clipboard: ClipboardOwner?
+    /// The keys pressed for the viewer's keysyms, and the keycodes given keysyms, oldest first.
+    private var keyboard = (pressed: [KeySym: KeyCode](), spare: [KeyCode]())
 
     /// An XImage in a shared-memory segment, attached to the X server.
     private final class SharedImage {
@@ -179,54 +181,113 @@ public final class X11Display: @unchecked Sendable {
         }
     }
 
-    /// Presses or releases the key for an X keysym. A keysym that no key produces is put on a
-    /// spare keycode first; one found only at a key's shifted level gets a faked Shift.
-    public func key(_ keysym: UInt32, down: Bool, shiftHeld: Bool) {
+    /// Presses or releases the key for an X keysym so that X clients get exactly that keysym,
+    /// whatever modifiers are down: a key that has it at its plain level is pressed with Shift and
+    /// AltGr released, one that has it at its shifted level with Shift down and AltGr released, each
+    /// for that key only (as x11vnc does). A keysym that no key has at either level is put on a
+    /// spare keycode first. Modifier keys themselves are pressed as they are.
+    public func key(_ keysym: UInt32, down: Bool) {
         lock.withLock {
-            guard let (keycode, shifted) = keycode(for: KeySym(keysym)) else { return }
-            let shiftKey = XKeysymToKeycode(display, KeySym(XK_Shift_L))
-            let fakeShift = shifted && !shiftHeld && down && shiftKey != 0
-            if fakeShift { XTestFakeKeyEvent(display, UInt32(shiftKey), 1, 0) }
-            XTestFakeKeyEvent(display, UInt32(keycode), down ? 1 : 0, 0)
-            if fakeShift { XTestFakeKeyEvent(display, UInt32(shiftKey), 0, 0) }
+            let symbol = KeySym(keysym)
+            if !down, let keycode = keyboard.pressed.removeValue(forKey: symbol) {
+                XTestFakeKeyEvent(display, UInt32(keycode), 0, 0)
+            } else if Self.modifiers.contains(symbol) || !down {
+                let keycode = XKeysymToKeycode(display, symbol)
+                if keycode != 0 { XTestFakeKeyEvent(display, UInt32(keycode), down ? 1 : 0, 0) }
+            } else if let (keycode, level) = key(for: symbol) {
+                press(keycode, level: level)
+                keyboard.pressed[symbol] = keycode
+            }
             XFlush(display)
         }
     }
 
-    /// The keycode producing `keysym`, and whether it needs Shift. Called with the lock held.
-    private func keycode(for keysym: KeySym) -> (KeyCode, Bool)? {
-        let found = XKeysymToKeycode(display, keysym)
-        if found != 0 {
-            let plain = symbol(of: found, level: 0)
-            return (found, plain != keysym && symbol(of: found, level: 1) == keysym)
+    private static let shifts: Set<KeySym> = [KeySym(XK_Shift_L), KeySym(XK_Shift_R)]
+    private static let altGr: Set<KeySym> = [KeySym(XK_ISO_Level3_Shift), KeySym(XK_Mode_switch)]
+    private static let modifiers = shifts.union(altGr).union((0xffe3...0xffee).map { KeySym($0) })
+        .union([KeySym(XK_Num_Lock), KeySym(XK_ISO_Level5_Shift)])
+
+    /// Presses `keycode` at `level` (0 plain, 1 shifted; nil when both are the same keysym), with
+    /// the Shift and AltGr keys that are down released, or Shift pressed, for it alone. Called with
+    /// the lock held.
+    private func press(_ keycode: KeyCode, level: Int?) {
+        let mapping = KeyboardMapping(display)
+        let down = keysDown()
+        let shiftsDown = down.filter { Self.shifts.contains(mapping.symbol(of: $0, level: 0)) }
+        var released = down.filter { Self.altGr.contains(mapping.symbol(of: $0, level: 0)) }
+        var pressed: [KeyCode] = []
+        if level == 0 { released += shiftsDown }
+        if level == 1, shiftsDown.isEmpty {
+            let shift = XKeysymToKeycode(display, KeySym(XK_Shift_L))
+            if shift != 0 { pressed.append(shift) }
         }
-        return remapSpareKeycode(to: keysym).map { ($0, false) }
+        for key in released { XTestFakeKeyEvent(display, UInt32(key), 0, 0) }
+        for key in pressed { XTestFakeKeyEvent(display, UInt32(key), 1, 0) }
+        XTestFakeKeyEvent(display, UInt32(keycode), 1, 0)
+        for key in pressed.reversed() { XTestFakeKeyEvent(display, UInt32(key), 0, 0) }
+        for key in released.reversed() { XTestFakeKeyEvent(display, UInt32(key), 1, 0) }
     }
 
-    /// The keysym a keycode produces at a shift level (0 plain, 1 shifted). Called with the lock held.
-    private func symbol(of keycode: KeyCode, level: Int32) -> KeySym {
-        var count: Int32 = 0
-        guard let symbols = XGetKeyboardMapping(display, keycode, 1, &count) else { return 0 }
-        defer { XFree(symbols) }
-        return level < count ? symbols[Int(level)] : 0
+    /// The keycodes that are down now. Called with the lock held.
+    private func keysDown() -> [KeyCode] {
+        var keys = [CChar](repeating: 0, count: 32)
+        XQueryKeymap(display, &keys)
+        return (8..<256).filter { UInt8(bitPattern: keys[$0 / 8]) & (1 << ($0 % 8)) != 0 }.map { KeyCode($0) }
     }
 
-    /// Assigns `keysym` to the highest keycode that has none, as x11vnc does.
-    private func remapSpareKeycode(to keysym: KeySym) -> KeyCode? {
-        var minimum: Int32 = 0, maximum: Int32 = 0
-        XDisplayKeycodes(display, &minimum, &maximum)
-        var perKeycode: Int32 = 0
-        guard let mapping = XGetKeyboardMapping(display, KeyCode(minimum), maximum - minimum + 1, &perKeycode) else { return nil }
-        defer { XFree(mapping) }
-        for keycode in stride(from: maximum, through: minimum, by: -1) {
-            let offset = Int((keycode - minimum) * perKeycode)
-            if (0..<Int(perKeycode)).allSatisfy({ mapping[offset + $0] == 0 }) {
-                var symbols = [keysym, keysym]
-                XChangeKeyboardMapping(display, keycode, 2, &symbols, 1)
-                XSync(display, 0)
-                return KeyCode(keycode)
+    /// A key that has `keysym` at its plain or shifted level, the plain one first, with that level
+    /// (nil when both levels have it); else a spare keycode given it at both. Called with the lock held.
+    private func key(for keysym: KeySym) -> (KeyCode, Int?)? {
+        let mapping = KeyboardMapping(display)
+        for level in 0...1 {
+            if let keycode = mapping.keycodes.first(where: { mapping.symbol(of: $0, level: level) == keysym }) {
+                let same = mapping.symbol(of: keycode, level: 1 - level) == keysym
+                return (keycode, same ? nil : level)
             }
         }
-        return nil
+        return spareKeycode(for: keysym, in: mapping).map { ($0, nil) }
+    }
+
+    /// Gives `keysym` to the highest keycode that has no symbol, as x11vnc does; once there is none,
+    /// to the keycode given a keysym longest ago (and not down). Called with the lock held.
+    private func spareKeycode(for keysym: KeySym, in mapping: KeyboardMapping) -> KeyCode? {
+        let empty = mapping.keycodes.reversed().first { keycode in
+            (0..<mapping.perKeycode).allSatisfy { mapping.symbol(of: keycode, level: $0) == 0 }
+        }
+        let pressed = Set(keyboard.pressed.values)
+        guard let keycode = empty ?? keyboard.spare.first(where: { !pressed.contains($0) }) else { return nil }
+        var symbols = [keysym, keysym]
+        XChangeKeyboardMapping(display, Int32(keycode), 2, &symbols, 1)
+        XSync(display, 0)
+        keyboard.spare.removeAll { $0 == keycode }
+        keyboard.spare.append(keycode)
+        return keycode
+    }
+}
+
+/// The X server's keyboard mapping: the keysyms of each keycode, by level. Read in one request.
+private struct KeyboardMapping {
+    let minimum: Int
+    let perKeycode: Int
+    let symbols: [KeySym]
+
+    init(_ display: OpaquePointer) {
+        var minimum: Int32 = 0, maximum: Int32 = 0, perKeycode: Int32 = 0
+        XDisplayKeycodes(display, &minimum, &maximum)
+        let count = Int(maximum - minimum + 1)
+        let mapping = XGetKeyboardMapping(display, KeyCode(minimum), Int32(count), &perKeycode)
+        defer { if let mapping { XFree(mapping) } }
+        self.minimum = Int(minimum)
+        self.perKeycode = mapping == nil ? 0 : Int(perKeycode)
+        symbols = mapping.map { Array(UnsafeBufferPointer(start: $0, count: count * Int(perKeycode))) } ?? []
+    }
+
+    var keycodes: [KeyCode] {
+        perKeycode == 0 ? [] : (0..<(symbols.count / perKeycode)).map { KeyCode(minimum + $0) }
+    }
+
+    func symbol(of keycode: KeyCode, level: Int) -> KeySym {
+        let index = (Int(keycode) - minimum) * perKeycode + level
+        return level < perKeycode && symbols.indices.contains(index) ? symbols[index] : 0
     }
 }

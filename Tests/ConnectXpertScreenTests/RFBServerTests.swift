@@ -88,6 +88,32 @@ struct RFBServerTests {
         #expect(eventually { display.events().contains("press 5 30 40") && display.events().contains("key \(0x100263a)") },
                 "\(display.events())")
     }
+
+    /// Every printable ASCII and Latin-1 keysym reaches an X client as itself, typed with and
+    /// without Shift held by the viewer (a viewer sends Shift, then the shifted keysym: `<` typed
+    /// so must not arrive as `>`, the other symbol of the pc105 key that has `<` unshifted).
+    @Test func eachPrintableKeysymArrivesAsItselfWithOrWithoutShift() throws {
+        let display = try XTestDisplay()
+        let server = try server(display)
+        defer { server.stop() }
+        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
+        _ = try handshake(connection, minor: 8, password: "secret")
+        func key(_ keysym: Int, down: Bool) -> [UInt8] {
+            [4, down ? 1 : 0, 0, 0] + (0..<4).map { UInt8(truncatingIfNeeded: keysym >> (24 - 8 * $0)) }
+        }
+        let keysyms = Array(0x20...0x7e) + Array(0xa0...0xff)
+        for shift in [false, true] {
+            var keys = shift ? key(0xffe1, down: true) : []
+            for keysym in keysyms { keys += key(keysym, down: true) + key(keysym, down: false) }
+            try connection.write(keys + (shift ? key(0xffe1, down: false) : []))
+        }
+        let expected = (keysyms + keysyms).map { "text " + String(Character(Unicode.Scalar($0)!)) }
+        func typed() -> [String] { display.events().filter { $0.hasPrefix("text ") } }
+        #expect(eventually(timeout: 30) { typed().count >= expected.count })
+        let wrong = zip(expected, typed()).enumerated().filter { $0.element.0 != $0.element.1 }
+        #expect(typed().count == expected.count && wrong.isEmpty,
+                "\(wrong.prefix(20).map { "\($0.offset < keysyms.count ? "" : "shift+")\($0.element)" })")
+    }
 }
 
 
