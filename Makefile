@@ -12,12 +12,13 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # and libsodium23 for pure-ftpd (whose binary scripts/test-servers/pure-ftpd takes out of its package,
 # which conflicts with vsftpd's); aiosmtpd and Dovecot for the mail tests; Xvfb for the screen share
 # (whose Python tools, vncdotool among them, come from PyPI into .build/test-venv); age, the stock CLI the
-# sealed files must open with.
+# sealed files must open with; libpython3.11-testsuite for CPython's email test messages, the corpus the
+# mail reading is compared on with Python's email package.
 # Bench: inotifywait, and the peers the agent is measured against.
 APT_BUILD  := libssh2-1-dev libcurl4-openssl-dev libinotifytools0-dev libsqlite3-dev libx11-dev libxext-dev \
               libxtst-dev libxdamage-dev zlib1g-dev libssl-dev
 APT_TEST   := inotify-tools systemd openssh-server openssh-client dropbear-bin rclone python3-paramiko vsftpd \
-              libsodium23 openssl python3-aiosmtpd dovecot-imapd xvfb python3-venv age
+              libsodium23 openssl python3-aiosmtpd dovecot-imapd xvfb python3-venv age libpython3.11-testsuite
 APT_BENCH  := lftp msmtp getmail6 isync x11vnc
 
 .PHONY: all deps test-deps build run test chaos fuzz bench demo install install-sendmail clean

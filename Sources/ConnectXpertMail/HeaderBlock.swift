@@ -37,8 +37,10 @@ public struct HeaderBlock: Sendable {
 
     /// Reads the header section at the start of `data`. A leading mbox `From ` line is skipped.
     /// Fails when the data does not start with a header field: then it is not a message; and when
-    /// the header is over `maximumSize`.
-    public init(parsing data: [UInt8]) throws(MessageError) {
+    /// the header is over `maximumSize`. A later line that is not a field fails it too, unless
+    /// `lenient` (a message being read, not sent): then the body starts there, as mail readers take
+    /// a header whose empty line is missing.
+    public init(parsing data: [UInt8], lenient: Bool = false) throws(MessageError) {
         var lines: [(bytes: ArraySlice<UInt8>, next: Int)] = []
         var start = 0
         var end = data.count
@@ -49,6 +51,11 @@ public struct HeaderBlock: Sendable {
             let next = newline.map { $0 + 1 } ?? data.count
             if line.isEmpty {
                 end = next
+                break
+            }
+            if lenient, !lines.isEmpty, !Self.isField(line), line.first != UInt8(ascii: " "),
+               line.first != UInt8(ascii: "\t") {
+                end = start
                 break
             }
             guard next <= Self.maximumSize else { throw .headerTooLarge(Self.maximumSize) }
@@ -65,8 +72,7 @@ public struct HeaderBlock: Sendable {
                 fields[fields.count - 1].lines.append(Array(line))  // in place: a copy per line was quadratic
                 continue
             }
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
-                  line[..<colon].allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+            guard Self.isField(line), let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
                 let shown = String(decoding: line.prefix(60), as: UTF8.self)
                 throw .notAMessage(fields.isEmpty
                     ? "it does not start with a header field (first line: \(shown.debugDescription))"
@@ -77,6 +83,12 @@ public struct HeaderBlock: Sendable {
         guard !fields.isEmpty else { throw .notAMessage("it has no header fields") }
         self.fields = fields
         bodyOffset = end
+    }
+
+    /// `Name: value`, the name printable ASCII.
+    private static func isField(_ line: ArraySlice<UInt8>) -> Bool {
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else { return false }
+        return line[..<colon].allSatisfy { $0 > 0x20 && $0 < 0x7f }
     }
 
     /// The unfolded values of every field named `name`, in order.

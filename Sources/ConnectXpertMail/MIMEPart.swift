@@ -1,42 +1,74 @@
 /// One part of a received message (the message itself is the outermost part): its header and
-/// body, and the parts inside it when it is multipart. Built leniently: a malformed header is
-/// taken as body, a missing closing boundary ends at the end of the data, nesting stops at 20
-/// levels, so any message can be shown.
+/// body, and the parts inside it: a multipart's parts, or the message a message/rfc822 part
+/// encloses. Built leniently: a malformed header is taken as body, a missing closing boundary ends
+/// at the end of the data, nesting stops at 20 levels, so any message can be shown.
+/// `MessageReading` says what of it is shown and what is attached.
 public struct MIMEPart: Sendable {
     /// The header fields; empty when the part starts with something that is not a field.
     public let header: HeaderBlock?
     /// The body as written (still transfer-encoded).
     public let body: ArraySlice<UInt8>
+    /// A multipart's parts, or the one message a message/rfc822 part encloses.
     public let parts: [MIMEPart]
-    /// `text/plain` when not given, lower case.
+    /// Lower case; `defaultType` when not given (text/plain, or message/rfc822 in a digest), and
+    /// text/plain when it is not a valid `type/subtype` (RFC 2045 5.2).
     public let contentType: String
     public let parameters: [String: String]
 
     public init(parsing data: ArraySlice<UInt8>, depth: Int = 0, defaultType: String = "text/plain") {
-        let header = try? HeaderBlock(parsing: Array(data))
+        let header = try? HeaderBlock(parsing: Array(data), lenient: true)
         self.header = header
+        let body: ArraySlice<UInt8>
         if let header {
             body = data[(data.startIndex + header.bodyOffset)...]
         } else {
             // A part without header fields starts with the empty line that ends its (empty) header.
             body = data.starts(with: [13, 10]) ? data.dropFirst(2) : data.first == 10 ? data.dropFirst() : data
         }
-        let (type, parameters) = header?.fields.last { $0.is("Content-Type") }
-            .map { MailDecoding.parameters($0.text) } ?? (defaultType, [:])
-        contentType = type.isEmpty ? defaultType : type.lowercased()
+        self.body = body
+        let field = header?.fields.last { $0.is("Content-Type") }
+        let (type, parameters) = field.map { MailDecoding.parameters($0.text) } ?? (defaultType, [:])
+        contentType = field == nil ? defaultType : Self.isValid(type) ? type.lowercased() : "text/plain"
         self.parameters = parameters
-        if contentType.hasPrefix("multipart/"), depth < 20, let boundary = parameters["boundary"], !boundary.isEmpty {
+        guard depth < 20 else {
+            parts = []
+            return
+        }
+        if contentType.hasPrefix("multipart/") {
+            // The boundary exactly as written: no encoded word decoded in it.
+            let boundary = field.flatMap { MailDecoding.parameters($0.value, decodingWords: false).parameters["boundary"] }
             let childType = contentType == "multipart/digest" ? "message/rfc822" : "text/plain"
-            parts = MIMEPart.split(body, boundary: boundary).map { MIMEPart(parsing: $0, depth: depth + 1, defaultType: childType) }
+            parts = boundary.map { boundary in
+                // Two delimiters in a row enclose no part (as Python's email package and mutt read it).
+                MIMEPart.split(body, boundary: boundary).filter { !$0.isEmpty }.map {
+                    MIMEPart(parsing: $0, depth: depth + 1, defaultType: childType)
+                }
+            } ?? []
+        } else if contentType == "message/rfc822" || contentType == "message/global" {
+            parts = [MIMEPart(parsing: Self.decoded(body, header: header)[...], depth: depth + 1)]
         } else {
             parts = []
         }
     }
 
+    /// `type/subtype`, both RFC 2045 tokens.
+    private static func isValid(_ type: String) -> Bool {
+        let halves = type.split(separator: "/", omittingEmptySubsequences: false)
+        return halves.count == 2 && halves.allSatisfy { half in
+            !half.isEmpty && half.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7f
+                && !"()<>@,;:\\\"/[]?=".unicodeScalars.contains($0) }
+        }
+    }
+
     public var isMultipart: Bool { contentType.hasPrefix("multipart/") }
 
+    /// The message a message/rfc822 part encloses.
+    public var enclosed: MIMEPart? { isMultipart ? nil : parts.first }
+
     /// The body with its Content-Transfer-Encoding (base64, quoted-printable) undone.
-    public var decodedBody: [UInt8] {
+    public var decodedBody: [UInt8] { Self.decoded(body, header: header) }
+
+    private static func decoded(_ body: ArraySlice<UInt8>, header: HeaderBlock?) -> [UInt8] {
         switch header?.text("Content-Transfer-Encoding")?.lowercased() {
         case "base64": return MailDecoding.base64(Array(body))
         case "quoted-printable": return MailDecoding.quotedPrintable(Array(body))
@@ -54,52 +86,9 @@ public struct MIMEPart: Sendable {
         return name.flatMap { $0.isEmpty ? nil : $0 }
     }
 
-    private var isMarkedAttachment: Bool {
+    /// Whether its Content-Disposition says `attachment`.
+    var isMarkedAttachment: Bool {
         header?.text("Content-Disposition").map { MailDecoding.parameters($0).value.lowercased() == "attachment" } ?? false
-    }
-
-    /// The text to read: in multipart/alternative the plain version (HTML reduced to text if it is
-    /// all there is), in other multiparts the first readable part.
-    public var readableText: String? { readablePart()?.readable }
-
-    /// The parts that are not the readable text: marked as attachments, named, or not text.
-    public var attachments: [MIMEPart] {
-        let chosen = readablePart()?.part
-        var found: [MIMEPart] = []
-        func visit(_ part: MIMEPart) {
-            if part.isMultipart {
-                part.parts.forEach(visit)
-            } else if !part.isSame(as: chosen) && (part.isMarkedAttachment || part.filename != nil
-                || !(part.contentType == "text/plain" || part.contentType == "text/html")) {
-                found.append(part)
-            }
-        }
-        if isMultipart { parts.forEach(visit) } else if isMarkedAttachment { found.append(self) }
-        return found
-    }
-
-    private func readablePart() -> (part: MIMEPart, readable: String)? {
-        if isMultipart {
-            if contentType == "multipart/alternative" {
-                let candidates = parts.compactMap { $0.readablePart() }
-                return candidates.first { $0.part.contentType == "text/plain" } ?? candidates.first
-            }
-            for part in parts where !part.isMarkedAttachment {
-                if let readable = part.readablePart() { return readable }
-            }
-            return nil
-        }
-        guard !isMarkedAttachment else { return nil }
-        switch contentType {
-        case "text/plain": return (self, text)
-        case "text/html": return (self, MailDecoding.plainText(fromHTML: text))
-        default: return nil
-        }
-    }
-
-    private func isSame(as other: MIMEPart?) -> Bool {
-        guard let other else { return false }
-        return body.startIndex == other.body.startIndex && body.endIndex == other.body.endIndex
     }
 
     /// The bodies between `--boundary` lines, up to `--boundary--` (or the end of the data).
@@ -114,9 +103,12 @@ public struct MIMEPart: Sendable {
             let next = newline.map { $0 + 1 } ?? body.endIndex
             let line = body[lineStart..<lineEnd]
             if line.starts(with: delimiter) {
-                let rest = line.dropFirst(delimiter.count)
+                // RFC 2046: after the delimiter only transport padding (linear white space), and
+                // after a close delimiter's "--" too; any other line is text.
+                var rest = line.dropFirst(delimiter.count)
                 let closing = rest.starts(with: [UInt8(ascii: "-"), UInt8(ascii: "-")])
-                if closing || rest.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }) {
+                if closing { rest = rest.dropFirst(2) }
+                if rest.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }) {
                     if let start = partStart {
                         // The line break before the delimiter belongs to the delimiter.
                         var end = lineStart

@@ -149,8 +149,10 @@ public enum MailDecoding {
 
     /// A structured header value split into its main value and parameters
     /// (`text/plain; charset="utf-8"`), with RFC 2231 forms (`filename*=utf-8''%E2%82%AC`,
-    /// `name*0*=…; name*1*=…`) joined and decoded, and RFC 2047 words in quoted values decoded.
-    public static func parameters(_ value: String) -> (value: String, parameters: [String: String]) {
+    /// `name*0*=…; name*1*=…`) joined and decoded, and RFC 2047 words in values decoded unless
+    /// `decodingWords` is false (a boundary is taken exactly as written).
+    public static func parameters(_ value: String, decodingWords: Bool = true)
+        -> (value: String, parameters: [String: String]) {
         var pieces: [String] = []
         var current = ""
         var inQuotes = false
@@ -185,7 +187,7 @@ public enum MailDecoding {
             } else if encoded {
                 extended[name, default: []].append((0, true, text))
             } else {
-                plain[name] = headerText(Array(text.utf8))
+                plain[name] = decodingWords ? headerText(Array(text.utf8)) : text
             }
         }
         for (name, sections) in extended {

@@ -154,26 +154,44 @@ struct MailShowCommand: ParsableCommand {
 
     func run() throws {
         let (box, message, part) = try maildirOptions.message(number)
-        for name in ["Date", "From", "To", "Cc", "Reply-To", "Subject"] {
-            if let value = part.header?.text(name) { print("\(name): \(terminalText(value))") }
+        printHeader(part.header, fields: ["Date", "From", "To", "Cc", "Reply-To", "Subject"])
+        let reading = MessageReading(part)
+        if reading.texts.isEmpty { print("(no text to show)") }
+        var afterText = false
+        for piece in reading.pieces {
+            switch piece {
+            case .text(let text):
+                if afterText { print("") }
+                let body = text.replacingOccurrences(of: "\r\n", with: "\n")
+                print(terminalText(body.hasSuffix("\n") ? String(body.dropLast()) : body, multiline: true))
+                afterText = true
+            case .message(let header):
+                if afterText { print("") }
+                print("--- enclosed message ---")
+                printHeader(header, fields: ["Date", "From", "To", "Cc", "Subject"])
+                afterText = false
+            }
         }
-        print("")
-        if let text = part.readableText {
-            let body = text.replacingOccurrences(of: "\r\n", with: "\n")
-            print(terminalText(body.hasSuffix("\n") ? String(body.dropLast()) : body, multiline: true))
-        } else {
-            print("(no text to show)")
-        }
-        let attachments = part.attachments
+        let attachments = reading.attachments
         if !attachments.isEmpty {
             print("")
             print("Attachments (save them with 'connectxpert mail save \(number)'):")
             for (index, attachment) in attachments.enumerated() {
-                let name = attachment.filename.map { terminalText($0) } ?? "(no name)"
-                print("  \(index + 1). \(name)  \(attachment.contentType), \(ByteSize(bytes: Int64(attachment.decodedBody.count)))")
+                let subject = attachment.enclosed.map { "message \"\($0.header?.text("Subject") ?? "")\"" }
+                let name = (attachment.filename ?? subject).map { terminalText($0) } ?? "(no name)"
+                let size = ByteSize(bytes: Int64(attachment.decodedBody.count))
+                print("  \(index + 1). \(name)  \(attachment.contentType), \(size)")
             }
         }
         _ = try? box.markSeen(message)
+    }
+
+    /// The header fields named, those present, and the empty line after them.
+    private func printHeader(_ header: HeaderBlock?, fields: [String]) {
+        for name in fields {
+            if let value = header?.text(name) { print("\(name): \(terminalText(value))") }
+        }
+        print("")
     }
 }
 
@@ -190,14 +208,15 @@ struct MailSaveCommand: ParsableCommand {
 
     func run() throws {
         let (_, _, part) = try maildirOptions.message(number)
-        let attachments = part.attachments
+        let attachments = MessageReading(part).attachments
         guard !attachments.isEmpty else {
             print("message \(number) has no attachments")
             return
         }
         let folder = absolutePath(dir, relativeTo: FileSystem.currentDirectory)
         for (index, attachment) in attachments.enumerated() {
-            let name = Names.safeFileName(attachment.filename ?? "", fallback: "attachment-\(index + 1)")
+            let fallback = attachment.enclosed == nil ? "attachment-\(index + 1)" : "message-\(index + 1).eml"
+            let name = Names.safeFileName(attachment.filename ?? "", fallback: fallback)
             let bytes = attachment.decodedBody
             do {
                 try FileSystem.createDirectories(folder)

@@ -94,6 +94,42 @@ private let report = """
 
     """
 
+/// A message forwarded as an attachment, after two text parts (as Groupwise and others send it).
+private let forwarded = """
+    From: bob@example.org
+    Subject: Fwd: the plan
+    Content-Type: multipart/mixed; boundary="FWD"
+
+    --FWD
+    Content-Type: text/plain
+
+    See below.
+    --FWD
+    Content-Type: text/plain; charset=utf-8
+    Content-Transfer-Encoding: base64
+
+    QW5kIGEgc2Vjb25kIHBhcnQu
+    --FWD
+    Content-Type: message/rfc822
+
+    From: Alice <alice@example.org>
+    Subject: the plan
+    Content-Type: multipart/mixed; boundary="IN"
+
+    --IN
+    Content-Type: text/plain
+
+    Here is the plan.
+    --IN
+    Content-Type: application/pdf; name="plan.pdf"
+    Content-Transfer-Encoding: base64
+
+    JVBERi0=
+    --IN--
+    --FWD--
+
+    """
+
 private let menu = "From: \"Bob\" <bob@example.org>\nSubject: =?ISO-8859-1?Q?Caf=E9?= menu\nDate: 21 Nov 2026 08:00 GMT\n"
     + "Content-Type: text/html; charset=iso-8859-1\n\n<html><head><style>p {}</style></head><body><h1>Menu</h1>"
     + "<p>Caf\u{e9} &amp; croissants<br>Tea &euro;2</p><ul><li>one</li><li>two</li></ul></body></html>\n"
@@ -174,6 +210,42 @@ struct MailInboxCommandTests {
         #expect(outcome.status == 66)
         #expect(outcome.stderr == "connectxpert: there is no message 4 in \(agent.maildir) (it holds 3); "
             + "'connectxpert mail list' shows their numbers\n")
+    }
+
+    /// A forwarded message: every inline text part is shown, the enclosed message with its header
+    /// and text, and what is listed is what `save` saves (the enclosed message as an .eml file).
+    @Test func aForwardedMessageIsShownWholeAndSavedAsListed() throws {
+        let server = try IMAPTestServer()
+        try server.deliver(forwarded)
+        let agent = try FetchingAgent(server)
+        #expect(try agent.run(["mail", "fetch"]).status == 0)
+        var outcome = try agent.run(["mail", "show", "1"])
+        #expect(outcome.status == 0, "\(outcome.stderr)")
+        #expect(outcome.stdout == """
+            From: bob@example.org
+            Subject: Fwd: the plan
+
+            See below.
+
+            And a second part.
+
+            --- enclosed message ---
+            From: Alice <alice@example.org>
+            Subject: the plan
+
+            Here is the plan.
+
+            Attachments (save them with 'connectxpert mail save 1'):
+              1. message "the plan"  message/rfc822, 247 B
+              2. plan.pdf  application/pdf, 5 B
+
+            """)
+        let saved = joinPath(agent.root, "saved")
+        outcome = try agent.run(["mail", "save", "1", "--dir", "saved"])
+        #expect(outcome.stdout == "saved \(saved)/message-1.eml (247 B)\nsaved \(saved)/plan.pdf (5 B)\n")
+        #expect(read(joinPath(saved, "plan.pdf")) == Array("%PDF-".utf8))
+        let enclosed = String(decoding: read(joinPath(saved, "message-1.eml")) ?? [], as: UTF8.self)
+        #expect(enclosed.hasPrefix("From: Alice <alice@example.org>\nSubject: the plan\n"), "\(enclosed)")
     }
 
     @Test func listLimitAndUnread() throws {

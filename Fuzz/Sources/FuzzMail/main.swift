@@ -7,6 +7,7 @@ fuzz { input in
     let message = MIMEPart(parsing: Array(input)[...])
     let summary = MessageSummary(header: message.header)
     _ = (summary.date, summary.sender, summary.subject)
-    _ = message.readableText
-    for attachment in message.attachments { _ = (attachment.filename, attachment.decodedBody.count) }
+    let reading = MessageReading(message)
+    _ = reading.texts
+    for attachment in reading.attachments { _ = (attachment.filename, attachment.decodedBody.count) }
 }
