@@ -16,7 +16,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # mail reading is compared on with Python's email package.
 # Bench: inotifywait, and the peers the agent is measured against.
 APT_BUILD  := libssh2-1-dev libcurl4-openssl-dev libinotifytools0-dev libsqlite3-dev libx11-dev libxext-dev \
-              libxtst-dev libxdamage-dev zlib1g-dev libssl-dev
+              libxtst-dev libxdamage-dev libxfixes-dev zlib1g-dev libssl-dev
 APT_TEST   := inotify-tools systemd openssh-server openssh-client dropbear-bin rclone python3-paramiko vsftpd \
               libsodium23 openssl python3-aiosmtpd dovecot-imapd xvfb python3-venv age libpython3.11-testsuite
 APT_BENCH  := lftp msmtp getmail6 isync x11vnc

@@ -28,6 +28,7 @@ let package = Package(
         .target(name: "CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "CX11", linkerSettings: [
             .linkedLibrary("X11"), .linkedLibrary("Xext"), .linkedLibrary("Xtst"), .linkedLibrary("Xdamage"),
+            .linkedLibrary("Xfixes"),
         ]),
         .target(name: "CZlib", linkerSettings: [.linkedLibrary("z")]),
         .target(name: "CCrypto", linkerSettings: [.linkedLibrary("crypto")]),

@@ -1,16 +1,34 @@
 import Foundation
 
+/// A cursor shape as a viewer gets it (the Cursor pseudo-encoding): `0x00RRGGBB` pixels, and a
+/// bit mask of the opaque ones, each row padded to a byte.
+public struct ViewerCursor: Sendable, Equatable {
+    public let hotX: Int
+    public let hotY: Int
+    public let width: Int
+    public let height: Int
+    public let pixels: [UInt32]
+    public let mask: [UInt8]
+
+    /// Whether the pixel at `x`, `y` is drawn.
+    public func isOpaque(_ x: Int, _ y: Int) -> Bool {
+        mask[y * ((width + 7) / 8) + x / 8] & (0x80 >> UInt8(x % 8)) != 0
+    }
+}
+
 /// A small RFB client that takes one frame from a server (`connectxpert screen snapshot`): the
 /// role of the original tool's viewer, for headless use. It asks for ZRLE, and accepts CopyRect
-/// and Raw.
+/// and Raw; with `cursorShape`, for the cursor's shape too.
 public final class RFBClient {
     private let connection: RFBConnection
     public private(set) var frame: Frame
+    /// The cursor's shape, once the server sent one (`cursorShape`).
+    public private(set) var cursor: ViewerCursor?
     public let desktopName: String
     private var inflater: InflateStream?
 
     /// Connects and authenticates (VNC Authentication when the server asks and `password` is given).
-    public init(host: String, port: Int, password: String?, timeout: Double = 10) throws {
+    public init(host: String, port: Int, password: String?, timeout: Double = 10, cursorShape: Bool = false) throws {
         connection = try RFBConnection.connect(host: host, port: port, timeout: timeout)
         let greeting = try connection.read(12)
         guard greeting.starts(with: Array("RFB 003.".utf8)), let minor = Int(String(decoding: greeting[8..<11], as: UTF8.self)) else {
@@ -55,8 +73,10 @@ public final class RFBClient {
         frame = Frame(width: width, height: height, pixels: [UInt32](repeating: 0, count: width * height))
         var setup: [UInt8] = [0, 0, 0, 0] + PixelFormat.native.bytes
         setup += [2, 0]
-        appendBigEndian(UInt16(4), to: &setup)
-        for encoding in [Encoding.copyRect, Encoding.zrle, Encoding.raw, Encoding.desktopSize] { appendBigEndian(UInt32(bitPattern: encoding), to: &setup) }
+        let encodings = [Encoding.copyRect, Encoding.zrle, Encoding.raw, Encoding.desktopSize]
+            + (cursorShape ? [Encoding.cursor] : [])
+        appendBigEndian(UInt16(encodings.count), to: &setup)
+        for encoding in encodings { appendBigEndian(UInt32(bitPattern: encoding), to: &setup) }
         try connection.write(setup)
     }
 
@@ -122,6 +142,14 @@ public final class RFBClient {
                         UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16
                 }
             }
+        case Encoding.cursor:
+            let bytes = try connection.read(width * height * 4)
+            let pixels = (0..<(width * height)).map { (index: Int) -> UInt32 in
+                let blue = UInt32(bytes[index * 4]), green = UInt32(bytes[index * 4 + 1])
+                return blue | green << 8 | UInt32(bytes[index * 4 + 2]) << 16
+            }
+            cursor = ViewerCursor(hotX: x, hotY: y, width: width, height: height, pixels: pixels,
+                                  mask: try connection.read((width + 7) / 8 * height))
         case Encoding.zrle:
             let length = Int(try connection.readUInt32())
             if inflater == nil { inflater = try InflateStream() }

@@ -133,6 +133,8 @@ public final class RFBServer: @unchecked Sendable {
 
     func latestFrame() throws -> Frame { try frames.latest() }
 
+    func latestCursor() -> CursorImage? { frames.cursor() }
+
     private static func describe(_ address: sockaddr_storage) -> String {
         var copy = address
         var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
@@ -151,12 +153,13 @@ public final class RFBServer: @unchecked Sendable {
 /// The screen, captured at most once per few milliseconds however many viewers ask, and not at
 /// all while X DAMAGE says nothing was drawn. DAMAGE is taken as a hint, as x11vnc does: the
 /// screen is captured anyway at least every quarter second, so nothing stays stale for long.
-// Sendable: `cached` is guarded by `lock`.
+// Sendable: `cached` and `cachedCursor` are guarded by `lock`.
 final class FrameSource: @unchecked Sendable {
     private let display: X11Display
     private let damage: DamageWatch?
     private let lock = NSLock()
     private var cached: (frame: Frame, time: Double)?
+    private var cachedCursor: (cursor: CursorImage?, time: Double)?
 
     init(display: X11Display) {
         self.display = display
@@ -177,6 +180,17 @@ final class FrameSource: @unchecked Sendable {
             let frame = try display.capture()
             cached = (frame, now)
             return frame
+        }
+    }
+
+    /// The cursor's shape, read at most every `maxAge` seconds however many viewers ask.
+    func cursor(maxAge: Double = 0.05) -> CursorImage? {
+        lock.withLock {
+            let now = Date().timeIntervalSince1970
+            if let cachedCursor, now - cachedCursor.time < maxAge { return cachedCursor.cursor }
+            let cursor = display.cursor()
+            cachedCursor = (cursor, now)
+            return cursor
         }
     }
 }

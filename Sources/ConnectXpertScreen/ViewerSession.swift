@@ -9,6 +9,7 @@ enum Encoding {
     static let copyRect: Int32 = 1
     static let zrle: Int32 = 16
     static let desktopSize: Int32 = -223
+    static let cursor: Int32 = -239
 }
 
 /// One viewer: the handshake, then a reader thread (its messages, input to X) and a writer thread
@@ -174,6 +175,8 @@ final class ViewerSession: @unchecked Sendable {
         var sent: Frame?
         var size = announced
         var encoder: ZRLEEncoder?
+        /// The serial of the cursor shape the viewer has (Cursor pseudo-encoding).
+        var sentCursor: UInt?
         while true {
             requestArrived.wait()
             while true {
@@ -217,7 +220,9 @@ final class ViewerSession: @unchecked Sendable {
                         appendBigEndian(UInt16(copy.sourceY), to: &message)
                         rectangles += 1
                     }
-                    if dirty.isEmpty && copies.isEmpty && request.incremental {
+                    let cursor = encodings.contains(Encoding.cursor) ? server.latestCursor() : nil
+                    let newCursor = cursor.flatMap { $0.serial == sentCursor ? nil : $0 }
+                    if dirty.isEmpty && copies.isEmpty && request.incremental && newCursor == nil {
                         // Nothing new: keep the request and look again shortly (or at once for a new one).
                         _ = requestArrived.wait(timeout: .now() + 0.015)
                         continue
@@ -233,6 +238,11 @@ final class ViewerSession: @unchecked Sendable {
                             appendRaw(frame, rect, format: format, to: &message)
                         }
                         rectangles += 1
+                    }
+                    if let newCursor {
+                        appendCursor(newCursor, format: format, to: &message)
+                        rectangles += 1
+                        sentCursor = newCursor.serial
                     }
                     sent = merge(frame, into: sent, region: region)
                 }
@@ -316,6 +326,31 @@ final class ViewerSession: @unchecked Sendable {
         appendBigEndian(UInt16(width), to: &output)
         appendBigEndian(UInt16(height), to: &output)
         appendBigEndian(UInt32(bitPattern: encoding), to: &output)
+    }
+
+    /// The Cursor pseudo-encoding (RFC 6143 7.8.1): the hot spot as the position, the pixels in the
+    /// viewer's format, then a bit mask of the opaque ones (alpha from 0x80), each row padded to
+    /// a byte. XFIXES premultiplies the colours by alpha; they are divided back.
+    private func appendCursor(_ cursor: CursorImage, format: PixelFormat, to output: inout [UInt8]) {
+        appendRectangleHeader(cursor.hotX, cursor.hotY, cursor.width, cursor.height, Encoding.cursor, to: &output)
+        let colours = cursor.pixels.map { pixel -> UInt32 in
+            let alpha = pixel >> 24
+            guard alpha > 0 && alpha < 0xff else { return pixel & 0xffffff }
+            let channels = [16, 8, 0].map { min(0xff, (pixel >> UInt32($0) & 0xff) * 0xff / alpha) << UInt32($0) }
+            return channels.reduce(0, |)
+        }
+        appendRaw(Frame(width: cursor.width, height: cursor.height, pixels: colours),
+                  (0, 0, cursor.width, cursor.height), format: format, to: &output)
+        for row in 0..<cursor.height {
+            var byte: UInt8 = 0
+            for column in 0..<cursor.width {
+                if cursor.pixels[row * cursor.width + column] >> 24 >= 0x80 { byte |= 0x80 >> UInt8(column % 8) }
+                if column % 8 == 7 || column == cursor.width - 1 {
+                    output.append(byte)
+                    byte = 0
+                }
+            }
+        }
     }
 
     private func appendRaw(_ frame: Frame, _ rect: Rectangle, format: PixelFormat, to output: inout [UInt8]) {

@@ -15,6 +15,17 @@ public struct Frame: Sendable, Equatable {
     }
 }
 
+/// The X cursor's shape (XFIXES): `0xAARRGGBB` pixels, alpha premultiplied, row by row; its hot
+/// spot; and a serial that changes with the shape.
+public struct CursorImage: Sendable, Equatable {
+    public let width: Int
+    public let height: Int
+    public let hotX: Int
+    public let hotY: Int
+    public let serial: UInt
+    public let pixels: [UInt32]
+}
+
 /// An X11 display connection and what the screen share does with it: capture the root window
 /// (MIT-SHM where the server offers it, else `XGetImage`) and inject input (XTest). Xlib calls on
 /// one connection must not overlap: every call goes through `lock`. Closed in `deinit`.
@@ -26,6 +37,8 @@ public final class X11Display: @unchecked Sendable {
     public let name: String
     private var shared: SharedImage?
     private var clipboard: ClipboardOwner?
+    /// Whether the server has XFIXES 2, which gives the cursor's image.
+    private let hasXFixes: Bool
     /// The keys pressed for the viewer's keysyms, and the keycodes given keysyms, oldest first.
     private var keyboard = (pressed: [KeySym: KeyCode](), spare: [KeyCode]())
 
@@ -86,6 +99,9 @@ public final class X11Display: @unchecked Sendable {
         self.display = display
         self.name = name
         root = XDefaultRootWindow(display)
+        var eventBase: Int32 = 0, errorBase: Int32 = 0, major: Int32 = 2, minor: Int32 = 0
+        hasXFixes = XFixesQueryExtension(display, &eventBase, &errorBase) != 0
+            && XFixesQueryVersion(display, &major, &minor) != 0 && major >= 2
         let depth = XDefaultDepth(display, XDefaultScreen(display))
         guard depth == 24 || depth == 32 else {
             XCloseDisplay(display)
@@ -124,6 +140,20 @@ public final class X11Display: @unchecked Sendable {
             }
             defer { cx_x_destroy_image(image) }
             return frame(from: image, width: width, height: height)
+        }
+    }
+
+    /// The cursor's shape now; nil without XFIXES.
+    public func cursor() -> CursorImage? {
+        lock.withLock {
+            guard hasXFixes, let image = XFixesGetCursorImage(display) else { return nil }
+            defer { XFree(image) }
+            let cursor = image.pointee
+            let count = Int(cursor.width) * Int(cursor.height)
+            // XFIXES gives each pixel in a C long.
+            let pixels = (0..<count).map { UInt32(truncatingIfNeeded: cursor.pixels[$0]) }
+            return CursorImage(width: Int(cursor.width), height: Int(cursor.height), hotX: Int(cursor.xhot),
+                               hotY: Int(cursor.yhot), serial: cursor.cursor_serial, pixels: pixels)
         }
     }
 

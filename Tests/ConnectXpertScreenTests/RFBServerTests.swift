@@ -118,6 +118,39 @@ struct RFBServerTests {
 
 
 extension RFBServerTests {
+    /// A viewer that asks for the Cursor pseudo-encoding gets the X cursor's shape (XFIXES): its
+    /// size, hot spot, the opaque pixels' colours and the mask; and its new shape, on the next
+    /// update, when an X client changes the cursor.
+    @Test func aViewerAskingForTheCursorGetsItsShapeAndItsChanges() throws {
+        let display = try XTestDisplay()
+        let server = try server(display, password: nil)
+        defer { server.stop() }
+        let client = try RFBClient(host: "127.0.0.1", port: server.boundPort, password: nil, cursorShape: true)
+        try client.update()
+        try expectCursor(client.cursor, isTheCursorOf: display)
+        let first = client.cursor
+        let setter = try RunningXhelper(["set-cursor", display.name, "60"])
+        defer { setter.stop() }
+        #expect(eventually(timeout: 10) { (try? client.update(incremental: true)) != nil && client.cursor != first })
+        try expectCursor(client.cursor, isTheCursorOf: display)
+        #expect(client.lastEncodings.last == Encoding.cursor)
+    }
+
+    private func expectCursor(_ cursor: ViewerCursor?, isTheCursorOf display: XTestDisplay) throws {
+        let result = try xhelper(["cursor", display.name])
+        let x = try #require(try JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])
+        let cursor = try #require(cursor, "no cursor shape arrived")
+        #expect([cursor.width, cursor.height, cursor.hotX, cursor.hotY]
+                == ["width", "height", "xhot", "yhot"].map { x[$0] as? Int ?? -1 })
+        let pixels = (x["pixels"] as? [Int] ?? []).map { UInt32(truncatingIfNeeded: $0) }
+        #expect(pixels.count == cursor.width * cursor.height && pixels.contains { $0 >> 24 == 0xff })
+        for (index, pixel) in pixels.enumerated() {
+            let (column, row) = (index % cursor.width, index / cursor.width)
+            #expect(cursor.isOpaque(column, row) == (pixel >> 24 >= 0x80), "mask at \(column),\(row)")
+            if pixel >> 24 == 0xff { #expect(cursor.pixels[index] == pixel & 0xffffff, "colour at \(column),\(row)") }
+        }
+    }
+
     @Test func aScrollIsSentAsCopyRect() throws {
         let display = try XTestDisplay()
         let server = try server(display, password: nil)

@@ -341,6 +341,34 @@ public func xhelper(_ arguments: [String]) throws -> ProgramResult {
     try runProgram(try pythonTools(), [joinPath(packageRoot, "scripts/screen-test/xhelper.py")] + arguments)
 }
 
+/// `scripts/screen-test/xhelper.py` running a command that lasts until its standard input closes
+/// (`stop`, or `deinit`), started once it says "ready".
+public final class RunningXhelper {
+    private let process = Process()
+    private let input = Pipe()
+
+    public init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: try pythonTools())
+        process.arguments = [joinPath(packageRoot, "scripts/screen-test/xhelper.py")] + arguments
+        let ready = Pipe()
+        process.standardInput = input
+        process.standardOutput = ready
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        guard String(decoding: ready.fileHandleForReading.availableData, as: UTF8.self).hasPrefix("ready") else {
+            stop()
+            throw TestServerError(message: "xhelper \(arguments.joined(separator: " ")) did not start")
+        }
+    }
+
+    deinit { stop() }
+
+    public func stop() {
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
+
 /// vncdotool's `vncdo` from the tools' venv.
 public func vncdo(_ arguments: [String]) throws -> ProgramResult {
     let python = try pythonTools()

@@ -12,6 +12,11 @@ python from scripts/screen-test/python-tools).
   resize DISPLAY W H    make the screen smaller through RandR (Xvfb allows up to its start size)
   scroll DISPLAY DY     move the test picture's window content up by DY pixels, as a scroll would
   vnccapture HOST::PORT OUT.png raw|zrle [PASSWORD]   vncdotool's capture, asking for one encoding
+  cursor DISPLAY        print the X cursor's image (XFIXES) as JSON: width, height, xhot, yhot,
+                        pixels (ARGB)
+  set-cursor DISPLAY GLYPH   give the root and the top-level windows the cursor font's glyph
+                        GLYPH (60: hand2); prints "ready" and keeps the cursor until its standard
+                        input closes (the server forgets a cursor whose client left)
 """
 import random
 import sys
@@ -182,6 +187,28 @@ def scroll(name, dy):
     d.sync()
 
 
+def cursor(name):
+    import json
+    from Xlib.ext import xfixes  # noqa: F401 (registers the extension's methods)
+    d = xdisplay.Display(name)
+    d.xfixes_query_version()
+    image = d.xfixes_get_cursor_image(d.screen().root)
+    print(json.dumps({"width": image.width, "height": image.height, "xhot": image.xhot, "yhot": image.yhot,
+                      "pixels": list(image.cursor_image)}))
+
+
+def set_cursor(name, glyph):
+    d = xdisplay.Display(name)
+    font = d.open_font("cursor")
+    shape = font.create_glyph_cursor(font, int(glyph), int(glyph) + 1, (0, 0, 0), (65535, 65535, 65535))
+    root = d.screen().root
+    for window in [root] + root.query_tree().children:
+        window.change_attributes(cursor=shape)
+    d.sync()
+    print("ready", flush=True)
+    sys.stdin.read()
+
+
 def vnccapture(server, out, encoding, password=None):
     from vncdotool import api, client, rfb
     client.VNCDoToolClient.encoding = rfb.Encoding.ZRLE if encoding == "zrle" else rfb.Encoding.RAW
@@ -196,5 +223,5 @@ def vnccapture(server, out, encoding, password=None):
 if __name__ == "__main__":
     command, *arguments = sys.argv[1:]
     result = {"pattern": pattern, "shot": shot, "same": same, "clipboard": clipboard, "desktop": desktop, "scroll": scroll, "resize": resize,
-              "vnccapture": vnccapture}[command](*arguments)
+              "vnccapture": vnccapture, "cursor": cursor, "set-cursor": set_cursor}[command](*arguments)
     sys.exit(result or 0)
