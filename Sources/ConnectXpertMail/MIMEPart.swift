@@ -36,7 +36,9 @@ public struct MIMEPart: Sendable {
         }
         if contentType.hasPrefix("multipart/") {
             // The boundary exactly as written: no encoded word decoded in it.
-            let boundary = field.flatMap { MailDecoding.parameters($0.value, decodingWords: false).parameters["boundary"] }
+            let boundary = field.flatMap {
+                MailDecoding.parameters($0.value, decodingWords: false).parameters["boundary"]
+            }
             let childType = contentType == "multipart/digest" ? "message/rfc822" : "text/plain"
             parts = boundary.map { boundary in
                 // Two delimiters in a row enclose no part (as Python's email package and mutt read it).
@@ -108,7 +110,7 @@ public struct MIMEPart: Sendable {
                 var rest = line.dropFirst(delimiter.count)
                 let closing = rest.starts(with: [UInt8(ascii: "-"), UInt8(ascii: "-")])
                 if closing { rest = rest.dropFirst(2) }
-                if rest.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }) {
+                if rest.allSatisfy({ [UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r")].contains($0) }) {
                     if let start = partStart {
                         // The line break before the delimiter belongs to the delimiter.
                         var end = lineStart

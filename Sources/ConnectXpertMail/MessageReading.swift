@@ -58,7 +58,8 @@ public struct MessageReading: Sendable {
             pieces.append(.message(enclosed.header))
             walk(enclosed)
         } else if part.contentType.hasPrefix("text/") && !part.isMarkedAttachment {
-            pieces.append(.text(part.contentType == "text/html" ? MailDecoding.plainText(fromHTML: part.text) : part.text))
+            let text = part.contentType == "text/html" ? MailDecoding.plainText(fromHTML: part.text) : part.text
+            pieces.append(.text(text))
             if part.filename != nil { attachments.append(part) }
         } else {
             attachments.append(part)

@@ -141,10 +141,13 @@ import Testing
             epilogue, not shown
             """)
         #expect(message.texts == [
-            "deepest text\n--=_cx part=1 is how the outer boundary looks\n--=_cx part=3-- is how the innermost one ends",
+            "deepest text\n--=_cx part=1 is how the outer boundary looks"
+                + "\n--=_cx part=3-- is how the innermost one ends",
             "Received: from somewhere\nSubject: bounced", "digest one", "digest two",
         ])
-        let subjects = message.pieces.compactMap { if case .message(let header) = $0 { header?.text("Subject") } else { nil } }
+        let subjects = message.pieces.compactMap { piece -> String? in
+            if case .message(let header) = piece { header?.text("Subject") } else { nil }
+        }
         #expect(subjects == ["first of the digest", "second of the digest"])
         #expect(message.attachments.map(\.contentType) == ["message/rfc822", "message/rfc822"])
     }
@@ -160,7 +163,8 @@ import Testing
         let script = joinPath(packageRoot, "scripts/mail-test/reading")
         let output = try runProgram(script, ["--corpus"])
         try #require(output.status == 0, "\(output.errors)")
-        let expected = try #require(try JSONSerialization.jsonObject(with: Data(output.output.utf8)) as? [[String: Any]])
+        let json = try JSONSerialization.jsonObject(with: Data(output.output.utf8))
+        let expected = try #require(json as? [[String: Any]])
         #expect(expected.count >= 40, "the corpus of CPython's email tests (libpython3-testsuite)")
         for message in expected {
             let path = message["file"] as? String ?? ""

@@ -126,7 +126,11 @@ extension RFBServerTests {
         let server = try server(display, password: nil)
         defer { server.stop() }
         let client = try RFBClient(host: "127.0.0.1", port: server.boundPort, password: nil, cursorShape: true)
+        // XFIXES knows the cursor once the server has drawn it (the pointer moved): until then the
+        // viewer has none, and it comes with a later update.
+        try X11Display(name: display.name).pointer(x: 5, y: 5, mask: 0, previous: 0)
         try client.update()
+        #expect(eventually(timeout: 10) { client.cursor != nil || (try? client.update(incremental: true)) == nil })
         try expectCursor(client.cursor, isTheCursorOf: display)
         let first = client.cursor
         let setter = try RunningXhelper(["set-cursor", display.name, "60"])

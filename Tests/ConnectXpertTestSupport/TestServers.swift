@@ -288,8 +288,12 @@ public final class XTestDisplay: @unchecked Sendable {
     private let painter = Process()
 
     public init(width: Int = 640, height: Int = 480) throws {
-        var number = 0
-        repeat { number = Int.random(in: 200...899) } while FileSystem.exists("/tmp/.X\(number)-lock")
+        // A display number is free when no X server holds its lock (one killed leaves its lock behind).
+        guard let number = (0..<10_000).lazy.map({ _ in Int.random(in: 200...899) }).first(where: { number in
+            let lock = (try? FileSystem.readFile("/tmp/.X\(number)-lock")).map { String(decoding: $0, as: UTF8.self) }
+            let holder = lock.flatMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            return holder.map { kill($0, 0) != 0 && errno == ESRCH } ?? true
+        }) else { throw TestServerError(message: "no free X display number in :200-:899") }
         self.number = number
         try runChecked(script, ["start", folder, String(number), "\(width)x\(height)"])
         FileManager.default.createFile(atPath: eventLog, contents: nil)
