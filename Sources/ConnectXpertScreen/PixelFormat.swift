@@ -63,14 +63,20 @@ public struct PixelFormat: Equatable, Sendable {
 
     public var bytesPerPixel: Int { Int(bitsPerPixel) / 8 }
 
-    /// The value of an `0x00RRGGBB` pixel in this format.
+    /// The value of an `0x00RRGGBB` pixel in this format. In 32 bits, the bits no colour uses (the
+    /// unused byte) are ones: viewers that take that byte as alpha (noVNC) then draw the pixel
+    /// opaque.
     @inline(__always)
     public func value(ofNative pixel: UInt32) -> UInt32 {
-        if self == .native { return pixel }
+        if self == .native { return pixel | 0xff00_0000 }
         let red = (pixel >> 16) & 0xff, green = (pixel >> 8) & 0xff, blue = pixel & 0xff
-        return (red * UInt32(redMax) / 255) << UInt32(redShift)
+        let colour = (red * UInt32(redMax) / 255) << UInt32(redShift)
             | (green * UInt32(greenMax) / 255) << UInt32(greenShift)
             | (blue * UInt32(blueMax) / 255) << UInt32(blueShift)
+        guard bitsPerPixel == 32 else { return colour }
+        let used = UInt32(redMax) << UInt32(redShift) | UInt32(greenMax) << UInt32(greenShift)
+            | UInt32(blueMax) << UInt32(blueShift)
+        return colour | ~used
     }
 
     /// Appends `value` as `count` bytes in this format's byte order.

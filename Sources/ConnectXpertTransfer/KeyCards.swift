@@ -69,15 +69,18 @@ public enum KeyDirectory {
     /// nil when there is none.
     public static func card(of id: String, on remote: Remote, connect: ConnectionPool.Connect,
                             scratch: String) throws -> (card: KeyCard, text: String)? {
-        let transport = try connect(remote)
-        guard let bytes = try transport.fetch(Agent.cardPath(of: id), limit: 64 * 1024, scratch: scratch) else {
-            return nil
-        }
-        return (try KeyCard(published: bytes, expectedID: id), String(decoding: bytes, as: UTF8.self))
+        try connect(remote).keyCard(of: id, scratch: scratch)
     }
 }
 
 extension Transport {
+    /// The key card published under `id`, checked (signed by its own key, for that ID), and its
+    /// text; nil when there is none.
+    func keyCard(of id: String, scratch: String) throws -> (card: KeyCard, text: String)? {
+        guard let bytes = try fetch(Agent.cardPath(of: id), limit: 64 * 1024, scratch: scratch) else { return nil }
+        return (try KeyCard(published: bytes, expectedID: id), String(decoding: bytes, as: UTF8.self))
+    }
+
     /// Puts a small file at `path` through a temporary name beside it; false, replacing nothing,
     /// when `path` exists.
     func putNew(_ bytes: [UInt8], at path: String, scratch: String) throws -> Bool {
@@ -86,8 +89,15 @@ extension Transport {
         try FileSystem.writeFileAtomically(local, contents: bytes, mode: 0o600)
         let temporary = joinPath(parentDirectory(of: path),
                                  ".\(lastComponent(of: path)).\(UInt32.random(in: 0...UInt32.max)).tmp")
-        _ = try upload(from: try FileDescriptor.openForReading(local), to: temporary,
-                       attributes: UploadAttributes(modificationNanoseconds: nil, mode: nil), progress: { _ in true })
+        return try putNew(try FileDescriptor.openForReading(local), at: path, through: temporary)
+    }
+
+    /// Uploads `file` to `temporary`, then renames it to `path` without replacing; false, the
+    /// temporary file deleted, when `path` exists.
+    func putNew(_ file: FileDescriptor, at path: String, through temporary: String) throws -> Bool {
+        _ = try upload(from: file, to: temporary,
+                       attributes: UploadAttributes(modificationNanoseconds: nil, mode: nil, renamedTo: path),
+                       progress: { _ in true })
         do {
             try rename(temporary, to: path, replacing: false)
             return true

@@ -58,6 +58,29 @@ struct RFBServerTests {
         #expect(server.viewerCount >= 1)
     }
 
+    /// In 32-bit pixels the byte no colour uses is 0xFF, in either byte order (noVNC takes it as
+    /// alpha: a 0 there left its canvas transparent).
+    @Test func theUnusedByteOf32BitPixelsIsFF() throws {
+        let display = try XTestDisplay()
+        let server = try server(display)
+        defer { server.stop() }
+        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
+        _ = try handshake(connection, minor: 8, password: "secret")
+        try connection.write([2, 0, 0, 1, 0, 0, 0, 0])  // SetEncodings: Raw
+        var swapped = PixelFormat.native
+        swapped.bigEndian = true
+        for (format, unused) in [(PixelFormat.native, 3), (swapped, 0)] {
+            try connection.write([0, 0, 0, 0] + format.bytes)
+            try connection.write([3, 0, 0, 0, 0, 0, 0, 2, 0, 1])  // 2x1 at 0,0, not incremental
+            #expect(try connection.read(4) == [0, 0, 0, 1])
+            #expect(try connection.read(12) == [0, 0, 0, 0, 0, 2, 0, 1, 0, 0, 0, 0])
+            let pixels = try connection.read(8)
+            #expect(pixels[unused] == 0xff && pixels[4 + unused] == 0xff, "\(pixels)")
+            // The top-left pixel of the picture is pure red.
+            #expect(Array(pixels[0..<4]) == (format.bigEndian ? [0xff, 0xff, 0, 0] : [0, 0, 0xff, 0xff]))
+        }
+    }
+
     @Test func wrongPasswordGetsAReasonIn38AndNothingMore() throws {
         let display = try XTestDisplay()
         let server = try server(display)

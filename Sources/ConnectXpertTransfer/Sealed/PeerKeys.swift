@@ -67,13 +67,12 @@ extension Agent {
     }
 
     private func fetchCard(_ peer: String, through transport: any Transport) throws -> (KeyCard, String)? {
-        guard let bytes = try transport.fetch(Self.cardPath(of: peer), limit: 64 * 1024, scratch: spool.state) else {
-            return nil
-        }
         do {
-            return (try KeyCard(published: bytes, expectedID: peer), String(decoding: bytes, as: UTF8.self))
+            return try transport.keyCard(of: peer, scratch: spool.state)
+        } catch let error as TransportError {
+            throw error
         } catch {
-            throw TransportError(.transient, "\(error)")
+            throw TransportError(.transient, "\(error)")  // a card that does not check: it may be replaced
         }
     }
 }

@@ -89,15 +89,7 @@ struct ManifestStage: Stage {
         let local = SealedFiles(folder: agent.sealedFolder, object: object).manifest
         let temporary = agent.temporaryName(for: manifest, pattern: job.rule.temporaryName)
         try transport.makeDirectories(folder(ofRelative: temporary))
-        _ = try transport.upload(from: try FileDescriptor.openForReading(local), to: temporary,
-                                 attributes: UploadAttributes(modificationNanoseconds: nil, mode: nil,
-                                                              renamedTo: manifest),
-                                 progress: { _ in true })
-        do {
-            try transport.rename(temporary, to: manifest, replacing: false)
-        } catch let error as TransportError where error.kind == .alreadyExists {
-            try transport.delete(temporary)
-        }
+        _ = try transport.putNew(try FileDescriptor.openForReading(local), at: manifest, through: temporary)
     }
 }
 
