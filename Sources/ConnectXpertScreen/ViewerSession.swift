@@ -7,6 +7,7 @@ import Synchronization
 enum Encoding {
     static let raw: Int32 = 0
     static let copyRect: Int32 = 1
+    static let hextile: Int32 = 5
     static let zrle: Int32 = 16
     static let desktopSize: Int32 = -223
     static let cursor: Int32 = -239
@@ -227,12 +228,18 @@ final class ViewerSession: @unchecked Sendable {
                         _ = requestArrived.wait(timeout: .now() + 0.015)
                         continue
                     }
-                    let useZRLE = encodings.first { $0 == Encoding.zrle || $0 == Encoding.raw } == Encoding.zrle
-                    if useZRLE && encoder == nil { encoder = try? ZRLEEncoder() }
+                    // The first of the encodings it asks for that carry pixels (a viewer lists them best first).
+                    let chosen = encodings.first { [Encoding.zrle, Encoding.hextile, Encoding.raw].contains($0) }
+                    if chosen == Encoding.zrle && encoder == nil { encoder = try? ZRLEEncoder() }
                     for rect in dirty {
-                        if useZRLE, let encoder {
+                        if chosen == Encoding.zrle, let encoder {
                             appendRectangleHeader(rect.x, rect.y, rect.width, rect.height, Encoding.zrle, to: &message)
                             message += encoder.encode(frame, x: rect.x, y: rect.y, width: rect.width, height: rect.height, format: format)
+                        } else if chosen == Encoding.hextile {
+                            appendRectangleHeader(rect.x, rect.y, rect.width, rect.height, Encoding.hextile,
+                                                  to: &message)
+                            message += HextileEncoder.encode(frame, x: rect.x, y: rect.y, width: rect.width,
+                                                             height: rect.height, format: format)
                         } else {
                             appendRectangleHeader(rect.x, rect.y, rect.width, rect.height, Encoding.raw, to: &message)
                             appendRaw(frame, rect, format: format, to: &message)

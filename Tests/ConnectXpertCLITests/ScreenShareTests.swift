@@ -62,12 +62,12 @@ private func expectSamePicture(_ first: String, _ second: String) throws {
 
 @Suite(.serialized, .enabled(if: canRunScreenTests, "needs Xvfb"))
 struct ScreenShareTests {
-    @Test func viewersSeeTheScreenPixelForPixelInRawAndZRLE() throws {
+    @Test func viewersSeeTheScreenPixelForPixelInRawZRLEAndHextile() throws {
         let display = try XTestDisplay()
         let agent = try ShareAgent(display, screenShare: "    once: false\n")
         let job = try agent.share()
         let truth = try display.screenshot()
-        for encoding in ["raw", "zrle"] {
+        for encoding in ["raw", "zrle", "hextile"] {
             let shot = joinPath(agent.root, "\(encoding).png")
             let result = try xhelper(["vnccapture", agent.server, shot, encoding, "secret-pw"])
             #expect(result.status == 0, "\(result.errors)")

@@ -81,6 +81,57 @@ struct RFBServerTests {
         }
     }
 
+    /// A viewer that lists Hextile before Raw (noVNC 1.3, which has no ZRLE) gets Hextile, and its
+    /// tiles (solid, one foreground, coloured subrects, raw) decode to the screen's pixels.
+    @Test func aViewerWithoutZRLEGetsHextileThatDecodesToTheScreen() throws {
+        let display = try XTestDisplay()
+        let server = try server(display)
+        defer { server.stop() }
+        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
+        _ = try handshake(connection, minor: 8, password: "secret")
+        try connection.write([2, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0, 0])  // SetEncodings: Hextile, Raw
+        try connection.write([3, 0, 0, 0, 0, 0, 0x02, 0x80, 0x01, 0xe0])  // the whole 640x480 screen
+        #expect(try connection.read(4) == [0, 0, 0, 1])
+        #expect(try connection.read(12) == [0, 0, 0, 0, 0x02, 0x80, 0x01, 0xe0, 0, 0, 0, 5])
+        let decoded = try decodeHextile(connection, width: 640, height: 480)
+        #expect(decoded == (try X11Display(name: display.name).capture()).pixels)
+    }
+
+    /// A Hextile rectangle of native 32-bit pixels, decoded as RFC 6143 7.7.4 says.
+    private func decodeHextile(_ connection: RFBConnection, width: Int, height: Int) throws -> [UInt32] {
+        var pixels = [UInt32](repeating: 0, count: width * height)
+        var background: UInt32 = 0, foreground: UInt32 = 0
+        // Native pixels are little-endian; the unused byte is dropped.
+        func pixel() throws -> UInt32 { try connection.readUInt32().byteSwapped & 0xffffff }
+        for tileY in stride(from: 0, to: height, by: 16) {
+            for tileX in stride(from: 0, to: width, by: 16) {
+                let (tileWidth, tileHeight) = (min(16, width - tileX), min(16, height - tileY))
+                func fill(_ colour: UInt32, _ x: Int, _ y: Int, _ w: Int, _ h: Int) {
+                    for row in y..<(y + h) {
+                        for column in x..<(x + w) { pixels[(tileY + row) * width + tileX + column] = colour }
+                    }
+                }
+                let mask = try connection.readByte()
+                if mask & 1 != 0 {
+                    for row in 0..<tileHeight {
+                        for column in 0..<tileWidth { fill(try pixel(), column, row, 1, 1) }
+                    }
+                    continue
+                }
+                if mask & 2 != 0 { background = try pixel() }
+                fill(background, 0, 0, tileWidth, tileHeight)
+                if mask & 4 != 0 { foreground = try pixel() }
+                guard mask & 8 != 0 else { continue }
+                for _ in 0..<Int(try connection.readByte()) {
+                    let colour = mask & 16 != 0 ? try pixel() : foreground
+                    let (position, size) = (try connection.readByte(), try connection.readByte())
+                    fill(colour, Int(position >> 4), Int(position & 15), Int(size >> 4) + 1, Int(size & 15) + 1)
+                }
+            }
+        }
+        return pixels
+    }
+
     @Test func wrongPasswordGetsAReasonIn38AndNothingMore() throws {
         let display = try XTestDisplay()
         let server = try server(display)

@@ -11,7 +11,7 @@ python from scripts/screen-test/python-tools).
                         icons) for the bench; prints "ready"
   resize DISPLAY W H    make the screen smaller through RandR (Xvfb allows up to its start size)
   scroll DISPLAY DY     move the test picture's window content up by DY pixels, as a scroll would
-  vnccapture HOST::PORT OUT.png raw|zrle [PASSWORD]   vncdotool's capture, asking for one encoding
+  vnccapture HOST::PORT OUT.png raw|zrle|hextile [PASSWORD]   vncdotool's capture, asking for one encoding
   cursor DISPLAY        print the X cursor's image (XFIXES) as JSON: width, height, xhot, yhot,
                         pixels (ARGB)
   set-cursor DISPLAY GLYPH   give the root and the top-level windows the cursor font's glyph
@@ -211,7 +211,8 @@ def set_cursor(name, glyph):
 
 def vnccapture(server, out, encoding, password=None):
     from vncdotool import api, client, rfb
-    client.VNCDoToolClient.encoding = rfb.Encoding.ZRLE if encoding == "zrle" else rfb.Encoding.RAW
+    client.VNCDoToolClient.encoding = {"zrle": rfb.Encoding.ZRLE, "hextile": rfb.Encoding.HEXTILE}.get(
+        encoding, rfb.Encoding.RAW)
     connection = api.connect(server, password=password, timeout=20)
     try:
         connection.captureScreen(out)

@@ -1,5 +1,5 @@
 // What a viewer sends once connected: every client message, then, for each pixel format a viewer
-// asks for, a frame encoded in it as the server would send it (raw and ZRLE).
+// asks for, a frame encoded in it as the server would send it (raw, ZRLE and Hextile).
 @testable import ConnectXpertScreen
 import FuzzDriver
 
@@ -28,5 +28,6 @@ fuzz { input in
         }
         precondition(raw.count == frame.pixels.count * format.bytesPerPixel)
         _ = encoder.encode(frame, x: 0, y: 0, width: frame.width, height: frame.height, format: format)
+        _ = HextileEncoder.encode(frame, x: 0, y: 0, width: frame.width, height: frame.height, format: format)
     }
 }
