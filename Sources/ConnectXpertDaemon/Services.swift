@@ -182,6 +182,7 @@ public final class PolicyReloader: Sendable {
                 inbox.policyChanged()
                 logger.notice("policy reloaded", metadata: ["policy.file": "\(path)"])
             }
+            agent.reloadIdentity()
             agent.forgetRefusals()
             agent.scanOutbox()
             mail.flush()

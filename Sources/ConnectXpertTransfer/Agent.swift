@@ -52,7 +52,8 @@ public final class Agent: Sendable {
     /// Makes a folder's entries durable (fsync); the receive pipeline's after its renames.
     let syncFolder: @Sendable (String) throws -> Void
     /// Our key pairs, when we have an identity: what publishes our key card and seals.
-    let identity: IdentityKeys?
+    var identity: IdentityKeys? { keys.withLock { $0 } }
+    let keys: Mutex<IdentityKeys?>
     /// Peers whose card on the drop was compared with their pin in this run.
     let checkedCards = Mutex(Set<String>())
     /// When this agent started.
@@ -68,7 +69,7 @@ public final class Agent: Sendable {
                 syncFolder: @escaping @Sendable (String) throws -> Void = FileSystem.syncDirectory,
                 identity: IdentityKeys? = nil) throws {
         self.syncFolder = syncFolder
-        self.identity = identity
+        keys = Mutex(identity)
         spool = Spool(root: policy.spool)
         try spool.createLayout()
         pool = ConnectionPool(connect: connect)

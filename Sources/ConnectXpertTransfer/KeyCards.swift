@@ -4,6 +4,7 @@ import ConnectXpertSeal
 import ConnectXpertSystem
 import ConnectXpertTransport
 import Foundation
+import Logging
 
 /// The key cards on a drop, `keys/<id>.pub` at its root. Publishing ours is signing up: the card
 /// goes up under a temporary name and is renamed without replacing, so an ID is never taken over;
@@ -60,6 +61,43 @@ extension Agent {
             log.warning("cannot publish our key card", metadata: ["transfer.error": "\(error)"])
             return mode == .daemon ? .retry(after: 30) : .finished
         }
+    }
+}
+
+extension Agent {
+    /// The identity an agent works with: nil when there is none, or when it cannot be used (said in
+    /// the log: files then go unsealed only, and no key card is published).
+    public static func identity(for policy: Policy, logger: Logger) -> IdentityKeys? {
+        guard IdentityKeys.exists(in: policy.identity.keys) else { return nil }
+        do {
+            return try IdentityKeys.load(from: policy.identity.keys, passphrase: try passphrase(for: policy))
+        } catch {
+            logger.error("our identity cannot be used: no key card is published and nothing is sealed or opened",
+                         metadata: ["identity.keys": "\(policy.identity.keys)", "identity.error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// The passphrase the policy names for the key files, if it names one.
+    public static func passphrase(for policy: Policy) throws -> [UInt8]? {
+        guard let credential = policy.identity.passphrase else { return nil }
+        let text = try Secrets.password(credential, environment: ProcessInfo.processInfo.environment,
+                                        place: "identity")
+        return text.map { Array($0.utf8) }
+    }
+
+    /// Reads our identity again, as a start does (after `identity init`, or an edit of `identity.*`
+    /// or of the key files); a new one's key card is published.
+    public func reloadIdentity() {
+        let loaded = Agent.identity(for: policy, logger: logger)
+        let changed = keys.withLock { current in
+            defer { current = loaded }
+            return current?.signing.publicKey.fingerprint != loaded?.signing.publicKey.fingerprint
+        }
+        guard changed else { return }
+        logger.notice(loaded == nil ? "our identity is gone: nothing is sealed or opened" : "our identity was read again",
+                      metadata: ["identity.keys": "\(policy.identity.keys)"])
+        publishKeyCards()
     }
 }
 

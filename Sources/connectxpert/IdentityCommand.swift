@@ -2,9 +2,8 @@ import ArgumentParser
 import ConnectXpertPolicy
 import ConnectXpertSeal
 import ConnectXpertSystem
-import ConnectXpertTransport
+import ConnectXpertTransfer
 import Foundation
-import Logging
 
 struct IdentityCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -31,6 +30,7 @@ struct IdentityInitCommand: ParsableCommand {
         print("made the identity \(policy.identity.id) in \(policy.identity.keys)")
         print(keys.summary)
         print(keys.age.recipient)
+        _ = try askRunningAgent(policy: policy, signal: SIGHUP, to: "take it and publish its key card")
     }
 }
 
@@ -71,27 +71,9 @@ func loadIdentity(_ policy: Policy) throws -> IdentityKeys {
 /// The passphrase the policy names for the key files, if it names one.
 private func identityPassphrase(_ policy: Policy) throws -> [UInt8]? {
     do {
-        return try passphrase(policy)
+        return try Agent.passphrase(for: policy)
     } catch {
         throw fail("\(error)", .config)
     }
 }
 
-private func passphrase(_ policy: Policy) throws -> [UInt8]? {
-    guard let credential = policy.identity.passphrase else { return nil }
-    let text = try Secrets.password(credential, environment: ProcessInfo.processInfo.environment, place: "identity")
-    return text.map { Array($0.utf8) }
-}
-
-/// The identity the agent works with: nil when there is none, or when it cannot be used (said in
-/// the log: files then go unsealed only, and no key card is published).
-func agentIdentity(_ policy: Policy, logger: Logger) -> IdentityKeys? {
-    guard IdentityKeys.exists(in: policy.identity.keys) else { return nil }
-    do {
-        return try IdentityKeys.load(from: policy.identity.keys, passphrase: try passphrase(policy))
-    } catch {
-        logger.error("our identity cannot be used: no key card is published and nothing is sealed or opened",
-                     metadata: ["identity.keys": "\(policy.identity.keys)", "identity.error": "\(error)"])
-        return nil
-    }
-}

@@ -109,7 +109,7 @@ func startAgent(policy: Policy, mode: RunMode, logger: Logger) throws -> (Agent,
         try spool.createLayout()
         let lock = try AgentLock(path: spool.lock)
         let agent = try Agent(policy: policy, mode: mode, logger: logger, connect: TransportFactory.connect,
-                              identity: agentIdentity(policy, logger: logger))
+                              identity: Agent.identity(for: policy, logger: logger))
         return (agent, try MailAgent(agent: agent), lock)
     } catch let busy as AgentLock.Busy {
         throw fail("\(busy)", .tempFail)

@@ -396,6 +396,25 @@ struct SealedServerExchangeTests {
     }
 }
 
+/// An identity made while the daemon runs is taken at once: `identity init` asks the agent to
+/// read it (SIGHUP, as a policy reload), and the agent publishes its key card.
+@Suite struct IdentityReloadTests {
+    @Test func anIdentityMadeWhileTheDaemonRunsIsTakenAndPublished() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        let bob = try agents.startDaemon("bob")
+        let card = joinPath(agents.drop, "keys/bob.pub")
+        let made = try AgentProcess(["identity", "init", "--policy", agents.policyPath("bob")],
+                                    in: joinPath(agents.root, "bob")).wait()
+        #expect(made.status == 0, "\(made.stderr)")
+        #expect(made.stdout.hasSuffix(
+            "asked the agent (pid \(bob.process.processIdentifier)) to take it and publish its key card\n"))
+        #expect(eventually(timeout: 20) { FileSystem.exists(card) }, "\(bob.log)")
+        bob.signal(SIGTERM)
+        #expect(bob.wait().status == 0)
+    }
+}
+
 /// `kill -9` of both daemons at any moment during 200 sealed transfers, then a restart: each file
 /// is delivered once and whole, and nothing is left on the drop or in the spools.
 @Suite struct SealedCrashTests {
