@@ -19,7 +19,7 @@ struct HextileEncoder {
                 tile.reserveCapacity(tileWidth * tileHeight)
                 for row in tileY..<(tileY + tileHeight) {
                     let start = row * frame.width + tileX
-                    for pixel in frame.pixels[start..<(start + tileWidth)] { tile.append(format.value(ofNative: pixel)) }
+                    tile += frame.pixels[start..<(start + tileWidth)].map { format.value(ofNative: $0) }
                 }
                 encodeTile(tile, width: tileWidth, height: tileHeight, format: format, background: &background,
                            into: &output)

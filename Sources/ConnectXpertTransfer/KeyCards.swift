@@ -95,8 +95,9 @@ extension Agent {
             return current?.signing.publicKey.fingerprint != loaded?.signing.publicKey.fingerprint
         }
         guard changed else { return }
-        logger.notice(loaded == nil ? "our identity is gone: nothing is sealed or opened" : "our identity was read again",
-                      metadata: ["identity.keys": "\(policy.identity.keys)"])
+        let message: Logger.Message = loaded == nil ? "our identity is gone: nothing is sealed or opened"
+            : "our identity was read again"
+        logger.notice(message, metadata: ["identity.keys": "\(policy.identity.keys)"])
         publishKeyCards()
     }
 }
