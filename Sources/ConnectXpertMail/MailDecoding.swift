@@ -5,7 +5,9 @@ import Foundation
 /// an error, as mail clients do.
 public enum MailDecoding {
     /// Text in `charset`. UTF-8, US-ASCII, ISO-8859-1 and -15, Windows-1252 and UTF-16 are
-    /// understood; other charsets are read as UTF-8 where valid, else as ISO-8859-1.
+    /// decoded here, any other charset the C library's iconv knows (KOI8-R, ISO-2022-JP, GB2312,
+    /// ISO-8859-2 …) by iconv; what is in none of them, or does not decode in its charset, is read
+    /// as UTF-8 where valid, else as ISO-8859-1.
     public static func text(_ bytes: some Collection<UInt8>, charset: String?) -> String {
         let bytes = Array(bytes)
         switch charset?.lowercased().trimmingCharacters(in: .whitespaces) {
@@ -17,10 +19,32 @@ public enum MailDecoding {
             return String(data: Data(bytes), encoding: .windowsCP1252) ?? latin1(bytes)
         case "utf-16", "utf-16le", "utf-16be":
             return String(data: Data(bytes), encoding: .utf16) ?? latin1(bytes)
-        default:
-            if let text = String(validating: bytes, as: UTF8.self) { return text }
-            return latin1(bytes)
+        case nil, "utf-8", "utf8", "us-ascii", "ascii":
+            return String(validating: bytes, as: UTF8.self) ?? latin1(bytes)
+        case let other?:
+            return converted(bytes, from: other) ?? String(validating: bytes, as: UTF8.self) ?? latin1(bytes)
         }
+    }
+
+    /// `bytes` in `charset` through iconv, as UTF-8; nil when iconv does not know the charset or
+    /// the bytes are not valid in it.
+    private static func converted(_ bytes: [UInt8], from charset: String) -> String? {
+        let converter = iconv_open("UTF-8", charset)
+        guard let converter, converter != iconv_t(bitPattern: -1) else { return nil }
+        defer { iconv_close(converter) }
+        var input = bytes.map { CChar(bitPattern: $0) }
+        var output = [CChar](repeating: 0, count: bytes.count * 4 + 16)
+        let written = input.withUnsafeMutableBufferPointer { source in
+            output.withUnsafeMutableBufferPointer { target -> Int? in
+                var inPointer = source.baseAddress, inLeft = source.count
+                var outPointer = target.baseAddress, outLeft = target.count
+                guard iconv(converter, &inPointer, &inLeft, &outPointer, &outLeft) != -1, inLeft == 0,
+                      iconv(converter, nil, nil, &outPointer, &outLeft) != -1 else { return nil }
+                return target.count - outLeft
+            }
+        }
+        guard let written else { return nil }
+        return String(validating: output.prefix(written).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     private static func latin1(_ bytes: [UInt8]) -> String {

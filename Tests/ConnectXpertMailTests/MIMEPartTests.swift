@@ -16,6 +16,17 @@ import Testing
         #expect(MailDecoding.headerText([0x43, 0x61, 0x66, 0xe9]) == "Café")
     }
 
+    /// Charsets beyond the few decoded by hand go through iconv; an unknown one, or bytes not valid
+    /// in theirs, are read as UTF-8, else ISO-8859-1.
+    @Test func charsetsThatIconvKnows() {
+        #expect(MailDecoding.text([0xf0, 0xd2, 0xc9, 0xd7, 0xc5, 0xd4], charset: "koi8-r") == "Привет")
+        #expect(MailDecoding.text([0x1b, 0x24, 0x42, 0x46, 0x7c, 0x4b, 0x5c, 0x1b, 0x28, 0x42], charset: "ISO-2022-JP")
+                == "日本")
+        #expect(MailDecoding.text([0x50, 0xf8, 0xed, 0x6c, 0x69, 0xb9], charset: "iso-8859-2") == "Příliš")
+        #expect(MailDecoding.text(Array("café".utf8), charset: "x-unknown") == "café")
+        #expect(MailDecoding.text([0x63, 0x61, 0x66, 0xe9], charset: "x-unknown") == "café")
+    }
+
     @Test func parametersWithRFC2231() {
         let (value, parameters) = MailDecoding.parameters(
             "attachment; filename*0*=utf-8''%E2%82%AC%20; filename*1=\"part two.txt\"; size=3")
