@@ -53,7 +53,7 @@ public struct HeaderBlock: Sendable {
                 end = next
                 break
             }
-            if lenient, !lines.isEmpty, !Self.isField(line), line.first != UInt8(ascii: " "),
+            if lenient, !lines.isEmpty, Self.nameEnd(of: line) == nil, line.first != UInt8(ascii: " "),
                line.first != UInt8(ascii: "\t") {
                 end = start
                 break
@@ -72,7 +72,7 @@ public struct HeaderBlock: Sendable {
                 fields[fields.count - 1].lines.append(Array(line))  // in place: a copy per line was quadratic
                 continue
             }
-            guard Self.isField(line), let colon = line.firstIndex(of: UInt8(ascii: ":")) else {
+            guard let colon = Self.nameEnd(of: line) else {
                 let shown = String(decoding: line.prefix(60), as: UTF8.self)
                 throw .notAMessage(fields.isEmpty
                     ? "it does not start with a header field (first line: \(shown.debugDescription))"
@@ -85,10 +85,12 @@ public struct HeaderBlock: Sendable {
         bodyOffset = end
     }
 
-    /// `Name: value`, the name printable ASCII.
-    private static func isField(_ line: ArraySlice<UInt8>) -> Bool {
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex else { return false }
-        return line[..<colon].allSatisfy { $0 > 0x20 && $0 < 0x7f }
+    /// Where the name of a `Name: value` line ends (its colon); nil when the line is not a field
+    /// (no colon, or a name that is empty or not printable ASCII).
+    private static func nameEnd(of line: ArraySlice<UInt8>) -> ArraySlice<UInt8>.Index? {
+        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
+              line[..<colon].allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return nil }
+        return colon
     }
 
     /// The unfolded values of every field named `name`, in order.

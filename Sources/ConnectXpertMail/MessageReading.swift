@@ -11,19 +11,11 @@
 /// `mail show` prints the pieces and lists the attachments, `mail save` saves the same
 /// attachments: what is shown, listed and saved cannot disagree.
 public struct MessageReading: Sendable {
-    public enum Piece: Sendable, Equatable {
+    public enum Piece: Sendable {
         /// A text part's text, decoded.
         case text(String)
         /// Where an enclosed message begins: its header (nil when it has none).
         case message(HeaderBlock?)
-
-        public static func == (lhs: Piece, rhs: Piece) -> Bool {
-            switch (lhs, rhs) {
-            case let (.text(left), .text(right)): return left == right
-            case let (.message(left), .message(right)): return left?.fields.map(\.lines) == right?.fields.map(\.lines)
-            default: return false
-            }
-        }
     }
 
     public private(set) var pieces: [Piece] = []

@@ -224,8 +224,10 @@ public final class X11Display: @unchecked Sendable {
             } else if Self.modifiers.contains(symbol) || !down {
                 let keycode = XKeysymToKeycode(display, symbol)
                 if keycode != 0 { XTestFakeKeyEvent(display, UInt32(keycode), down ? 1 : 0, 0) }
-            } else if let (keycode, level) = key(for: symbol) {
-                press(keycode, level: level)
+            } else {
+                let mapping = KeyboardMapping(display)
+                guard let (keycode, level) = key(for: symbol, in: mapping) else { return }
+                press(keycode, level: level, mapping: mapping)
                 keyboard.pressed[symbol] = keycode
             }
             XFlush(display)
@@ -240,8 +242,7 @@ public final class X11Display: @unchecked Sendable {
     /// Presses `keycode` at `level` (0 plain, 1 shifted; nil when both are the same keysym), with
     /// the Shift and AltGr keys that are down released, or Shift pressed, for it alone. Called with
     /// the lock held.
-    private func press(_ keycode: KeyCode, level: Int?) {
-        let mapping = KeyboardMapping(display)
+    private func press(_ keycode: KeyCode, level: Int?, mapping: KeyboardMapping) {
         let down = keysDown()
         let shiftsDown = down.filter { Self.shifts.contains(mapping.symbol(of: $0, level: 0)) }
         var released = down.filter { Self.altGr.contains(mapping.symbol(of: $0, level: 0)) }
@@ -267,8 +268,7 @@ public final class X11Display: @unchecked Sendable {
 
     /// A key that has `keysym` at its plain or shifted level, the plain one first, with that level
     /// (nil when both levels have it); else a spare keycode given it at both. Called with the lock held.
-    private func key(for keysym: KeySym) -> (KeyCode, Int?)? {
-        let mapping = KeyboardMapping(display)
+    private func key(for keysym: KeySym, in mapping: KeyboardMapping) -> (KeyCode, Int?)? {
         for level in 0...1 {
             if let keycode = mapping.keycodes.first(where: { mapping.symbol(of: $0, level: level) == keysym }) {
                 let same = mapping.symbol(of: keycode, level: 1 - level) == keysym

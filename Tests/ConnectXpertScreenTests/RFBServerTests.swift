@@ -15,6 +15,13 @@ struct RFBServerTests {
         return server
     }
 
+    /// A viewer of `server`, through ServerInit with RFB 3.8 and the test password.
+    private func viewer(of server: RFBServer) throws -> RFBConnection {
+        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
+        _ = try handshake(connection, minor: 8, password: "secret")
+        return connection
+    }
+
     /// Through ServerInit with RFB 3.3 (the server picks VNC Authentication) or 3.7 / 3.8.
     private func handshake(_ connection: RFBConnection, minor: Int, password: String) throws -> (Int, Int) {
         #expect(try connection.read(12) == Array("RFB 003.008\n".utf8))
@@ -44,8 +51,7 @@ struct RFBServerTests {
             #expect(try handshake(connection, minor: minor, password: "secret") == (640, 480))
         }
         // RGB565, big-endian, Raw: the top-left pixel of the picture is pure red.
-        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
-        _ = try handshake(connection, minor: 8, password: "secret")
+        let connection = try viewer(of: server)
         let rgb565 = PixelFormat(bitsPerPixel: 16, depth: 16, bigEndian: true, trueColour: true, redMax: 31, greenMax: 63,
                                  blueMax: 31, redShift: 11, greenShift: 5, blueShift: 0)
         try connection.write([0, 0, 0, 0] + rgb565.bytes)
@@ -64,8 +70,7 @@ struct RFBServerTests {
         let display = try XTestDisplay()
         let server = try server(display)
         defer { server.stop() }
-        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
-        _ = try handshake(connection, minor: 8, password: "secret")
+        let connection = try viewer(of: server)
         try connection.write([2, 0, 0, 1, 0, 0, 0, 0])  // SetEncodings: Raw
         var swapped = PixelFormat.native
         swapped.bigEndian = true
@@ -87,8 +92,7 @@ struct RFBServerTests {
         let display = try XTestDisplay()
         let server = try server(display)
         defer { server.stop() }
-        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
-        _ = try handshake(connection, minor: 8, password: "secret")
+        let connection = try viewer(of: server)
         try connection.write([2, 0, 0, 2, 0, 0, 0, 5, 0, 0, 0, 0])  // SetEncodings: Hextile, Raw
         try connection.write([3, 0, 0, 0, 0, 0, 0x02, 0x80, 0x01, 0xe0])  // the whole 640x480 screen
         #expect(try connection.read(4) == [0, 0, 0, 1])
@@ -153,8 +157,7 @@ struct RFBServerTests {
         let display = try XTestDisplay()
         let server = try server(display)
         defer { server.stop() }
-        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
-        _ = try handshake(connection, minor: 8, password: "secret")
+        let connection = try viewer(of: server)
         // Wheel down (button 5) at 30,40; then ☺ (keysym 0x100263a), which no key of the
         // default keymap produces.
         try connection.write([5, 0x10, 0, 30, 0, 40, 5, 0, 0, 30, 0, 40])
@@ -170,8 +173,7 @@ struct RFBServerTests {
         let display = try XTestDisplay()
         let server = try server(display)
         defer { server.stop() }
-        let connection = try RFBConnection.connect(host: "127.0.0.1", port: server.boundPort, timeout: 10)
-        _ = try handshake(connection, minor: 8, password: "secret")
+        let connection = try viewer(of: server)
         func key(_ keysym: Int, down: Bool) -> [UInt8] {
             [4, down ? 1 : 0, 0, 0] + (0..<4).map { UInt8(truncatingIfNeeded: keysym >> (24 - 8 * $0)) }
         }
