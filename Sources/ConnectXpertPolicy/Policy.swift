@@ -273,9 +273,9 @@ public struct MailServer: Equatable, Sendable {
 
 /// One `mail.inbox` source: an IMAP mailbox fetched into a Maildir.
 public struct IMAPSource: Equatable, Sendable {
-    public enum Selection: String, CaseIterable, Sendable { case unseen, all }
+    public enum Selection: String, CaseIterable, Sendable, Decodable { case unseen, all }
     /// What is done on the server once a message is safe in the Maildir.
-    public enum AfterFetch: String, CaseIterable, Sendable {
+    public enum AfterFetch: String, CaseIterable, Sendable, Decodable {
         case markSeen = "mark-seen", delete, keep
     }
 

@@ -43,7 +43,7 @@ public enum PolicyLoader {
         }
         let context = Context(text: text, file: path, displayName: path, environment: [:])
         if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
-            return try YAMLDecoder().decode(ScreenShareDocument.self, from: "{}")
+            return ScreenShareDocument()
         }
         var (request, _) = try decode(ScreenShareDocument.self, context: context, what: "the request")
         request.passwordFile = request.passwordFile.map { absolutePath($0, relativeTo: context.directory) }
@@ -62,11 +62,18 @@ public enum PolicyLoader {
             throw PolicyErrors(errors: [context.error(for: error)])
         }
         do {
-            return (try YAMLDecoder().decode(T.self, from: root), root)
+            return (try YAMLDecoder().decode(Document<T>.self, from: root).value, root)
         } catch {
             throw PolicyErrors(errors: [context.error(for: error, root: root)])
         }
     }
+}
+
+/// The document's top, where Yams hands its decoder to `PolicyDecoder`.
+private struct Document<Value: Decodable>: Decodable {
+    let value: Value
+
+    init(from decoder: Decoder) throws { value = try PolicyDecoder.decode(Value.self, from: decoder) }
 }
 
 /// The text being read, for locating and quoting problems.

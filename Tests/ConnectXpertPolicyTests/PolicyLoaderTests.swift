@@ -155,6 +155,26 @@ func problems(_ text: String) -> [String] {
             """])
     }
 
+    @Test func aSecretIsRefusedInEverySection() {
+        let text = validPolicy.replacingOccurrences(of: "    remote: drop\ninbox",
+                                                    with: "    remote: drop\n    token: t\ninbox")
+        #expect(problems(text).first?.hasPrefix(
+            "policies.yaml:9:5: error: outbox[0].token: secrets are never written in policies.yaml") == true)
+    }
+
+    @Test func aListMayBeWrittenAsItsOneEntry() throws {
+        let single = validPolicy.replacingOccurrences(of: "recipients: [\"*\"]", with: "recipients: bob")
+            + "mail:\n  inbox:\n    url: imaps://h\n    user: a\n    password_env: P\n"
+        let policy = try parse(single)
+        #expect(policy.outbox[0].recipients == [Glob("bob")])
+        #expect(policy.mail.inbox.map(\.mailbox) == ["INBOX"])
+        #expect(problems(single + "    maildri: x\n") == ["""
+            policies.yaml:16:5: error: mail.inbox.maildri: unknown key 'maildri'; did you mean 'maildir'?
+                    maildri: x
+                    ^
+            """])
+    }
+
     @Test(arguments: ["sftp://alice:hunter2@example.org/drop", "sftp://alice%3Ahunter2@example.org/drop",
                       "ftp://alice%3ahunter2@example.org"])
     func passwordInURLIsRefused(url: String) {
