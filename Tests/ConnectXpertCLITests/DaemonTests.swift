@@ -101,7 +101,7 @@ import Testing
         let alice = try agents.startDaemon("alice")
         let big = randomBytes(64 << 20)
         try agents.moveIntoOutbox(big, named: "big.bin")
-        _ = eventually(timeout: 5) { alice.log.contains("upload started") }
+        _ = eventually(timeout: 5) { !((try? FileSystem.contents(of: agents.temporaryFolder)) ?? []).isEmpty }
         alice.signal(SIGTERM)
         let outcome = alice.wait(timeout: 30)
         #expect(outcome.status == 0)

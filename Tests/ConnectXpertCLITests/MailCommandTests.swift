@@ -157,7 +157,8 @@ private struct MailAgent {
         try agent.server.failNextData(["451 4.3.0 busy"])
         let daemon = try agent.daemon()
         _ = try agent.run(["sendmail", "bob@example.org"], input: "Subject: flushed\n\nbody\n")
-        #expect(eventually { daemon.log.contains("message deferred") }, "\(daemon.log)")
+        let journal = try Journal(path: joinPath(agent.root, "spool/.state/journal.sqlite"))
+        #expect(eventually { (try? journal.mailRecords().map(\.attempts)) == [1] }, "deferred: \(daemon.log)")
         let flush = try agent.run(["mail", "flush"])
         #expect(flush.status == 0 && flush.stdout == "asked the agent (pid \(daemon.process.processIdentifier)) to send the mail queue now\n",
                 "\(flush.stdout) \(flush.stderr)")

@@ -64,7 +64,7 @@ import Testing
         try Self.withFullDestination(agents) { filler in
             let bob = try agents.startDaemon("bob")
             defer { bob.signal(SIGTERM); bob.wait() }
-            #expect(eventually { bob.log.components(separatedBy: "download failed; will retry").count >= 3 },
+            #expect(eventually { agents.attempts("bob") >= 3 },
                     "retried with the rule's backoff: \(bob.log)")
             #expect(bob.process.isRunning, "the daemon survives a failed download")
             try FileSystem.removeIfPresent(filler)

@@ -40,7 +40,8 @@ private struct ShareAgent {
     /// `screen share` running, once it listens.
     func share(_ arguments: [String] = []) throws -> AgentProcess {
         let job = try AgentProcess(["screen", "share"] + arguments, in: root)
-        #expect(eventually { job.log.contains("sharing the screen") }, "\(job.log)")
+        let pid = "\(job.process.processIdentifier)"
+        #expect(eventually { statusFields()["state"] == "running" && statusFields()["pid"] == pid }, "\(job.log)")
         return job
     }
 
