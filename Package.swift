@@ -77,6 +77,7 @@ let package = Package(
         // Screen share: an RFB (VNC) server for an X11 display, and a small RFB client.
         .target(name: "ConnectXpertScreen", dependencies: [
             "CX11", "CZlib", "CCrypto", "ConnectXpertSystem", "ConnectXpertPolicy",
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The data path: intake, the scheduler, the send and receive pipelines and their stages.

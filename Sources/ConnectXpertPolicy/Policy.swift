@@ -305,6 +305,8 @@ public struct ScreenShareSettings: Equatable, Sendable {
     public var display: String
     /// Where to listen; a loopback address unless written otherwise here.
     public var listen: ListenAddress
+    /// Where to serve RFB over WebSocket too (and noVNC's page), if anywhere.
+    public var webSocket: ListenAddress?
     /// No job runs longer; also the default duration.
     public var maxDuration: TimeSpan
     public var passwordFile: String?
@@ -314,7 +316,8 @@ public struct ScreenShareSettings: Equatable, Sendable {
     public var once: Bool
 
     public static let `default` = ScreenShareSettings(
-        display: ":0", listen: ListenAddress(host: "127.0.0.1", port: 5900), maxDuration: TimeSpan(seconds: 3600),
+        display: ":0", listen: ListenAddress(host: "127.0.0.1", port: 5900), webSocket: nil,
+        maxDuration: TimeSpan(seconds: 3600),
         passwordFile: nil, authentication: .vnc, viewOnly: false, once: true)
 }
 

@@ -23,6 +23,7 @@ struct JobsDocument: PolicySection {
 public struct ScreenShareDocument: Decodable, PolicySection, Sendable {
     public var display: String?
     public var listen: String?
+    public var websocket: String?
     public var maxDuration: TimeSpan?
     public var duration: TimeSpan?
     public var passwordFile: String?
@@ -31,8 +32,8 @@ public struct ScreenShareDocument: Decodable, PolicySection, Sendable {
     public var once: Bool?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case display, listen, maxDuration = "max_duration", duration, passwordFile = "password_file", auth
-        case viewOnly = "view_only", once
+        case display, listen, websocket, maxDuration = "max_duration", duration, passwordFile = "password_file"
+        case auth, viewOnly = "view_only", once
     }
 
     /// No field set: everything from the policy.

@@ -231,6 +231,11 @@ struct Validator {
                 report(path + ["listen"], "'\(listen)' is not host:port, such as 127.0.0.1:5900 or [::1]:5900")
             }
         }
+        if let webSocket = document.websocket {
+            if let address = ListenAddress(parsing: webSocket) { settings.webSocket = address } else {
+                report(path + ["websocket"], "'\(webSocket)' is not host:port, such as 127.0.0.1:5800 or [::1]:5800")
+            }
+        }
         settings.maxDuration = document.maxDuration ?? settings.maxDuration
         if document.duration != nil {
             report(path + ["duration"], "the policy sets max_duration; duration belongs in a request", atKey: true)
@@ -240,8 +245,9 @@ struct Validator {
             if checkSecretFile(resolved, path: path + ["password_file"]) { settings.passwordFile = resolved }
         }
         settings.authentication = document.auth ?? .vnc
-        if settings.authentication == .none && !settings.listen.isLoopback {
-            report(path + ["auth"], "auth: none lets anyone who reaches \(settings.listen) see the screen; "
+        if settings.authentication == .none,
+           let open = [settings.listen, settings.webSocket].compactMap({ $0 }).first(where: { !$0.isLoopback }) {
+            report(path + ["auth"], "auth: none lets anyone who reaches \(open) see the screen; "
                 + "it is allowed on a loopback address only (127.0.0.1, ::1)")
         }
         settings.viewOnly = document.viewOnly ?? false

@@ -1,3 +1,4 @@
+import ConnectXpertPolicy
 import ConnectXpertSystem
 import Foundation
 import Logging
@@ -16,26 +17,33 @@ public struct RFBServerConfiguration: Sendable {
     public var viewOnly: Bool
     /// The desktop name viewers show.
     public var name: String
+    /// Where RFB over WebSocket is served too, with the pages of `pages` (noVNC), if any.
+    public var webSocket: ListenAddress?
+    public var pages: String?
 
-    public init(host: String, port: Int, password: String?, viewOnly: Bool, name: String) {
+    public init(host: String, port: Int, password: String?, viewOnly: Bool, name: String,
+                webSocket: ListenAddress? = nil, pages: String? = nil) {
         self.host = host
         self.port = port
         self.password = password
         self.viewOnly = viewOnly
         self.name = name
+        self.webSocket = webSocket
+        self.pages = pages
     }
 }
 
 /// An RFB 3.8 server (3.3 and 3.7 viewers accepted) for one X display. Each viewer has a thread
 /// reading its messages and one writing its updates; viewers share the session. Garbage or a
 /// truncated message from a viewer ends that viewer's connection only.
-// Sendable: `listener`, `boundPort`, `accepting` and `viewersChanged` are set before the threads start (`start`),
-// then only read.
+// Sendable: the listeners, bound ports, `accepting` and `viewersChanged` are set before the threads start
+// (`start`), then only read.
 public final class RFBServer: @unchecked Sendable {
     public let configuration: RFBServerConfiguration
     let display: X11Display
     let logger: Logger
     private var listener: Int32 = -1
+    private var webListener: Int32 = -1
     private let stopping = Atomic<Bool>(false)
     private let sessions = Mutex<[ObjectIdentifier: ViewerSession]>([:])
     private var accepting: BlockingThread?
@@ -44,6 +52,8 @@ public final class RFBServer: @unchecked Sendable {
     public var viewersChanged: @Sendable (Int) -> Void = { _ in }
     /// The port actually bound (when `port` was 0).
     public private(set) var boundPort = 0
+    /// The web port's, when it has one.
+    public private(set) var boundWebPort = 0
 
     public init(display: X11Display, configuration: RFBServerConfiguration, logger: Logger) {
         self.display = display
@@ -52,73 +62,106 @@ public final class RFBServer: @unchecked Sendable {
         frames = FrameSource(display: display)
     }
 
-    deinit { if listener >= 0 { close(listener) } }
+    deinit {
+        if listener >= 0 { close(listener) }
+        if webListener >= 0 { close(webListener) }
+    }
 
     public var viewerCount: Int { sessions.withLock { $0.values.filter(\.isAuthenticated).count } }
 
-    /// Binds the listener and starts accepting viewers on a thread of its own.
+    /// Binds the listeners and starts accepting viewers on a thread of its own.
     public func start() throws {
+        let rfb = try Self.listen(host: configuration.host, port: configuration.port)
+        listener = rfb.descriptor
+        boundPort = rfb.port
+        if let web = configuration.webSocket {
+            do {
+                let bound = try Self.listen(host: web.host, port: web.port)
+                webListener = bound.descriptor
+                boundWebPort = bound.port
+            } catch {
+                close(listener)
+                listener = -1
+                throw error
+            }
+        }
+        accepting = BlockingThread("rfb-accept") { [self] in acceptLoop() }
+    }
+
+    /// A listening socket on `host:port`, and the port it is bound to.
+    private static func listen(host: String, port: Int) throws -> (descriptor: Int32, port: Int) {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST
         var found: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(configuration.host, String(configuration.port), &hints, &found) == 0, let address = found else {
-            throw RFBError.connection("\(configuration.host) is not an address to listen on (write an IP address such as 127.0.0.1)")
+        guard getaddrinfo(host, String(port), &hints, &found) == 0, let address = found else {
+            throw RFBError.connection("\(host) is not an address to listen on (write an IP address such as 127.0.0.1)")
         }
         defer { freeaddrinfo(found) }
-        let place = "\(configuration.host):\(configuration.port)"
+        let place = "\(host):\(port)"
+        var descriptor: Int32 = -1
         do {
-            listener = try syscall("socket", path: place) {
+            descriptor = try syscall("socket", path: place) {
                 socket(address.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             }
             var one: Int32 = 1
-            setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-            try syscall("bind", path: place) { bind(listener, address.pointee.ai_addr, address.pointee.ai_addrlen) }
-            try syscall("listen", path: place) { listen(listener, 16) }
+            setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            try syscall("bind", path: place) { bind(descriptor, address.pointee.ai_addr, address.pointee.ai_addrlen) }
+            try syscall("listen", path: place) { Glibc.listen(descriptor, 16) }
         } catch let error as SystemError {
-            if listener >= 0 { close(listener) }
-            listener = -1
+            if descriptor >= 0 { close(descriptor) }
             throw RFBError.connection("cannot listen on \(place): \(error.reason)")
         }
         var bound = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         withUnsafeMutablePointer(to: &bound) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(listener, $0, &length) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(descriptor, $0, &length) }
         }
-        boundPort = Int(UInt16(bigEndian: withUnsafeBytes(of: bound) { $0.load(fromByteOffset: 2, as: UInt16.self) }))
-        accepting = BlockingThread("rfb-accept") { [self] in acceptLoop() }
+        let port = withUnsafeBytes(of: bound) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) }
+        return (descriptor, Int(port))
     }
 
-    /// Closes the listener (the port is free again at once) and every viewer's connection, and
+    /// Closes the listeners (the ports are free again at once) and every viewer's connection, and
     /// waits for their threads.
     public func stop() {
         guard !stopping.exchange(true, ordering: .relaxed), listener >= 0 else { return }
         accepting?.join()
         close(listener)
         listener = -1
+        if webListener >= 0 { close(webListener) }
+        webListener = -1
         let current = sessions.withLock { Array($0.values) }
         for session in current { session.close() }
         for session in current { session.waitUntilFinished() }
     }
 
     private func acceptLoop() {
+        let webPort = WebPort(pages: configuration.pages)
         while !stopping.load(ordering: .relaxed) {
-            var poller = pollfd(fd: listener, events: Int16(POLLIN), revents: 0)
-            guard (try? syscall("poll") { poll(&poller, 1, 200) }) ?? 0 > 0 else { continue }
-            var address = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let accepted = try? withUnsafeMutablePointer(to: &address) { pointer in
-                try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
-                    try syscall("accept") { accept(listener, address, &length) }
-                }
+            var pollers = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            if webListener >= 0 { pollers.append(pollfd(fd: webListener, events: Int16(POLLIN), revents: 0)) }
+            guard (try? syscall("poll") { poll(&pollers, nfds_t(pollers.count), 200) }) ?? 0 > 0 else { continue }
+            for poller in pollers where poller.revents & Int16(POLLIN) != 0 {
+                guard let connection = accept(on: poller.fd) else { continue }
+                let session = ViewerSession(server: self, connection: connection,
+                                            webPort: poller.fd == webListener ? webPort : nil)
+                sessions.withLock { $0[ObjectIdentifier(session)] = session }
+                session.start()
             }
-            guard let fd = accepted else { continue }
-            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            let connection = RFBConnection(descriptor: fd, peer: Self.describe(address))
-            let session = ViewerSession(server: self, connection: connection)
-            sessions.withLock { $0[ObjectIdentifier(session)] = session }
-            session.start()
         }
+    }
+
+    private func accept(on descriptor: Int32) -> RFBConnection? {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let accepted = try? withUnsafeMutablePointer(to: &address) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                try syscall("accept") { Glibc.accept(descriptor, address, &length) }
+            }
+        }
+        guard let fd = accepted else { return nil }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return RFBConnection(descriptor: fd, peer: Self.describe(address))
     }
 
     func sessionAuthenticated() {

@@ -9,6 +9,8 @@ import Synchronization
 public struct ScreenShareOptions: Equatable, Sendable {
     public var display: String
     public var listen: ListenAddress
+    /// Where RFB over WebSocket (and noVNC's page) is served too, if anywhere.
+    public var webSocket: ListenAddress?
     public var duration: TimeSpan
     /// `nil`: no authentication (a loopback listener only).
     public var password: String?
@@ -17,18 +19,22 @@ public struct ScreenShareOptions: Equatable, Sendable {
 
     /// The options, or an error saying which limit a value breaks.
     public static func resolve(_ request: ScreenShareDocument, policy settings: ScreenShareSettings) throws -> ScreenShareOptions {
-        var listen = settings.listen
-        if let text = request.listen {
+        /// A request's address: on loopback, or on the host the policy names (any, for a wildcard).
+        func address(_ text: String?, policy: ListenAddress?, key: String) throws -> ListenAddress? {
+            guard let text else { return policy }
             guard let address = ListenAddress(parsing: text) else {
                 throw RFBError.connection("'\(text)' is not host:port, such as 127.0.0.1:5900")
             }
-            let wildcard = ["0.0.0.0", "::"].contains(settings.listen.host)
-            guard address.isLoopback || address.host == settings.listen.host || wildcard else {
-                throw RFBError.connection("the policy lets screen shares listen on loopback addresses and on "
-                    + "\(settings.listen.host) only (jobs.screen_share.listen); \(address.host) is neither")
+            let allowed = policy.map { ["0.0.0.0", "::", address.host].contains($0.host) } ?? false
+            guard address.isLoopback || allowed else {
+                throw RFBError.connection("the policy lets screen shares listen on loopback addresses"
+                    + (policy.map { " and on \($0.host)" } ?? "") + " only (jobs.screen_share.\(key)); "
+                    + "\(address.host) is " + (policy == nil ? "not one" : "neither"))
             }
-            listen = address
+            return address
         }
+        let listen = try address(request.listen, policy: settings.listen, key: "listen") ?? settings.listen
+        let webSocket = try address(request.websocket, policy: settings.webSocket, key: "websocket")
         let duration = request.duration ?? settings.maxDuration
         guard duration <= settings.maxDuration, duration.seconds > 0 else {
             throw RFBError.connection("a screen share may last \(settings.maxDuration) at most (jobs.screen_share.max_duration), "
@@ -43,10 +49,12 @@ public struct ScreenShareOptions: Equatable, Sendable {
             throw RFBError.connection("a screen share needs a password: give --password-file, set password_file under "
                 + "jobs.screen_share, or set auth: none there for a share on a loopback address")
         }
-        if password == nil && !listen.isLoopback {
-            throw RFBError.connection("a screen share without a password listens on a loopback address only, not \(listen)")
+        if password == nil, let open = [listen, webSocket].compactMap({ $0 }).first(where: { !$0.isLoopback }) {
+            throw RFBError.connection(
+                "a screen share without a password listens on a loopback address only, not \(open)")
         }
-        return ScreenShareOptions(display: request.display ?? settings.display, listen: listen, duration: duration,
+        return ScreenShareOptions(display: request.display ?? settings.display, listen: listen, webSocket: webSocket,
+                                  duration: duration,
                                   password: password, viewOnly: request.viewOnly ?? settings.viewOnly,
                                   once: request.once ?? settings.once)
     }
@@ -79,7 +87,9 @@ public final class ScreenShareJob: @unchecked Sendable {
             let display = try X11Display(name: options.display)
             server = RFBServer(display: display, configuration: RFBServerConfiguration(
                 host: options.listen.host, port: options.listen.port, password: options.password,
-                viewOnly: options.viewOnly, name: "connectxpert \(ProcessInfo.processInfo.hostName)\(options.display)"),
+                viewOnly: options.viewOnly, name: "connectxpert \(ProcessInfo.processInfo.hostName)\(options.display)",
+                webSocket: options.webSocket,
+                pages: FileSystem.exists(WebPort.debianPages) ? WebPort.debianPages : nil),
                 logger: logger)
             server.viewersChanged = { [self] count in viewersChanged(count) }
             try server.start()
@@ -94,6 +104,7 @@ public final class ScreenShareJob: @unchecked Sendable {
             "screen.display": "\(options.display)", "screen.listen": "\(options.listen.host):\(server.boundPort)",
             "screen.expires": "\(iso(started.addingTimeInterval(options.duration.seconds)))",
             "screen.auth": "\(options.password == nil ? "none" : "vnc")", "screen.view_only": "\(options.viewOnly)",
+            "screen.web": "\(webAddress(of: server) ?? "none")",
         ])
         onListening(server)
         if ended.wait(timeout: .now() + options.duration.seconds) == .timedOut {
@@ -104,6 +115,14 @@ public final class ScreenShareJob: @unchecked Sendable {
         writeStatus(["state": "ended", "address": address(server), "started": iso(started), "ended": iso(Date()), "reason": reason])
         logger.notice("screen share ended", metadata: ["screen.reason": "\(reason)"])
         return reason
+    }
+
+    /// What a browser opens: noVNC's page on the web port, or the bare WebSocket when the page is not
+    /// installed; `nil` without a web port.
+    public func webAddress(of server: RFBServer) -> String? {
+        guard let webSocket = options.webSocket else { return nil }
+        let place = ListenAddress(host: webSocket.host, port: server.boundWebPort)
+        return server.configuration.pages == nil ? "ws://\(place)/" : "http://\(place)/vnc.html"
     }
 
     /// Ends the job (SIGTERM, `screen stop`, the request removed).
@@ -130,7 +149,8 @@ public final class ScreenShareJob: @unchecked Sendable {
 
     private func writeStatus(viewers: Int) {
         guard let server else { return }
-        writeStatus(["state": "running", "address": address(server), "pid": "\(getpid())", "started": iso(started),
+        writeStatus(["state": "running", "address": address(server), "web": webAddress(of: server) ?? "none",
+                     "pid": "\(getpid())", "started": iso(started),
                      "expires": iso(started.addingTimeInterval(options.duration.seconds)), "viewers": "\(viewers)"])
     }
 

@@ -15,10 +15,15 @@ enum Encoding {
 
 /// One viewer: the handshake, then a reader thread (its messages, input to X) and a writer thread
 /// (framebuffer updates when asked for, only what changed on incremental requests).
-// Sendable: `state` is a Mutex; `buttons` is used by the reader thread alone.
+// Sendable: `state` is a Mutex; `buttons` is used by the reader thread alone; `link` is set by it
+// before the writer thread starts.
 final class ViewerSession: @unchecked Sendable {
     private unowned let server: RFBServer
     private let connection: RFBConnection
+    /// Where the RFB bytes go: the connection itself, or the WebSocket over it.
+    private var link: any ViewerLink
+    /// For a connection to the web port: what turns it into a WebSocket, or serves a page.
+    private let webPort: WebPort?
     private let logger: Logger
 
     /// What the reader learned and the writer acts on.
@@ -37,9 +42,11 @@ final class ViewerSession: @unchecked Sendable {
     /// The buttons held after the last pointer event.
     private var buttons: UInt8 = 0
 
-    init(server: RFBServer, connection: RFBConnection) {
+    init(server: RFBServer, connection: RFBConnection, webPort: WebPort? = nil) {
         self.server = server
         self.connection = connection
+        link = connection
+        self.webPort = webPort
         var logger = server.logger
         logger[metadataKey: "screen.peer"] = "\(connection.peer)"
         self.logger = logger
@@ -64,6 +71,10 @@ final class ViewerSession: @unchecked Sendable {
         defer { server.sessionEnded(self) }
         do {
             connection.setReadTimeout(30)
+            if let webPort {
+                guard let webSocket = try webPort.open(connection) else { return }  // a page, served
+                link = webSocket
+            }
             let size = try handshake()
             connection.setReadTimeout(0)
             authenticated.store(true, ordering: .relaxed)
@@ -89,8 +100,8 @@ final class ViewerSession: @unchecked Sendable {
 
     /// Version, security and initialisation (RFC 6143 7.1-7.3); returns the size announced.
     private func handshake() throws -> (Int, Int) {
-        try connection.write(Array("RFB 003.008\n".utf8))
-        let version = try connection.read(12)
+        try link.write(Array("RFB 003.008\n".utf8))
+        let version = try link.read(12)
         guard version.starts(with: Array("RFB 003.".utf8)), version[11] == 10,
               let minor = Int(String(decoding: version[8..<11], as: UTF8.self)) else {
             throw RFBError.protocolViolation("the viewer's greeting is not an RFB version")
@@ -98,10 +109,10 @@ final class ViewerSession: @unchecked Sendable {
         let protocolMinor = minor >= 8 ? 8 : minor == 7 ? 7 : 3
         let securityType: UInt8 = server.configuration.password == nil ? 1 : 2
         if protocolMinor == 3 {
-            try connection.write([0, 0, 0, securityType])
+            try link.write([0, 0, 0, securityType])
         } else {
-            try connection.write([1, securityType])
-            let chosen = try connection.readByte()
+            try link.write([1, securityType])
+            let chosen = try link.readByte()
             guard chosen == securityType else {
                 try? sendFailure("security type \(chosen) was not offered", minor: protocolMinor)
                 throw RFBError.protocolViolation("the viewer chose security type \(chosen), which was not offered")
@@ -110,17 +121,17 @@ final class ViewerSession: @unchecked Sendable {
         if let password = server.configuration.password {
             var challenge = [UInt8](repeating: 0, count: 16)
             for index in challenge.indices { challenge[index] = UInt8.random(in: 0...255) }
-            try connection.write(challenge)
-            let response = try connection.read(16)
+            try link.write(challenge)
+            let response = try link.read(16)
             guard response == VNCAuthentication.response(challenge: challenge, password: password) else {
                 try? sendFailure("wrong password", minor: protocolMinor)
-                throw RFBError.authenticationFailed("wrong VNC password from \(connection.peer)")
+                throw RFBError.authenticationFailed("wrong VNC password from \(link.peer)")
             }
-            try connection.write([0, 0, 0, 0])
+            try link.write([0, 0, 0, 0])
         } else if protocolMinor == 8 {
-            try connection.write([0, 0, 0, 0])
+            try link.write([0, 0, 0, 0])
         }
-        _ = try connection.readByte()  // shared flag: sessions are always shared
+        _ = try link.readByte()  // shared flag: sessions are always shared
         let frame = try server.latestFrame()
         var initMessage: [UInt8] = []
         appendBigEndian(UInt16(frame.width), to: &initMessage)
@@ -129,7 +140,7 @@ final class ViewerSession: @unchecked Sendable {
         let name = Array(server.configuration.name.utf8)
         appendBigEndian(UInt32(name.count), to: &initMessage)
         initMessage += name
-        try connection.write(initMessage)
+        try link.write(initMessage)
         return (frame.width, frame.height)
     }
 
@@ -140,14 +151,15 @@ final class ViewerSession: @unchecked Sendable {
             appendBigEndian(UInt32(reason.utf8.count), to: &message)
             message += Array(reason.utf8)
         }
-        try connection.write(message)
+        try link.write(message)
     }
 
     // MARK: Messages from the viewer
 
     private func readMessages() throws {
+        let input = link
         while true {
-            switch try ClientMessage.read(from: connection) {
+            switch try ClientMessage.read(from: input) {
             case .setPixelFormat(let format):
                 state.withLock { $0.format = format }
             case .setEncodings(let encodings):
@@ -258,7 +270,7 @@ final class ViewerSession: @unchecked Sendable {
                 }
                 var header: [UInt8] = [0, 0]
                 appendBigEndian(UInt16(rectangles), to: &header)
-                do { try connection.write(header + message) } catch {
+                do { try link.write(header + message) } catch {
                     close()
                     return
                 }

@@ -113,6 +113,10 @@ struct ScreenShareCommand: ParsableCommand {
                     + "until \(ISO8601DateFormatter().string(from: until))"
                     + (options.password == nil ? " without a password" : " (VNC password)")
                     + (options.viewOnly ? ", view only" : ""))
+                if let web = job.webAddress(of: server) {
+                    print(web.hasPrefix("http") ? "in a browser: \(web)" : "RFB over WebSocket at \(web) "
+                        + "(install Debian's novnc package for a page to open in a browser)")
+                }
                 fflush(nil)  // every stream: the line reaches a pipe at once
             }
             print("screen share ended: \(reason)")

@@ -84,6 +84,56 @@ struct ScreenShareTests {
         #expect(agent.statusFields()["state"] == "ended")
     }
 
+    /// Debian's noVNC in headless Chromium, through the agent's own web port and through websockify:
+    /// the canvas is the X screen pixel for pixel (every pixel opaque), a click and typed text reach
+    /// an X client, and a wrong password gets noVNC's refusal with the agent's reason.
+    @Test(arguments: ["the agent's web port", "websockify"])
+    func noVNCInABrowserShowsTheScreenAndTakesInput(through path: String) throws {
+        let display = try XTestDisplay()
+        let webPort = try freePort()
+        let agent = try ShareAgent(display, screenShare: "    once: false\n    websocket: 127.0.0.1:\(webPort)\n")
+        let job = try agent.share()
+        defer { withExtendedLifetime(job) {} }
+        let page = "http://127.0.0.1:\(webPort)/vnc.html"
+        #expect(eventually { (try? String(contentsOfFile: job.stdoutPath, encoding: .utf8))?
+            .hasSuffix("\nin a browser: \(page)\n") == true })
+        let proxy = path == "websockify" ? try Websockify(to: agent.port) : nil
+        defer { proxy?.stop() }
+        let opened = proxy.map { "http://127.0.0.1:\($0.port)/vnc.html" } ?? page
+        let truth = try display.screenshot()
+        let shown = try novnc([opened, "--password", "secret-pw", "--expect", truth, "--click", "100,200",
+                               "--type", "Hi there!"])
+        let name = "connectxpert \(ProcessInfo.processInfo.hostName)\(display.name)"
+        #expect(shown.output == "status: Connected (unencrypted) to \(name)\nsame\ndone\n", "\(shown.errors)")
+        #expect(eventually { display.events().contains("release 1 100 200") }, "\(display.events())")
+        #expect(display.events().contains("press 1 100 200"))
+        #expect(eventually { display.typed() == "Hi there!" }, "\(display.events())")
+        let refused = try novnc([opened, "--password", "wrong"])
+        #expect(refused.output == "status: New connection has been rejected with reason: wrong password\n",
+                "\(refused.errors)")
+    }
+
+    /// The web port serves noVNC's files and nothing outside them.
+    @Test func theWebPortServesTheNoVNCPageOnly() throws {
+        let display = try XTestDisplay()
+        let webPort = try freePort()
+        let agent = try ShareAgent(display, screenShare: "    once: false\n    websocket: 127.0.0.1:\(webPort)\n")
+        let job = try agent.share()
+        defer { withExtendedLifetime(job) {} }
+        func status(_ path: String) throws -> String {
+            try runProgram("/usr/bin/curl", ["-s", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}",
+                                             "http://127.0.0.1:\(webPort)\(path)"]).output
+        }
+        #expect(try status("/vnc.html") == "200")
+        #expect(try status("/core/rfb.js") == "200")
+        #expect(try status("/") == "302")
+        for path in ["/../../../etc/passwd", "/%2e%2e/%2e%2e/etc/passwd", "/app/../../../etc/passwd", "/missing.html"] {
+            #expect(try status(path) == "404", "\(path)")
+        }
+        let page = try runProgram("/usr/bin/curl", ["-s", "http://127.0.0.1:\(webPort)/vnc.html"]).output
+        #expect(page == (try String(contentsOfFile: "/usr/share/novnc/vnc.html", encoding: .utf8)))
+    }
+
     @Test func pointerAndKeysReachTheXServer() throws {
         let display = try XTestDisplay()
         let agent = try ShareAgent(display)
@@ -93,8 +143,7 @@ struct ScreenShareTests {
         #expect(result.status == 0, "\(result.errors) \(result.output)")
         #expect(eventually { display.events().contains("release 1 100 200") })
         #expect(display.events().contains("press 1 100 200"))
-        #expect(eventually { display.events().filter { $0.hasPrefix("text ") }.map { $0.dropFirst(5) }.joined() == "Hello!" },
-                "\(display.events())")
+        #expect(eventually { display.typed() == "Hello!" }, "\(display.events())")
     }
 
     @Test func viewOnlyIgnoresInputAndPastedTextReachesTheClipboardOtherwise() throws {

@@ -365,6 +365,11 @@ func problems(_ text: String) -> [String] {
         #expect(problems(jobs("    auth: none\n    listen: 0.0.0.0:5900\n")).first?
             .contains("auth: none lets anyone who reaches 0.0.0.0:5900 see the screen") == true)
         #expect(problems(jobs("    listen: somewhere\n")).first?.contains("'somewhere' is not host:port") == true)
+        #expect(try parse(jobs("    websocket: 127.0.0.1:5800\n")).screenShare.webSocket
+            == ListenAddress(host: "127.0.0.1", port: 5800))
+        #expect(problems(jobs("    websocket: 5800\n")).first?.contains("'5800' is not host:port") == true)
+        #expect(problems(jobs("    auth: none\n    websocket: 0.0.0.0:5800\n")).first?
+            .contains("auth: none lets anyone who reaches 0.0.0.0:5800 see the screen") == true)
         #expect(problems(jobs("    password: x\n")).first?.contains("secrets are never written in policies.yaml") == true)
         #expect(problems(jobs("    max_duraton: 1h\n")).first?.contains("did you mean 'max_duration'?") == true)
         #expect(problems(jobs("    duration: 1h\n")).first?.contains("the policy sets max_duration") == true)

@@ -326,6 +326,11 @@ public final class XTestDisplay: @unchecked Sendable {
     public func events() -> [String] {
         ((try? String(contentsOfFile: eventLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
     }
+
+    /// The text the X clients received, in order.
+    public func typed() -> String {
+        events().filter { $0.hasPrefix("text ") }.map { $0.dropFirst(5) }.joined()
+    }
 }
 
 /// The python of the test tools' venv (vncdotool, python-xlib, Pillow), made on first use.
@@ -369,6 +374,43 @@ public final class RunningXhelper {
 
     public func stop() {
         try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+}
+
+/// `scripts/screen-test/browser.py novnc`: noVNC in headless Chromium.
+public func novnc(_ arguments: [String]) throws -> ProgramResult {
+    try runProgram(try pythonTools(), [joinPath(packageRoot, "scripts/screen-test/browser.py"), "novnc"] + arguments)
+}
+
+/// Debian's websockify between a WebSocket port, which also serves noVNC's page, and an RFB server.
+public final class Websockify {
+    private let process = Process()
+    public let port: Int
+
+    public init(to target: Int) throws {
+        port = try freePort()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/websockify")
+        process.arguments = ["--web", "/usr/share/novnc", "127.0.0.1:\(port)", "127.0.0.1:\(target)"]
+        process.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try process.run()
+        let listening = eventually(timeout: 10) {
+            (try? runProgram("/usr/bin/curl", ["-sf", "-o", "/dev/null", "http://127.0.0.1:\(port)/vnc.html"]))?
+                .status == 0
+        }
+        guard listening else {
+            stop()
+            throw TestServerError(message: "websockify did not start on port \(port)")
+        }
+    }
+
+    deinit { stop() }
+
+    /// SIGKILL: websockify ends on SIGTERM only once its connections have.
+    public func stop() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
     }
 }
