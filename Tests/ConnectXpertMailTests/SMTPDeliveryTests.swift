@@ -74,7 +74,7 @@ struct SMTPDeliveryTests {
         let composition = Composition(from: "alice@example.org", to: ["Jörg <joerg@example.org>"], cc: [], bcc: ["b@example.org"],
                                       subject: "Grüße – 25 MiB", body: "Hallo,\nanbei.\n.\n", attachments: [big, named],
                                       domain: "example.org")
-        try queue.spool.enqueue(envelope: nil) { write in try MessageComposer.compose(composition, write: write) }
+        _ = try queue.spool.enqueue(envelope: nil) { write in try MessageComposer.compose(composition, write: write) }
         #expect(queue.run() == tally(sent: 1))
         let received = try server.received()
         try #require(received.count == 1)
