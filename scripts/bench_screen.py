@@ -236,7 +236,7 @@ def main():
                                   "--listen", f"127.0.0.1:{port}", "--log-level", "error"],
                                  cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         wait_port(port)
-        results["connectxpert screen share"] = measure(port, name)
+        results["connectxpert"] = measure(port, name)
         results["connectxpert, noVNC-like"] = measure(port, name, NOVNC_LIKE)
         subprocess.run(["pkill", "-TERM", "-P", str(agent.pid)])  # the agent, not /usr/bin/time
         errors = agent.communicate()[1]
@@ -262,8 +262,7 @@ def main():
     for client, suffix, frames_target in [("the same client (ZRLE only)", "", ">= 1.0"),
                                           ("a noVNC-like client (Tight, CopyRect, Hextile, Raw; no JPEG: "
                                            "x11vnc's Tight is lossless, the agent's Hextile)", ", noVNC-like", "")]:
-        agent, peer = results["connectxpert screen share" if not suffix else "connectxpert" + suffix], \
-            results["x11vnc" + suffix]
+        agent, peer = results["connectxpert" + suffix], results["x11vnc" + suffix]
         print(f"\nscreen share, one Xvfb 1920x1080 display, {client}")
         print(f"  {'':28}{'connectxpert':>14}{'x11vnc':>12}{'ratio':>8}  target")
         rows = [("full frames per second", agent[0], peer[0], agent[0] / peer[0], frames_target, agent[0] >= peer[0]),

@@ -226,16 +226,16 @@ struct Validator {
         let path: PolicyPath = ["jobs", "screen_share"]
         var settings = ScreenShareSettings.default
         settings.display = document.display ?? settings.display
-        if let listen = document.listen {
-            if let address = ListenAddress(parsing: listen) { settings.listen = address } else {
-                report(path + ["listen"], "'\(listen)' is not host:port, such as 127.0.0.1:5900 or [::1]:5900")
-            }
+        /// The address written at `key`, or nil (an address that does not parse is reported).
+        func address(_ text: String?, key: String, examplePort: Int) -> ListenAddress? {
+            guard let text else { return nil }
+            if let address = ListenAddress(parsing: text) { return address }
+            report(path + [.key(key)],
+                   "'\(text)' is not host:port, such as 127.0.0.1:\(examplePort) or [::1]:\(examplePort)")
+            return nil
         }
-        if let webSocket = document.websocket {
-            if let address = ListenAddress(parsing: webSocket) { settings.webSocket = address } else {
-                report(path + ["websocket"], "'\(webSocket)' is not host:port, such as 127.0.0.1:5800 or [::1]:5800")
-            }
-        }
+        settings.listen = address(document.listen, key: "listen", examplePort: 5900) ?? settings.listen
+        settings.webSocket = address(document.websocket, key: "websocket", examplePort: 5800)
         settings.maxDuration = document.maxDuration ?? settings.maxDuration
         if document.duration != nil {
             report(path + ["duration"], "the policy sets max_duration; duration belongs in a request", atKey: true)
