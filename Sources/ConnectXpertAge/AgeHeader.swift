@@ -61,11 +61,11 @@ struct AgeHeader {
         return HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: authenticated, using: key)
     }
 
-    /// Reads a header from `input`, which is left at the first byte of the payload.
-    init(reading input: inout AgeReader) throws {
+    /// Reads a header from `input`.
+    init(reading input: inout AgeLines) throws {
         var authenticated: [UInt8] = []
         func line() throws -> Substring {
-            guard let bytes = try input.line(maximum: Self.maximumLine) else {
+            guard let bytes = input.line(maximum: Self.maximumLine) else {
                 throw AgeError.header("the header ends before its MAC line")
             }
             authenticated += bytes + [10]

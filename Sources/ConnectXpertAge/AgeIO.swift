@@ -28,61 +28,21 @@ extension Array: AgeOutput where Element == UInt8 {
     public mutating func write(_ bytes: UnsafeRawBufferPointer) throws { append(contentsOf: bytes) }
 }
 
-/// An input read through a buffer: lines for the header, then exact counts for the payload.
-struct AgeReader {
-    private var input: any AgeInput
-    private var buffer: [UInt8] = []
-    private var start = 0
-    private var ended = false
+/// A header's bytes, read a line at a time.
+struct AgeLines {
+    private let bytes: ArraySlice<UInt8>
+    private var start: Int
 
-    init(_ input: any AgeInput) { self.input = input }
-
-    /// Fills the buffer to at least `count` unread bytes, or to the end of the input.
-    private mutating func fill(_ count: Int) throws {
-        guard buffer.count - start < count, !ended else { return }
-        if start > 0 {
-            buffer.removeFirst(start)
-            start = 0
-        }
-        let chunk = max(count - buffer.count, 64 * 1024)
-        while buffer.count < count && !ended {
-            let old = buffer.count
-            buffer += repeatElement(0, count: chunk)
-            let read = try buffer.withUnsafeMutableBytes {
-                try input.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[old...]))
-            }
-            buffer.removeLast(chunk - read)
-            ended = read == 0
-        }
+    init(_ bytes: ArraySlice<UInt8>) {
+        self.bytes = bytes
+        start = bytes.startIndex
     }
 
-    /// The next line without its `\n`; nil at the end of the input or when no `\n` comes within
+    /// The next line without its `\n`; nil at the end of the bytes or when no `\n` comes within
     /// `maximum` bytes (a header line is never that long).
-    mutating func line(maximum: Int) throws -> [UInt8]? {
-        var searched = start
-        while true {
-            if let end = buffer[searched...].firstIndex(of: 10) {
-                defer { start = end + 1 }
-                return Array(buffer[start..<end])
-            }
-            let unread = buffer.count - start
-            guard unread <= maximum, !ended else { return nil }
-            try fill(unread + 1)
-            searched = start + unread
-        }
-    }
-
-    /// True when every byte of the input has been read.
-    mutating func isAtEnd() throws -> Bool {
-        try fill(1)
-        return buffer.count == start
-    }
-
-    /// Up to `count` bytes: fewer only at the end of the input.
-    mutating func read(upTo count: Int) throws -> ArraySlice<UInt8> {
-        try fill(count)
-        let end = min(buffer.count, start + count)
-        defer { start = end }
-        return buffer[start..<end]
+    mutating func line(maximum: Int) -> [UInt8]? {
+        guard let end = bytes[start...].prefix(maximum + 1).firstIndex(of: 10) else { return nil }
+        defer { start = end + 1 }
+        return Array(bytes[start..<end])
     }
 }

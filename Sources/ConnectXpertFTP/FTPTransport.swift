@@ -246,10 +246,10 @@ public final class FTPTransport: Transport {
         knownFolders.insert(target)
     }
 
-    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
+    public func upload(from source: any UploadSource, to path: String, attributes: UploadAttributes,
                        progress: TransferProgress) throws -> Int64 {
         let target = absolute(path)
-        let length = try source.status().size
+        let length = try source.size()
         var sent: Int64 = 0
         var after: [String] = []
         // MFMT where FEAT offers it, else MDTM with a time (vsftpd); a refusal fails nothing, and is
@@ -275,7 +275,7 @@ public final class FTPTransport: Transport {
                 curl.set(.postQuote, lines: after)
                 curl.recordExchanges()
                 curl.send { buffer in
-                    guard let count = try? source.read(into: buffer) else { return nil }
+                    guard let count = try? source.read(into: buffer, at: sent) else { return nil }
                     sent += Int64(count)
                     return progress(sent) ? count : nil
                 }
@@ -308,7 +308,7 @@ public final class FTPTransport: Transport {
         }
     }
 
-    public func download(_ path: String, size: Int64, from offset: Int64, to destination: FileDescriptor,
+    public func download(_ path: String, size: Int64, from offset: Int64, to destination: any DownloadSink,
                          progress: TransferProgress) throws -> Int64 {
         let target = absolute(path)
         var received: Int64 = 0

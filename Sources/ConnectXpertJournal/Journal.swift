@@ -10,8 +10,6 @@ import Glibc
 public enum TransferState: String, Sendable, CaseIterable {
     /// Waiting for its next attempt (a transfer cancelled by a shutdown).
     case queued
-    /// Sending sealed: the sealed data and manifest are written in the spool; uploading them is next.
-    case sealed
     /// Being copied to a temporary name (remote temp when sending, local temp when receiving).
     case transferring
     /// Receiving sealed: the manifest is downloaded; checking it, downloading the data and opening
@@ -56,6 +54,9 @@ public struct TransferRecord: Equatable, Sendable {
     public var updated: Double
     /// The object name of a sealed transfer (its data and manifest on the drop); nil for a plain one.
     public var sealed: String? = nil
+    /// A sealed file's manifest, sealed and signed, from `staged` until it is on the drop: it is
+    /// made as the data object is uploaded, and goes up once the data is under its final name.
+    public var manifest: [UInt8]? = nil
 }
 
 /// The fsyncs of SQLite's write-ahead log, shared by the commits they cover (a group commit): an
@@ -122,9 +123,9 @@ public final class Journal: Sendable {
         // the database, not three (journals of earlier versions also indexed the state).
         // `unfinished()` and `history()` scan the table, but only at start-up and for `status`.
         // Journals before the sealed exchange lack its column.
-        if try !db.query("PRAGMA table_info(transfers)").contains(where: { $0[1].string == "sealed" }) {
-            try db.execute("ALTER TABLE transfers ADD COLUMN sealed TEXT")
-        }
+        let columns = try db.query("PRAGMA table_info(transfers)").compactMap { $0[1].string }
+        if !columns.contains("sealed") { try db.execute("ALTER TABLE transfers ADD COLUMN sealed TEXT") }
+        if !columns.contains("manifest") { try db.execute("ALTER TABLE transfers ADD COLUMN manifest TEXT") }
         try db.execute("DROP INDEX IF EXISTS transfers_by_state")
         try db.execute("DROP INDEX IF EXISTS transfers_by_source")
         try db.execute("CREATE INDEX IF NOT EXISTS transfers_of_source ON transfers(direction, peer, source, remote)")
@@ -140,7 +141,7 @@ public final class Journal: Sendable {
 
     private static let columns = """
         id, direction, peer, remote, source, destination, temporary, size, mtime_ns, inode, state, attempts,
-        first_failure, next_attempt, last_error, bytes_done, started, updated, sealed
+        first_failure, next_attempt, last_error, bytes_done, started, updated, sealed, manifest
         """
 
     /// The unfinished transfer of a source, or else its last finished one (`done`), in one query:
@@ -211,14 +212,15 @@ public final class Journal: Sendable {
             try db.execute("""
                 UPDATE transfers SET destination = ?, temporary = ?, size = ?, mtime_ns = ?, inode = ?, state = ?,
                     attempts = ?, first_failure = ?, next_attempt = ?, last_error = ?, bytes_done = ?, updated = ?,
-                    sealed = ?
+                    sealed = ?, manifest = ?
                 WHERE id = ?
                 """, [record.destination.map { .text($0) } ?? .null, record.temporary.map { .text($0) } ?? .null,
                       .integer(record.size), .integer(record.modificationNanoseconds), .integer(record.inode),
                       .text(record.state.rawValue), .integer(Int64(record.attempts)),
                       record.firstFailure.map { .real($0) } ?? .null, record.nextAttempt.map { .real($0) } ?? .null,
                       record.lastError.map { .text($0) } ?? .null, .integer(record.bytesDone), .real(now),
-                      record.sealed.map { .text($0) } ?? .null, .integer(record.id)])
+                      record.sealed.map { .text($0) } ?? .null,
+                      record.manifest.map { .text(Data($0).base64EncodedString()) } ?? .null, .integer(record.id)])
         }
     }
 
@@ -254,7 +256,7 @@ public final class Journal: Sendable {
     }
 
     private static func record(_ row: [SQLiteValue]) -> TransferRecord? {
-        guard row.count == 19, let id = row[0].int,
+        guard row.count == 20, let id = row[0].int,
               let direction = row[1].string.flatMap(TransferDirection.init(rawValue:)),
               let state = row[10].string.flatMap(TransferState.init(rawValue:)) else { return nil }
         return TransferRecord(
@@ -263,6 +265,7 @@ public final class Journal: Sendable {
             size: row[7].int ?? 0, modificationNanoseconds: row[8].int ?? 0, inode: row[9].int ?? 0, state: state,
             attempts: Int(row[11].int ?? 0), firstFailure: row[12].double, nextAttempt: row[13].double,
             lastError: row[14].string, bytesDone: row[15].int ?? 0, started: row[16].double ?? 0,
-            updated: row[17].double ?? 0, sealed: row[18].string)
+            updated: row[17].double ?? 0, sealed: row[18].string,
+            manifest: row[19].string.flatMap { Data(base64Encoded: $0) }.map(Array.init))
     }
 }

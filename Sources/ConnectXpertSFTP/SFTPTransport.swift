@@ -105,7 +105,7 @@ public final class SFTPTransport: Transport {
         return attributes
     }
 
-    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
+    public func upload(from source: any UploadSource, to path: String, attributes: UploadAttributes,
                        progress: TransferProgress) throws -> Int64 {
         try store(source, at: path, attributes: attributes, helpers: [], progress: progress)
     }
@@ -137,7 +137,7 @@ public final class SFTPTransport: Transport {
         }
     }
 
-    private func store(_ source: FileDescriptor, at path: String, attributes: UploadAttributes,
+    private func store(_ source: any UploadSource, at path: String, attributes: UploadAttributes,
                        helpers: [HelperConnection], progress: TransferProgress) throws -> Int64 {
         try closeUploaded()
         let target = full(path)
@@ -145,11 +145,11 @@ public final class SFTPTransport: Transport {
         guard let handle = try open(target, flags: flags, mode: 0o644, type: LIBSSH2_SFTP_OPENFILE, missingIsNil: false) else {
             throw failure("open", target)
         }
-        let size = try source.status().size
+        let size = try source.size()
         // The one WRITE must leave in one piece: the channel's window must take it whole.
         let window = libssh2_channel_window_write_ex(libssh2_sftp_get_channel(channel.raw), nil)
         let oneWrite = helpers.isEmpty && size <= Self.oneWriteLimit && Int64(window) > size + 1024
-        if !helpers.isEmpty {
+        if !helpers.isEmpty, let source = source as? FileDescriptor {
             guard try writesAtAnOffset(handle, target) else { throw OffsetWriteRefused() }
             try writeInParts(from: source, size: size, to: handle, target: target, helpers: helpers, progress: progress)
         } else if !oneWrite {
@@ -272,7 +272,7 @@ public final class SFTPTransport: Transport {
     /// returns as soon as the first is acknowledged, so the bytes not yet acknowledged are handed to
     /// it again, with more read in behind them. The window slides through the buffer and is
     /// compacted when it passes the middle; the pipeline never drains until the end of the range.
-    private func write(from source: FileDescriptor, range: Range<Int64>, to handle: SFTPHandle, target: String,
+    private func write(from source: any UploadSource, range: Range<Int64>, to handle: SFTPHandle, target: String,
                        progress: TransferProgress) throws {
         libssh2_sftp_seek64(handle.raw, UInt64(range.lowerBound))
         var next = range.lowerBound  // the next byte of the source to read
@@ -327,7 +327,7 @@ public final class SFTPTransport: Transport {
         try rawDelete(aside)
     }
 
-    public func download(_ path: String, size: Int64, from offset: Int64, to destination: FileDescriptor,
+    public func download(_ path: String, size: Int64, from offset: Int64, to destination: any DownloadSink,
                          progress: TransferProgress) throws -> Int64 {
         try closeUploaded()
         let target = full(path)

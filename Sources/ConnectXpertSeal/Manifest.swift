@@ -31,7 +31,7 @@ public struct Manifest: Codable, Equatable, Sendable {
         self.to = to
         self.toKey = toKey
         self.sequence = sequence
-        self.time = ISO8601DateFormatter().string(from: time)
+        self.time = time.formatted(Date.ISO8601FormatStyle())
         self.path = path
         self.size = size
         self.mtime = mtime
@@ -170,4 +170,40 @@ public struct HashingOutput<Output: AgeOutput>: AgeOutput {
 extension SHA256 {
     /// The digest in lower-case hex, as the manifest writes it.
     func hex() -> String { finalize().map { String(format: "%02x", $0) }.joined() }
+}
+
+/// A sealed file's data object, opened as its bytes come (as it downloads): hashed, and opened into
+/// `output`, whose plaintext is hashed too. One that does not open is still hashed to its end, so
+/// that `finish(checking:)` refuses a data object that is not the one its manifest names as that,
+/// first, as a check of its hash before opening it would. What reaches `output` before a refusal
+/// must not be used: the caller's temporary file is then removed.
+public final class DataObjectOpening<Output: AgeOutput>: AgeOutput {
+    private var data = SHA256()
+    private let opening: AgeOpening<HashingOutput<Output>>
+    private var failure: AgeError?
+
+    public init(with identities: [any AgeIdentity], to output: Output) {
+        opening = AgeOpening(with: identities, to: HashingOutput(output))
+    }
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        data.update(bufferPointer: bytes)
+        guard failure == nil else { return }
+        do { try opening.write(bytes) } catch let error as AgeError { failure = error }
+    }
+
+    /// Ends the object and checks it against its manifest: its hash, then that it opened, then the
+    /// plaintext's hash.
+    public func finish(checking manifest: Manifest) throws {
+        if failure == nil {
+            do { try opening.finish() } catch let error as AgeError { failure = error }
+        }
+        guard data.hex() == manifest.dataSHA256 else {
+            throw SealRefusal.tampered("the data object is not the one the manifest names (its hash differs)")
+        }
+        if let failure { throw SealRefusal.tampered("the data object does not open (\(failure.kind)): \(failure)") }
+        guard opening.output.digest == manifest.sha256 else {
+            throw SealRefusal.tampered("the opened file is not the one the manifest names (its hash differs)")
+        }
+    }
 }

@@ -56,8 +56,6 @@ public final class Agent: Sendable {
     let keys: Mutex<IdentityKeys?>
     /// Peers whose card on the drop was compared with their pin in this run.
     let checkedCards = Mutex(Set<String>())
-    /// When this agent started.
-    let started = Date()
     /// Pinned cards as read, by their text: a card's signature is checked once, not for every file.
     let pinnedCards = Mutex([String: KeyCard]())
 
@@ -117,7 +115,6 @@ public final class Agent: Sendable {
     public func recover() throws {
         publishKeyCards()
         let unfinished = try journal.unfinished()
-        removeSealedCopies(keeping: Set(unfinished.compactMap { $0.direction == .outgoing ? $0.sealed : nil }))
         for record in unfinished {
             switch record.direction {
             case .outgoing: enqueueSend(recipient: record.peer, path: record.source)

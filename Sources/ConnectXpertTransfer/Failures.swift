@@ -90,9 +90,7 @@ extension Agent {
         record.nextAttempt = now + delay
         // A transfer under way begins again; a staged file keeps its state, as its copy is complete:
         // one renamed before its folder's fsync failed is not received twice.
-        if record.state == .transferring {
-            record.state = record.direction == .outgoing && record.sealed != nil ? .sealed : .queued
-        }
+        if record.state == .transferring { record.state = .queued }
         try? journal.save(record)
         log.warning("\(what) failed; will retry", metadata: [
             "transfer.attempt": "\(record.attempts)", "transfer.retry_in": "\(TimeSpan(seconds: delay))",

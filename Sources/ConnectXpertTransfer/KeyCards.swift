@@ -37,11 +37,11 @@ extension Agent {
                 let path = Self.cardPath(of: id)
                 try transport.makeDirectories(Self.keysFolder)
                 let now = Date().timeIntervalSince1970
-                if try transport.putNew(try card.signed(with: identity), at: path, scratch: spool.state) {
+                if try transport.putNew(try card.signed(with: identity), at: path) {
                     log.notice("published our key card", metadata: ["identity.fingerprint": "\(card.fingerprint)"])
                     return Registration(remote: name, state: .published, fingerprint: card.fingerprint, updated: now)
                 }
-                let found = try transport.fetch(path, limit: 64 * 1024, scratch: spool.state)
+                let found = try transport.fetch(path, limit: 64 * 1024)
                 let theirs = try found.map { try KeyCard(published: $0, expectedID: id) }
                 guard let theirs, theirs.signing != card.signing else {
                     return Registration(remote: name, state: .published, fingerprint: card.fingerprint, updated: now)
@@ -106,35 +106,32 @@ extension Agent {
 public enum KeyDirectory {
     /// The card published under `id` on `remote`, checked (signed by its own key, for that ID);
     /// nil when there is none.
-    public static func card(of id: String, on remote: Remote, connect: ConnectionPool.Connect,
-                            scratch: String) throws -> (card: KeyCard, text: String)? {
-        try connect(remote).keyCard(of: id, scratch: scratch)
+    public static func card(of id: String, on remote: Remote, connect: ConnectionPool.Connect) throws
+        -> (card: KeyCard, text: String)? {
+        try connect(remote).keyCard(of: id)
     }
 }
 
 extension Transport {
     /// The key card published under `id`, checked (signed by its own key, for that ID), and its
     /// text; nil when there is none.
-    func keyCard(of id: String, scratch: String) throws -> (card: KeyCard, text: String)? {
-        guard let bytes = try fetch(Agent.cardPath(of: id), limit: 64 * 1024, scratch: scratch) else { return nil }
+    func keyCard(of id: String) throws -> (card: KeyCard, text: String)? {
+        guard let bytes = try fetch(Agent.cardPath(of: id), limit: 64 * 1024) else { return nil }
         return (try KeyCard(published: bytes, expectedID: id), String(decoding: bytes, as: UTF8.self))
     }
 
     /// Puts a small file at `path` through a temporary name beside it; false, replacing nothing,
     /// when `path` exists.
-    func putNew(_ bytes: [UInt8], at path: String, scratch: String) throws -> Bool {
-        let local = joinPath(scratch, ".put-\(UInt64.random(in: 0...UInt64.max))")
-        defer { _ = try? FileSystem.removeIfPresent(local) }
-        try FileSystem.writeFileAtomically(local, contents: bytes, mode: 0o600)
+    func putNew(_ bytes: [UInt8], at path: String) throws -> Bool {
         let temporary = joinPath(parentDirectory(of: path),
                                  ".\(lastComponent(of: path)).\(UInt32.random(in: 0...UInt32.max)).tmp")
-        return try putNew(try FileDescriptor.openForReading(local), at: path, through: temporary)
+        return try putNew(BytesSource(bytes), at: path, through: temporary)
     }
 
-    /// Uploads `file` to `temporary`, then renames it to `path` without replacing; false, the
+    /// Uploads `source` to `temporary`, then renames it to `path` without replacing; false, the
     /// temporary file deleted, when `path` exists.
-    func putNew(_ file: FileDescriptor, at path: String, through temporary: String) throws -> Bool {
-        _ = try upload(from: file, to: temporary,
+    func putNew(_ source: any UploadSource, at path: String, through temporary: String) throws -> Bool {
+        _ = try upload(from: source, to: temporary,
                        attributes: UploadAttributes(modificationNanoseconds: nil, mode: nil, renamedTo: path),
                        progress: { _ in true })
         do {
@@ -147,15 +144,13 @@ extension Transport {
     }
 
     /// A small remote file's bytes; nil when there is none. One larger than `limit` is refused.
-    func fetch(_ path: String, limit: Int64, scratch: String) throws -> [UInt8]? {
+    func fetch(_ path: String, limit: Int64) throws -> [UInt8]? {
         guard let entry = try entry(at: path) else { return nil }
         guard entry.size <= limit else {
             throw TransportError(.permanent, "\(endpoint)/\(path) is \(entry.size) bytes, more than \(limit)")
         }
-        let local = joinPath(scratch, ".fetch-\(UInt64.random(in: 0...UInt64.max))")
-        defer { _ = try? FileSystem.removeIfPresent(local) }
-        let file = try FileDescriptor.create(local, mode: 0o600)
-        _ = try download(path, size: entry.size, from: 0, to: file, progress: { _ in true })
-        return try FileSystem.readFile(local)
+        let sink = BytesSink()
+        _ = try download(path, size: entry.size, from: 0, to: sink, progress: { $0 <= limit })
+        return sink.bytes
     }
 }

@@ -50,13 +50,13 @@ public final class LocalDropTransport: Transport {
         do { try FileSystem.createDirectories(full(folder)) } catch { throw classify(error) }
     }
 
-    public func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
+    public func upload(from source: any UploadSource, to path: String, attributes: UploadAttributes,
                        progress: TransferProgress) throws -> Int64 {
         let target = full(path)
         do {
             try FileSystem.removeIfPresent(target)
             let output = try FileDescriptor.create(target)
-            try copy(from: source, to: output, progress: progress)
+            try copy(from: source, at: 0, to: output, progress: progress)
             if let mode = attributes.mode { try FileSystem.setPermissions(target, mode: mode_t(mode)) }
             if let time = attributes.modificationNanoseconds { try FileSystem.setModificationTime(target, nanoseconds: time) }
             try output.sync()
@@ -81,15 +81,14 @@ public final class LocalDropTransport: Transport {
         }
     }
 
-    public func download(_ path: String, size: Int64, from offset: Int64, to destination: FileDescriptor,
+    public func download(_ path: String, size: Int64, from offset: Int64, to destination: any DownloadSink,
                          progress: TransferProgress) throws -> Int64 {
         do {
             let input: FileDescriptor
             do { input = try FileDescriptor.openForReading(full(path)) } catch let error as SystemError where error.isNotFound {
                 throw TransportError(.notFound, "\(full(path)) is not there any more")
             }
-            try input.seek(to: offset)
-            return try copy(from: input, to: destination, progress: progress)
+            return try copy(from: input, at: offset, to: destination, progress: progress)
         } catch {
             throw classify(error)
         }
@@ -106,11 +105,12 @@ public final class LocalDropTransport: Transport {
     }
 
     @discardableResult
-    private func copy(from input: FileDescriptor, to output: FileDescriptor, progress: TransferProgress) throws -> Int64 {
+    private func copy(from input: any UploadSource, at offset: Int64, to output: any DownloadSink,
+                      progress: TransferProgress) throws -> Int64 {
         var buffer = [UInt8](repeating: 0, count: bufferSize)
         var total: Int64 = 0
         while true {
-            let count = try buffer.withUnsafeMutableBytes { try input.read(into: $0) }
+            let count = try buffer.withUnsafeMutableBytes { try input.read(into: $0, at: offset + total) }
             if count == 0 { return total }
             try buffer.withUnsafeBytes { try output.write(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
             total += Int64(count)

@@ -113,13 +113,13 @@ public protocol Transport: AnyObject {
     func makeDirectories(_ folder: String) throws
     /// Writes `source` to a new file at `path` (replacing a leftover there), gives it `attributes`,
     /// and returns the size the destination reports for it.
-    func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
+    func upload(from source: any UploadSource, to path: String, attributes: UploadAttributes,
                 progress: TransferProgress) throws -> Int64
     /// Renames; with `replacing: false` an existing target throws `.alreadyExists`.
     func rename(_ from: String, to: String, replacing: Bool) throws
     /// Appends the file at `path`, listed with `size` bytes, from byte `offset` on, to `destination`;
     /// returns the number of bytes copied (a transport reads to the end, whatever the listing said).
-    func download(_ path: String, size: Int64, from offset: Int64, to destination: FileDescriptor,
+    func download(_ path: String, size: Int64, from offset: Int64, to destination: any DownloadSink,
                   progress: TransferProgress) throws -> Int64
     /// Deletes a file; a missing file is not an error.
     func delete(_ path: String) throws
@@ -129,8 +129,8 @@ public protocol Transport: AnyObject {
     /// How many more connections an upload of `size` bytes can use, each writing a part of the file
     /// alongside this one; 0 when the transport does not split files.
     func extraStreams(forUploadOf size: Int64) -> Int
-    /// `upload(from:to:attributes:progress:)` with `helpers`, more connections to the same remote,
-    /// each writing a part of the file.
+    /// `upload(from:to:attributes:progress:)` of a file with `helpers`, more connections to the same
+    /// remote, each writing a part of it.
     func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes, helpers: [HelperConnection],
                 progress: TransferProgress) throws -> Int64
 }
@@ -176,4 +176,61 @@ extension Transport {
 public struct TransferCancelled: Error, CustomStringConvertible {
     public init() {}
     public var description: String { "cancelled by shutdown" }
+}
+
+/// What an upload reads: a file, or bytes made as they are read (a file being sealed), which are
+/// read in order, from offset 0 to the end, once.
+public protocol UploadSource: AnyObject {
+    /// How many bytes there are to read.
+    func size() throws -> Int64
+    /// Reads up to `buffer.count` bytes from `offset` on; 0 only at the end.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int
+}
+
+extension UploadSource {
+    /// Fills `buffer` from `offset` on, unless the source ends first; returns the bytes read.
+    public func read(filling buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        var filled = 0
+        while filled < buffer.count,
+              case let count = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]),
+                                        at: offset + Int64(filled)), count > 0 {
+            filled += count
+        }
+        return filled
+    }
+}
+
+/// Where a download writes: a file, or a stream that works on the bytes as they come (a sealed
+/// object being opened).
+public protocol DownloadSink: AnyObject {
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+}
+
+extension FileDescriptor: UploadSource, DownloadSink {
+    public func size() throws -> Int64 { try status().size }
+}
+
+/// Bytes in memory, uploaded as a file (a key card, a manifest).
+public final class BytesSource: UploadSource {
+    private let bytes: [UInt8]
+
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+
+    public func size() throws -> Int64 { Int64(bytes.count) }
+
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        let start = Int(min(offset, Int64(bytes.count)))
+        let count = min(buffer.count, bytes.count - start)
+        bytes.withUnsafeBytes { buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[start..<start + count])) }
+        return count
+    }
+}
+
+/// A download kept in memory (a key card, a manifest).
+public final class BytesSink: DownloadSink {
+    public private(set) var bytes: [UInt8] = []
+
+    public init() {}
+
+    public func write(_ bytes: UnsafeRawBufferPointer) throws { self.bytes.append(contentsOf: bytes) }
 }

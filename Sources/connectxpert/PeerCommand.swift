@@ -85,7 +85,7 @@ struct PeerTrustCommand: ParsableCommand {
         guard let drop = policy.remotes[name] else { throw fail("no remote to fetch \(id)'s key card from", .usage) }
         let found: (card: KeyCard, text: String)?
         do {
-            found = try KeyDirectory.card(of: id, on: drop, connect: TransportFactory.connect, scratch: spool.state)
+            found = try KeyDirectory.card(of: id, on: drop, connect: TransportFactory.connect)
         } catch let error as IdentityError {
             throw fail("\(error); nothing was pinned", .dataError)
         } catch {

@@ -138,11 +138,11 @@ final class ScriptedTransport: Transport {
     /// Folders exist where files are; there is nothing to make.
     func makeDirectories(_ folder: String) throws { try remote.call(.makeDirectories, folder) }
 
-    func upload(from source: FileDescriptor, to path: String, attributes: UploadAttributes,
+    func upload(from source: any UploadSource, to path: String, attributes: UploadAttributes,
                 progress: TransferProgress) throws -> Int64 {
         try remote.call(.upload, path)
-        try source.seek(to: 0)
-        let bytes = try source.readAll()
+        var bytes = [UInt8](repeating: 0, count: Int(try source.size()))
+        bytes.removeLast(bytes.count - (try bytes.withUnsafeMutableBytes { try source.read(filling: $0, at: 0) }))
         guard progress(Int64(bytes.count)) else { throw TransferCancelled() }
         let modified = attributes.modificationNanoseconds ?? Int64(Date().timeIntervalSince1970 * 1e9)
         remote.withFiles { $0[path] = ScriptedRemote.File(bytes: bytes, modificationNanoseconds: modified) }
@@ -159,12 +159,12 @@ final class ScriptedTransport: Transport {
         }
     }
 
-    func download(_ path: String, size: Int64, from offset: Int64, to destination: FileDescriptor,
+    func download(_ path: String, size: Int64, from offset: Int64, to destination: any DownloadSink,
                   progress: TransferProgress) throws -> Int64 {
         try remote.call(.download, path)
         guard let file = remote.files[path] else { throw TransportError(.notFound, "\(path) is not there") }
         let part = Array(file.bytes.dropFirst(Int(offset)))
-        try destination.write(part)
+        try part.withUnsafeBytes { try destination.write($0) }
         guard progress(Int64(part.count)) else { throw TransferCancelled() }
         return Int64(part.count)
     }

@@ -70,7 +70,7 @@ extension Transport {
     /// Downloads `path`, listed with `size` bytes, from `offset` on; returns how many bytes the file
     /// then has. Nothing past the listed size is stored: a server that streams on (a file still
     /// growing, or a server that lies) is stopped after one buffer more, and the count says more.
-    func download(_ path: String, listedSize size: Int64, from offset: Int64 = 0, to file: FileDescriptor,
+    func download(_ path: String, listedSize size: Int64, from offset: Int64 = 0, to file: any DownloadSink,
                   report: TransferProgress = { _ in true }) throws -> Int64 {
         var overrun = false
         do {

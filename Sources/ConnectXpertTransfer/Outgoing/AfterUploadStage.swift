@@ -27,7 +27,7 @@ struct AfterUploadStage: Stage {
             }
         }
         record.state = .done
+        record.manifest = nil
         try agent.journal.save(record)
-        if let object = record.sealed { SealedFiles(folder: agent.sealedFolder, object: object).remove() }
     }
 }

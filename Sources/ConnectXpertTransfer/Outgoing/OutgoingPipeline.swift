@@ -25,8 +25,10 @@ struct Outgoing: TransferJob {
     var record: TransferRecord
     /// The file's path in the outbox.
     let source: String
-    /// The file, open, when it was just admitted.
+    /// The file, open, when it was just admitted (or sealing began).
     var opened: FileDescriptor?
+    /// For a rule that seals: the data object, made as it is uploaded (`SealStage`).
+    var sealing: SealingUpload?
     /// Whether this job uploaded it (its temporary file is then known to be there).
     var uploadedNow = false
     let started = Date()
@@ -62,7 +64,6 @@ struct OutgoingPipeline: Pipeline {
 
     func forget(_ attempt: Attempt<OutboxFile>) {
         guard let record = attempt.record else { return }
-        if let object = record.sealed { SealedFiles(folder: agent.sealedFolder, object: object).remove() }
         try? agent.journal.forget(id: record.id)
     }
 
@@ -72,8 +73,8 @@ struct OutgoingPipeline: Pipeline {
             return
         }
         try? agent.pool.withConnection(to: attempt.remote) { try $0.delete(temporary) }
-        record.temporary = record.sealed == nil ? nil : record.temporary
-        record.state = record.sealed == nil ? .queued : .sealed
+        record.temporary = nil
+        record.state = .queued
         try? agent.journal.save(record)
     }
 
@@ -91,8 +92,8 @@ struct OutgoingPipeline: Pipeline {
         if var record = attempt.record {
             record.state = .failed
             record.lastError = reason
+            record.manifest = nil
             try? agent.journal.save(record)
-            if let object = record.sealed { SealedFiles(folder: agent.sealedFolder, object: object).remove() }
         }
         agent.count { $0.failed += 1 }
     }

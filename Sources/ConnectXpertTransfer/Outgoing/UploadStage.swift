@@ -5,25 +5,20 @@ import ConnectXpertTransport
 import Foundation
 import Logging
 
-/// Copies the file, or for a sealed one its data object, to its temporary remote name
-/// (`transferring`); once the copy is complete and checked, the file is `staged`. The record is
-/// committed, not yet durable: the batch driver makes it so before the rename, as a rename without
-/// it would look undone, and be sent twice.
+/// Copies the file, or for a sealed one its data object as it is sealed, to its temporary remote
+/// name (`transferring`); once the copy is complete and checked, the file is `staged`, and a sealed
+/// one's manifest is in its record. The record is committed, not yet durable: the batch driver makes
+/// it so before the rename, as a rename without it would look undone, and be sent twice.
 struct UploadStage: Stage {
     let agent: Agent
 
-    var takes: Set<TransferState> { [.queued, .sealed, .transferring] }
+    var takes: Set<TransferState> { [.queued, .transferring] }
 
     func run(_ job: inout Outgoing, through transport: any Transport) throws {
         let rule = job.rule
         var record = job.record
-        let sealed = record.sealed.map { SealedFiles(folder: agent.sealedFolder, object: $0) }
-        let uploaded = sealed?.data ?? job.source
         let file: FileDescriptor
-        if let sealed {
-            file = try sealedData(sealed, of: &job, through: transport)
-            record = job.record
-        } else if let opened = job.opened {
+        if let opened = job.opened {
             file = opened
         } else {
             // A new attempt: a previous one may have left its temporary file.
@@ -34,9 +29,9 @@ struct UploadStage: Stage {
                 throw SourceGone()
             }
         }
-        let before = try file.status()
+        let before = try job.sealing?.status ?? file.status()
         guard before.kind == .regular else { throw SourceGone() }
-        if job.opened == nil && sealed == nil {
+        if job.sealing == nil {
             let target = record.destination ?? agent.remotePath(recipient: record.peer, path: record.source, rule: rule)
             record.destination = target
             record.temporary = record.temporary ?? agent.temporaryName(for: target, pattern: rule.temporaryName)
@@ -55,51 +50,42 @@ struct UploadStage: Stage {
         job.log.debug("upload started", metadata: ["transfer.temporary": "\(temporary)"])
         try transport.makeDirectories(folder)
         if temporaryFolder != folder { try transport.makeDirectories(temporaryFolder) }
-        // A sealed object says nothing of the file: not its time, not its mode.
-        let attributes = sealed != nil ? UploadAttributes(modificationNanoseconds: nil, mode: nil, renamedTo: target)
-            : UploadAttributes(
+        let progress = agent.progressReporter(for: record.id)
+        let size: Int64, sent: Int64
+        if let sealing = job.sealing {
+            // A sealed object says nothing of the file: not its time, not its mode.
+            size = sealing.size()
+            sent = try transport.upload(from: sealing, to: temporary, attributes: UploadAttributes(
+                modificationNanoseconds: nil, mode: nil, renamedTo: target), progress: progress)
+        } else {
+            size = before.size
+            let attributes = UploadAttributes(
                 modificationNanoseconds: rule.preserveModificationTime ? before.modificationNanoseconds : nil,
                 mode: rule.mode, renamedTo: rule.conflict == .overwrite ? nil : target)
-        let sent = try upload(file, size: before.size, to: temporary, attributes: attributes, through: transport,
-                                  remote: job.remote, progress: agent.progressReporter(for: record.id))
-        if attributes.modificationNanoseconds != nil, !transport.features.keepsModificationTimes {
-            agent.warnOnce("the server refused to set an uploaded file's time: files there have their upload's",
-                           key: "times " + rule.remote, metadata: ["transfer.remote": "\(rule.remote)"])
+            sent = try upload(file, size: size, to: temporary, attributes: attributes, through: transport,
+                              remote: job.remote, progress: progress)
+            if attributes.modificationNanoseconds != nil, !transport.features.keepsModificationTimes {
+                agent.warnOnce("the server refused to set an uploaded file's time: files there have their upload's",
+                               key: "times " + rule.remote, metadata: ["transfer.remote": "\(rule.remote)"])
+            }
         }
-        guard let after = try FileSystem.status(uploaded), after.isSameVersion(as: before),
+        guard let after = try FileSystem.status(job.source), after.isSameVersion(as: before),
               try file.status().isSameVersion(as: before) else {
             try transport.delete(temporary)
             throw TransportError(.transient, "the file changed while it was being sent; sending it again")
         }
-        guard sent == before.size else {
+        guard sent == size else {
             throw TransportError(.transient, "\(transport.endpoint)/\(temporary) has \(sent) bytes, "
-                                 + "not the \(before.size) sent")
+                                 + "not the \(size) sent")
         }
+        record.manifest = try job.sealing?.manifest(for: record, from: agent.policy.identity.id, journal: agent.journal)
         record.state = .staged
         record.bytesDone = record.size
         try agent.journal.save(record)
         job.record = record
         job.opened = nil  // a second run on a fresh connection reopens the file
+        job.sealing = nil
         job.uploadedNow = true
-    }
-
-    /// The sealed data object of a file still as it was sealed; one that changed since, or whose
-    /// sealed copy is gone, is sealed again.
-    private func sealedData(_ sealed: SealedFiles, of job: inout Outgoing, through transport: any Transport) throws
-        -> FileDescriptor {
-        guard let status = try FileSystem.status(job.source), status.kind == .regular else { throw SourceGone() }
-        if job.record.state == .transferring, let leftover = job.record.temporary { try transport.delete(leftover) }
-        guard job.record.matches(status), let file = try? FileDescriptor.openForReading(sealed.data) else {
-            sealed.remove()
-            job.record.sealed = nil
-            job.record.state = .queued
-            try agent.journal.save(job.record)
-            throw TransportError(.transient, "the file changed after it was sealed; sealing it again")
-        }
-        job.record.state = .transferring
-        job.record.nextAttempt = nil
-        try agent.journal.save(job.record)
-        return file
     }
 
     /// Uploads `file`; a large one in several streams when the transport can split it and the

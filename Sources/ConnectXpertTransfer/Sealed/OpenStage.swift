@@ -7,9 +7,9 @@ import ConnectXpertTransport
 import Foundation
 
 /// For a sealed object whose manifest is downloaded (`downloaded`): opens the manifest with our
-/// key and checks it (signed by the folder's sender's pinned key, to us, not a replay), downloads
-/// the data object, checks its hash, then opens it as a stream into the usual temporary file and
-/// checks the plaintext's hash. The file is then `staged` under the path the manifest names, and
+/// key and checks it (signed by the folder's sender's pinned key, to us, not a replay), then
+/// downloads the data object, opening it as it comes into the usual temporary file, and checks the
+/// data object's hash and the plaintext's. The file is then `staged` under the path the manifest names, and
 /// goes on as any received file (placed, fsynced, then both objects deleted remotely, data first).
 /// A refused object is moved aside on the drop, never deleted, and nothing of it is delivered.
 /// The downloaded manifest is kept beside the temporary file until the file is placed.
@@ -25,8 +25,6 @@ struct OpenStage: Stage {
         }
         let keys = try agent.sealingKeys()
         let sender = job.record.peer
-        let scratch = temporary + ".data"
-        defer { _ = try? FileSystem.removeIfPresent(scratch) }
         do {
             let card: KeyCard
             do {
@@ -44,29 +42,16 @@ struct OpenStage: Stage {
             guard let entry = try transport.entry(at: data), entry.kind == .file else {
                 throw SealRefusal.tampered("the data object \(data) is missing")
             }
-            try FileSystem.removeIfPresent(scratch)
-            let file = try FileDescriptor.create(scratch, mode: 0o600)
-            guard try transport.download(data, listedSize: entry.size, to: file) == entry.size else {
-                throw TransportError(.transient, "\(transport.endpoint)/\(data) did not arrive whole "
-                                     + "(listed with \(entry.size) bytes)")
-            }
-            let dataHash = try HashingInput(try FileDescriptor.openForReading(scratch)).digestToEnd()
-            guard dataHash == manifest.dataSHA256 else {
-                throw SealRefusal.tampered("the data object is not the one the manifest names (its hash differs)")
-            }
             let place = try localPath(manifest.path, in: parentDirectory(of: destination))
             try FileSystem.createDirectories(parentDirectory(of: place))
             try FileSystem.removeIfPresent(temporary)
             let output = try FileDescriptor.create(temporary)
-            var sink = HashingOutput(output)
-            do {
-                try Age.decrypt(with: [keys.age], from: try FileDescriptor.openForReading(scratch), to: &sink)
-            } catch let error as AgeError {
-                throw SealRefusal.tampered("the data object does not open (\(error.kind)): \(error)")
+            let opening = DataObjectOpening(with: [keys.age], to: output)
+            guard try transport.download(data, listedSize: entry.size, to: opening) == entry.size else {
+                throw TransportError(.transient, "\(transport.endpoint)/\(data) did not arrive whole "
+                                     + "(listed with \(entry.size) bytes)")
             }
-            guard sink.digest == manifest.sha256 else {
-                throw SealRefusal.tampered("the opened file is not the one the manifest names (its hash differs)")
-            }
+            try opening.finish(checking: manifest)
             try output.sync()
             try FileSystem.setModificationTime(temporary, nanoseconds: manifest.mtime)
             try agent.journal.markOpened(from: sender, sequence: manifest.sequence, object: object,
@@ -128,6 +113,8 @@ struct OpenStage: Stage {
         return aside
     }
 }
+
+extension DataObjectOpening: DownloadSink {}
 
 extension TransferRecord {
     /// Removes a receive's temporary file, and for a sealed one its manifest's copy.

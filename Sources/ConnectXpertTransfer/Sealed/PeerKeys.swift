@@ -8,9 +8,6 @@ import Foundation
 
 /// The keys sealed files use, for both directions: ours, and each peer's, pinned in the journal.
 extension Agent {
-    /// Where sealed objects are written before they go up, and read after they come down.
-    var sealedFolder: String { joinPath(spool.state, "sealed") }
-
     /// Our identity, or a permanent failure: the rule wants seals but we have no keys.
     func sealingKeys() throws -> IdentityKeys {
         guard let identity else {
@@ -68,7 +65,7 @@ extension Agent {
 
     private func fetchCard(_ peer: String, through transport: any Transport) throws -> (KeyCard, String)? {
         do {
-            return try transport.keyCard(of: peer, scratch: spool.state)
+            return try transport.keyCard(of: peer)
         } catch let error as TransportError {
             throw error
         } catch {
@@ -103,22 +100,5 @@ enum SealedName {
 
     static func data(beside manifest: String) -> String {
         String(manifest.dropLast(".manifest".count)) + ".data"
-    }
-}
-
-extension Agent {
-    /// Removes the sealed copies in the spool that no unfinished transfer holds: those of a run that
-    /// stopped while sealing. Only copies a minute older than this agent are looked at, so that none
-    /// a job of this run is writing is taken (the kernel stamps times from a coarse clock, and jobs
-    /// begin while this runs).
-    func removeSealedCopies(keeping objects: Set<String>) {
-        let startedNanoseconds = Int64((started.timeIntervalSince1970 - 60) * 1e9)
-        let names = (try? FileSystem.contents(of: sealedFolder)) ?? []
-        for name in names where !objects.contains(String(name.prefix(32))) {
-            let path = joinPath(sealedFolder, name)
-            guard let status = (try? FileSystem.status(path)) ?? nil,
-                  status.modificationNanoseconds < startedNanoseconds else { continue }
-            _ = try? FileSystem.removeIfPresent(path)
-        }
     }
 }

@@ -5,17 +5,18 @@ import ConnectXpertSystem
 import ConnectXpertTransport
 import Foundation
 
-/// For a rule with `seal: true`: seals the file to the recipient's pinned key as a stock age file
-/// (the data object) and writes its manifest, signed with our key and sealed too, both in the
-/// spool (`.state/sealed/`), fsynced; the file is then `sealed`, and the upload sends the data
-/// object under a random name. Nothing of the file's name, path or time goes to the drop.
+/// For a rule with `seal: true`: makes the upload's source the file sealed to the recipient's
+/// pinned key as a stock age file (the data object), sealed as it is read, under a random object
+/// name; `UploadStage` then sends it, and its manifest, signed with our key and sealed too, is
+/// made once the upload is whole. Nothing of the file's name, path or time goes to the drop, and
+/// nothing of it is written in the spool: each attempt seals it afresh.
 struct SealStage: Stage {
     let agent: Agent
 
     var takes: Set<TransferState> { [.queued, .transferring] }
 
     func run(_ job: inout Outgoing, through transport: any Transport) throws {
-        guard job.rule.seal, job.record.sealed == nil else { return }
+        guard job.rule.seal else { return }
         let keys = try agent.sealingKeys()
         let registration = try agent.journal.registrations().first { $0.remote == job.remote.name }
         if registration?.state == .taken {
@@ -29,80 +30,97 @@ struct SealStage: Stage {
         } catch let error as SystemError where error.isNotFound {
             throw SourceGone()
         }
-        let before = try file.status()
-        guard before.kind == .regular else { throw SourceGone() }
+        let status = try file.status()
+        guard status.kind == .regular else { throw SourceGone() }
+        // A new attempt: a previous one may have left its temporary file.
+        if let leftover = job.record.temporary { try transport.delete(leftover) }
         let object = SealedName.random()
-        let files = SealedFiles(folder: agent.sealedFolder, object: object)
-        try FileSystem.createDirectories(agent.sealedFolder, mode: 0o700)
-        // Both files have names of their own, which no record holds until they are whole: they are
-        // written in place, each fsynced, and the folder once.
-        do {
-            let plaintext = HashingInput(file)
-            let data = try FileDescriptor.create(files.data, mode: 0o600)
-            var sink = HashingOutput(data)
-            try Age.encrypt(to: [card.age], from: plaintext, to: &sink)
-            try data.sync()
-            guard try file.status().isSameVersion(as: before) else {
-                throw TransportError(.transient, "the file changed while it was being sealed; sealing it again")
-            }
-            let manifest = Manifest(
-                from: agent.policy.identity.id, fromKey: keys.signing.publicKey.fingerprint, to: job.record.peer,
-                toKey: card.fingerprint, sequence: try agent.journal.takeSequence(to: job.record.peer), time: Date(),
-                path: job.record.source, size: before.size, mtime: before.modificationNanoseconds, mode: before.mode,
-                sha256: plaintext.digest, dataSHA256: sink.digest, object: object)
-            let sealedManifest = try FileDescriptor.create(files.manifest, mode: 0o600)
-            try sealedManifest.write(try manifest.sealed(signedBy: keys, to: card.age))
-            try sealedManifest.sync()
-            try FileSystem.syncDirectory(agent.sealedFolder)
-        } catch {
-            files.remove()
-            throw error
-        }
         var record = job.record
         let destination = agent.remotePath(recipient: record.peer, path: object + ".data", rule: job.rule)
         record.sealed = object
         record.destination = destination
         record.temporary = agent.temporaryName(for: destination, pattern: job.rule.temporaryName)
-        record.size = before.size
-        record.modificationNanoseconds = before.modificationNanoseconds
-        record.inode = Int64(bitPattern: before.inode)
-        record.state = .sealed
-        try agent.journal.save(record)
+        record.size = status.size
+        record.modificationNanoseconds = status.modificationNanoseconds
+        record.inode = Int64(bitPattern: status.inode)
+        record.state = .transferring
+        record.nextAttempt = nil
+        try agent.journal.save(record)  // so a temporary file left by a crash is found and removed
         job.record = record
-        job.opened = nil
+        job.opened = file
+        job.sealing = try SealingUpload(file, status: status, object: object, to: card, signedBy: keys)
+    }
+}
+
+/// A file being sealed as it is uploaded: the data object, made as the upload reads it (in order,
+/// once), and the hashes of the plaintext and of the data object that its manifest names.
+final class SealingUpload: UploadSource {
+    let status: FileStatus
+    let object: String
+    private let card: KeyCard
+    private let keys: IdentityKeys
+    private let plaintext: HashingInput<FileDescriptor>
+    private let data: HashingInput<AgeSealing<HashingInput<FileDescriptor>>>
+    private let sealedSize: Int64
+    private var next: Int64 = 0
+
+    init(_ file: FileDescriptor, status: FileStatus, object: String, to card: KeyCard, signedBy keys: IdentityKeys)
+        throws {
+        self.status = status
+        self.object = object
+        self.card = card
+        self.keys = keys
+        plaintext = HashingInput(file)
+        let sealing = try AgeSealing(to: [card.age], from: plaintext)
+        sealedSize = Age.sealedSize(ofPlaintext: status.size, headerSize: sealing.headerSize)
+        data = HashingInput(sealing)
+    }
+
+    func size() -> Int64 { sealedSize }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
+        guard offset == next else {
+            throw TransportError(.transient, "a sealed upload is read once, in order: sealing it again")
+        }
+        let count = try data.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.prefix(Int(sealedSize - next))))
+        next += Int64(count)
+        return count
+    }
+
+    /// The manifest of the object once it is read to its end, signed with our key and sealed to
+    /// the recipient; it takes the next sequence number to the recipient.
+    func manifest(for record: TransferRecord, from us: String, journal: Journal) throws -> [UInt8] {
+        guard next == sealedSize else { throw TransportError(.transient, "the sealed upload is not whole") }
+        let manifest = Manifest(
+            from: us, fromKey: keys.signing.publicKey.fingerprint, to: record.peer, toKey: card.fingerprint,
+            sequence: try journal.takeSequence(to: record.peer), time: Date(), path: record.source,
+            size: status.size, mtime: status.modificationNanoseconds, mode: status.mode,
+            sha256: plaintext.digest, dataSHA256: data.digest, object: object)
+        return try manifest.sealed(signedBy: keys, to: card.age)
     }
 }
 
 /// Uploads the manifest of a sealed file once its data object is under its final name: the
 /// manifest's arrival is the commit the recipient waits for. Its name is ours alone, so one found
 /// there already was put by a run that stopped before it could say so; and as the recipient deletes
-/// the data before the manifest, a data object gone means the manifest went up and was taken.
+/// the data before the manifest, a data object gone means the manifest went up and was taken. (A
+/// data object this job renamed has no manifest yet, and is there.)
 struct ManifestStage: Stage {
     let agent: Agent
 
     var takes: Set<TransferState> { [.delivered] }
 
     func run(_ job: inout Outgoing, through transport: any Transport) throws {
-        guard let object = job.record.sealed, let data = job.record.destination else { return }
-        let manifest = String(data.dropLast(".data".count)) + ".manifest"
-        guard try transport.entry(at: manifest) == nil, try transport.entry(at: data) != nil else { return }
-        let local = SealedFiles(folder: agent.sealedFolder, object: object).manifest
-        let temporary = agent.temporaryName(for: manifest, pattern: job.rule.temporaryName)
+        guard job.record.sealed != nil, let data = job.record.destination else { return }
+        let path = String(data.dropLast(".data".count)) + ".manifest"
+        if !job.uploadedNow {
+            guard try transport.entry(at: path) == nil, try transport.entry(at: data) != nil else { return }
+        }
+        guard let manifest = job.record.manifest else {
+            throw TransportError(.permanent, "the journal lost the manifest of \(data)")
+        }
+        let temporary = agent.temporaryName(for: path, pattern: job.rule.temporaryName)
         try transport.makeDirectories(folder(ofRelative: temporary))
-        _ = try transport.putNew(try FileDescriptor.openForReading(local), at: manifest, through: temporary)
-    }
-}
-
-/// A sealed object's two files in the spool.
-struct SealedFiles {
-    let folder: String
-    let object: String
-
-    var data: String { joinPath(folder, object + ".data") }
-    var manifest: String { joinPath(folder, object + ".manifest") }
-
-    func remove() {
-        _ = try? FileSystem.removeIfPresent(data)
-        _ = try? FileSystem.removeIfPresent(manifest)
+        _ = try transport.putNew(BytesSource(manifest), at: path, through: temporary)
     }
 }
