@@ -1,4 +1,5 @@
 import ConnectXpertAge
+import ConnectXpertSystem
 import Crypto
 import Foundation
 
@@ -127,49 +128,151 @@ public enum SealRefusal: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// An input that hashes what is read through it (a class: what reads it may hold a copy).
+/// An input that hashes what is read through it, as digest `index` of `digests` (a class: what
+/// reads it may hold a copy).
 public final class HashingInput<Input: AgeInput>: AgeInput {
     var input: Input
-    private var hash = SHA256()
+    private let digests: Digests
+    private let index: Int
 
-    public init(_ input: Input) { self.input = input }
-
-    /// The SHA-256 of what was read so far, in lower-case hex.
-    public var digest: String { hash.hex() }
-
-    /// Reads the rest of the input; returns the SHA-256 of all of it.
-    public func digestToEnd() throws -> String {
-        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
-        while try buffer.withUnsafeMutableBytes({ try read(into: $0) }) > 0 {}
-        return digest
+    public init(_ input: Input, into digests: Digests, as index: Int) {
+        self.input = input
+        self.digests = digests
+        self.index = index
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         let count = try input.read(into: buffer)
-        hash.update(bufferPointer: UnsafeRawBufferPointer(rebasing: buffer[..<count]))
+        digests.update(index, with: UnsafeRawBufferPointer(rebasing: buffer[..<count]))
         return count
     }
 }
 
-/// An output that hashes what is written through it.
+/// An output that hashes what is written through it, as digest `index` of `digests`.
 public struct HashingOutput<Output: AgeOutput>: AgeOutput {
     var output: Output
-    private var hash = SHA256()
+    private let digests: Digests
+    private let index: Int
 
-    public init(_ output: Output) { self.output = output }
-
-    /// The SHA-256 of what was written so far, in lower-case hex.
-    public var digest: String { hash.hex() }
+    public init(_ output: Output, into digests: Digests, as index: Int) {
+        self.output = output
+        self.digests = digests
+        self.index = index
+    }
 
     public mutating func write(_ bytes: UnsafeRawBufferPointer) throws {
-        hash.update(bufferPointer: bytes)
+        digests.update(index, with: bytes)
         try output.write(bytes)
     }
 }
 
+/// SHA-256 digests, made on a thread of their own beside the work that reads or writes the bytes
+/// (sealing, opening a large file), which would otherwise spend a third of its time hashing:
+/// `update` copies the bytes into a queue of up to 1 MiB that the thread hashes, and waits only
+/// while it is full. For a small file, starting a thread costs more than it saves: its digests are
+/// made as the bytes are given.
+public final class Digests: Sendable {
+    private let work: DigestWork
+    private let thread: BlockingThread?
+
+    /// `count` digests, on a thread of their own when `concurrent`.
+    public init(count: Int, concurrent: Bool) {
+        let work = DigestWork(count: count)
+        self.work = work
+        thread = concurrent ? BlockingThread("digests") { work.run() } : nil
+    }
+
+    deinit { work.end() }
+
+    public func update(_ index: Int, with bytes: UnsafeRawBufferPointer) {
+        guard !bytes.isEmpty else { return }
+        if thread == nil { work.hash(index, bytes) } else { work.add(index, Array(bytes)) }
+    }
+
+    /// Each digest, in lower-case hex, once every byte given is hashed.
+    public func finish() -> [String] {
+        work.end()
+        thread?.join()
+        return work.digests()
+    }
+
+    /// Whether a file of `size` bytes is worth a thread for its digests.
+    public static func worthAThread(_ size: Int64) -> Bool { size >= 1 << 20 }
+
+    /// The SHA-256 of what is left to read of `input`, in lower-case hex.
+    public static func sha256(ofRest input: some AgeInput) throws -> String {
+        let digests = Digests(count: 1, concurrent: false)
+        let hashing = HashingInput(input, into: digests, as: 0)
+        var buffer = [UInt8](repeating: 0, count: 256 * 1024)
+        while try buffer.withUnsafeMutableBytes({ try hashing.read(into: $0) }) > 0 {}
+        return digests.finish()[0]
+    }
+}
+
+/// The queue and the hashes of `Digests`, shared with its thread. The hashes are the thread's
+/// alone until it has ended; without a thread, they are the caller's.
+private final class DigestWork: @unchecked Sendable {
+    /// The most bytes queued: more is given only once the queue is empty.
+    private static let limit = 1 << 20
+    private let condition = NSCondition()
+    private var queue: [(index: Int, bytes: [UInt8])] = []
+    private var queued = 0
+    private var ended = false
+    private var hashes: [SHA256]
+
+    init(count: Int) { hashes = Array(repeating: SHA256(), count: count) }
+
+    func add(_ index: Int, _ bytes: [UInt8]) {
+        condition.lock()
+        defer { condition.unlock() }
+        while queued > 0 && queued + bytes.count > Self.limit { condition.wait() }
+        queue.append((index, bytes))
+        queued += bytes.count
+        condition.broadcast()
+    }
+
+    func end() {
+        condition.lock()
+        ended = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func run() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !ended { condition.wait() }
+            guard !queue.isEmpty else {
+                condition.unlock()
+                return
+            }
+            let (index, bytes) = queue.removeFirst()
+            queued -= bytes.count
+            condition.broadcast()
+            condition.unlock()
+            bytes.withUnsafeBytes { hash(index, $0) }
+        }
+    }
+
+    func hash(_ index: Int, _ bytes: UnsafeRawBufferPointer) { hashes[index].update(bufferPointer: bytes) }
+
+    func digests() -> [String] { hashes.map { $0.hex() } }
+}
+
 extension SHA256 {
     /// The digest in lower-case hex, as the manifest writes it.
-    func hex() -> String { finalize().map { String(format: "%02x", $0) }.joined() }
+    func hex() -> String { lowercaseHex(finalize()) }
+}
+
+/// Bytes in lower-case hex.
+public func lowercaseHex(_ bytes: some Sequence<UInt8>) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var text: [UInt8] = []
+    for byte in bytes {
+        text.append(digits[Int(byte >> 4)])
+        text.append(digits[Int(byte & 15)])
+    }
+    return String(decoding: text, as: UTF8.self)
 }
 
 /// A sealed file's data object, opened as its bytes come (as it downloads): hashed, and opened into
@@ -178,16 +281,18 @@ extension SHA256 {
 /// first, as a check of its hash before opening it would. What reaches `output` before a refusal
 /// must not be used: the caller's temporary file is then removed.
 public final class DataObjectOpening<Output: AgeOutput>: AgeOutput {
-    private var data = SHA256()
+    private let digests: Digests
     private let opening: AgeOpening<HashingOutput<Output>>
     private var failure: AgeError?
 
-    public init(with identities: [any AgeIdentity], to output: Output) {
-        opening = AgeOpening(with: identities, to: HashingOutput(output))
+    /// Opens a data object of `size` bytes.
+    public init(size: Int64, with identities: [any AgeIdentity], to output: Output) {
+        digests = Digests(count: 2, concurrent: Digests.worthAThread(size))
+        opening = AgeOpening(with: identities, to: HashingOutput(output, into: digests, as: 1))
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
-        data.update(bufferPointer: bytes)
+        digests.update(0, with: bytes)
         guard failure == nil else { return }
         do { try opening.write(bytes) } catch let error as AgeError { failure = error }
     }
@@ -198,11 +303,12 @@ public final class DataObjectOpening<Output: AgeOutput>: AgeOutput {
         if failure == nil {
             do { try opening.finish() } catch let error as AgeError { failure = error }
         }
-        guard data.hex() == manifest.dataSHA256 else {
+        let digests = digests.finish()
+        guard digests[0] == manifest.dataSHA256 else {
             throw SealRefusal.tampered("the data object is not the one the manifest names (its hash differs)")
         }
         if let failure { throw SealRefusal.tampered("the data object does not open (\(failure.kind)): \(failure)") }
-        guard opening.output.digest == manifest.sha256 else {
+        guard digests[1] == manifest.sha256 else {
             throw SealRefusal.tampered("the opened file is not the one the manifest names (its hash differs)")
         }
     }

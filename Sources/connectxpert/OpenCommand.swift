@@ -65,9 +65,10 @@ struct OpenCommand: ParsableCommand {
     /// Decrypts into `output`; with a manifest, the plaintext must be the one it names.
     private func decrypt(_ input: FileDescriptor, with identities: [any AgeIdentity], to output: some AgeOutput,
                          checking manifest: Manifest?) throws {
-        var sink = HashingOutput(output)
+        let digests = Digests(count: 1, concurrent: true)
+        var sink = HashingOutput(output, into: digests, as: 0)
         try Age.decrypt(with: identities, from: input, to: &sink)
-        if let manifest, sink.digest != manifest.sha256 {
+        if let manifest, digests.finish()[0] != manifest.sha256 {
             throw SealRefusal.tampered("the opened file is not the one its manifest names (its hash differs)")
         }
     }
@@ -86,7 +87,7 @@ struct OpenCommand: ParsableCommand {
             guard manifest.object + ".data" == object else {
                 throw SealRefusal.tampered("its manifest names the object \(manifest.object)")
             }
-            guard try HashingInput(try FileDescriptor.openForReading(file)).digestToEnd() == manifest.dataSHA256 else {
+            guard try Digests.sha256(ofRest: try FileDescriptor.openForReading(file)) == manifest.dataSHA256 else {
                 throw SealRefusal.tampered("the data object is not the one its manifest names (its hash differs)")
             }
             let policy = try? PolicyLoader.load(path: policyOptions.path)

@@ -46,7 +46,7 @@ struct OpenStage: Stage {
             try FileSystem.createDirectories(parentDirectory(of: place))
             try FileSystem.removeIfPresent(temporary)
             let output = try FileDescriptor.create(temporary)
-            let opening = DataObjectOpening(with: [keys.age], to: output)
+            let opening = DataObjectOpening(size: entry.size, with: [keys.age], to: output)
             guard try transport.download(data, listedSize: entry.size, to: opening) == entry.size else {
                 throw TransportError(.transient, "\(transport.endpoint)/\(data) did not arrive whole "
                                      + "(listed with \(entry.size) bytes)")

@@ -84,7 +84,7 @@ struct UnknownPeer: Error, CustomStringConvertible {
 enum SealedName {
     /// 128 random bits, in hex: the name reveals nothing.
     static func random() -> String {
-        (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        lowercaseHex((0..<16).map { _ in UInt8.random(in: 0...255) })
     }
 
     /// The object a drop name is part of, and whether it is the manifest; nil for a name of another kind.

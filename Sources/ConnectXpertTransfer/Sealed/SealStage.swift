@@ -59,7 +59,8 @@ final class SealingUpload: UploadSource {
     let object: String
     private let card: KeyCard
     private let keys: IdentityKeys
-    private let plaintext: HashingInput<FileDescriptor>
+    /// The plaintext's (0) and the data object's (1).
+    private let digests: Digests
     private let data: HashingInput<AgeSealing<HashingInput<FileDescriptor>>>
     private let sealedSize: Int64
     private var next: Int64 = 0
@@ -70,10 +71,10 @@ final class SealingUpload: UploadSource {
         self.object = object
         self.card = card
         self.keys = keys
-        plaintext = HashingInput(file)
-        let sealing = try AgeSealing(to: [card.age], from: plaintext)
+        digests = Digests(count: 2, concurrent: Digests.worthAThread(status.size))
+        let sealing = try AgeSealing(to: [card.age], from: HashingInput(file, into: digests, as: 0))
         sealedSize = Age.sealedSize(ofPlaintext: status.size, headerSize: sealing.headerSize)
-        data = HashingInput(sealing)
+        data = HashingInput(sealing, into: digests, as: 1)
     }
 
     func size() -> Int64 { sealedSize }
@@ -91,11 +92,12 @@ final class SealingUpload: UploadSource {
     /// the recipient; it takes the next sequence number to the recipient.
     func manifest(for record: TransferRecord, from us: String, journal: Journal) throws -> [UInt8] {
         guard next == sealedSize else { throw TransportError(.transient, "the sealed upload is not whole") }
+        let digests = digests.finish()
         let manifest = Manifest(
             from: us, fromKey: keys.signing.publicKey.fingerprint, to: record.peer, toKey: card.fingerprint,
             sequence: try journal.takeSequence(to: record.peer), time: Date(), path: record.source,
             size: status.size, mtime: status.modificationNanoseconds, mode: status.mode,
-            sha256: plaintext.digest, dataSHA256: data.digest, object: object)
+            sha256: digests[0], dataSHA256: digests[1], object: object)
         return try manifest.sealed(signedBy: keys, to: card.age)
     }
 }
