@@ -12,7 +12,7 @@ public enum Age {
     public static func encrypt(to recipients: [any AgeRecipient], from plaintext: some AgeInput,
                                to output: inout some AgeOutput) throws {
         let sealing = try AgeSealing(to: recipients, from: plaintext)
-        var buffer = [UInt8](repeating: 0, count: chunkSize + tagSize)
+        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         try buffer.withUnsafeMutableBytes { buffer in
             while case let count = try sealing.read(into: buffer), count > 0 {
                 try output.write(UnsafeRawBufferPointer(rebasing: buffer[..<count]))
@@ -81,7 +81,9 @@ public final class AgeSealing<Plaintext: AgeInput>: AgeInput {
         key = Age.payloadKey(fileKey, nonce: nonce)
         pending = header.encoded + nonce
         headerSize = pending.count - Age.nonceSize
-        chunk = [UInt8](repeating: 0, count: Age.chunkSize + 1)
+        // Not zeroed: reads fill it before any byte of it is used, and a small file's seal would
+        // spend more on zeroing 64 KiB than on its own bytes.
+        chunk = [UInt8](unsafeUninitializedCapacity: Age.chunkSize + 1) { _, count in count = Age.chunkSize + 1 }
     }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
@@ -129,6 +131,8 @@ public final class AgeOpening<Output: AgeOutput>: AgeOutput {
     /// Bytes written and not yet opened: the header, until it is whole; then the payload's.
     private var pending: [UInt8] = []
     private var start = 0
+    /// Where the header's next line to look at begins, until the header is whole.
+    private var lineStart = 0
     private var fileKey: SymmetricKey?
     private var key: SymmetricKey?
     private var counter: UInt64 = 0
@@ -140,6 +144,16 @@ public final class AgeOpening<Output: AgeOutput>: AgeOutput {
     }
 
     public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        // A chunk at a time, so that no more than two are ever held, whatever the writes' size.
+        var rest = bytes[...]
+        repeat {
+            let piece = rest.prefix(Self.fullChunk)
+            rest = rest.dropFirst(piece.count)
+            try take(UnsafeRawBufferPointer(rebasing: piece))
+        } while !rest.isEmpty
+    }
+
+    private func take(_ bytes: UnsafeRawBufferPointer) throws {
         pending.append(contentsOf: bytes)
         if key == nil {
             try openHeader(atEnd: false)
@@ -198,7 +212,6 @@ public final class AgeOpening<Output: AgeOutput>: AgeOutput {
     }
 
     private func headerEnd() -> Int? {
-        var lineStart = 0
         while let newline = pending[lineStart...].firstIndex(of: 10) {
             if pending[lineStart...].starts(with: [45, 45, 45]) { return newline + 1 }
             lineStart = newline + 1

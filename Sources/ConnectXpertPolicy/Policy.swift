@@ -197,10 +197,11 @@ public struct OutboxRule: Equatable, Sendable {
     /// The temporary path for `path` that `pattern` (a `temp_name`) gives. `{name}` is cut short
     /// where the whole name would be longer than a file name can be (255 bytes).
     public static func temporaryPath(for path: String, pattern: String, token: String) -> String {
-        let filled = pattern.replacingOccurrences(of: "{token}", with: token)
-        let room = 255 - lastComponent(of: filled.replacingOccurrences(of: "{name}", with: "")).utf8.count
+        // The standard library's `replacing`, not Foundation's: this runs for every file sent.
+        let filled = pattern.replacing("{token}", with: token)
+        let room = 255 - lastComponent(of: filled.replacing("{name}", with: "")).utf8.count
         let name = prefix(of: lastComponent(of: path), fittingIn: room)
-        let temporary = filled.replacingOccurrences(of: "{name}", with: name)
+        let temporary = filled.replacing("{name}", with: name)
         return temporary.contains("/") ? temporary : joinPath(folder(ofRelative: path), temporary)
     }
 

@@ -168,7 +168,7 @@ public struct HashingOutput<Output: AgeOutput>: AgeOutput {
 
 /// SHA-256 digests, made on a thread of their own beside the work that reads or writes the bytes
 /// (sealing, opening a large file), which would otherwise spend a third of its time hashing:
-/// `update` copies the bytes into a queue of up to 1 MiB that the thread hashes, and waits only
+/// `update` copies the bytes into a queue of up to 512 KiB that the thread hashes, and waits only
 /// while it is full. For a small file, starting a thread costs more than it saves: its digests are
 /// made as the bytes are given.
 public final class Digests: Sendable {
@@ -186,7 +186,13 @@ public final class Digests: Sendable {
 
     public func update(_ index: Int, with bytes: UnsafeRawBufferPointer) {
         guard !bytes.isEmpty else { return }
-        if thread == nil { work.hash(index, bytes) } else { work.add(index, Array(bytes)) }
+        guard thread != nil else { return work.hash(index, bytes) }
+        var rest = bytes[...]
+        repeat {
+            let piece = rest.prefix(64 * 1024)
+            rest = rest.dropFirst(piece.count)
+            work.add(index, Array(piece))
+        } while !rest.isEmpty
     }
 
     /// Each digest, in lower-case hex, once every byte given is hashed.
@@ -212,8 +218,8 @@ public final class Digests: Sendable {
 /// The queue and the hashes of `Digests`, shared with its thread. The hashes are the thread's
 /// alone until it has ended; without a thread, they are the caller's.
 private final class DigestWork: @unchecked Sendable {
-    /// The most bytes queued: more is given only once the queue is empty.
-    private static let limit = 1 << 20
+    /// The most bytes queued, in pieces of up to 64 KiB.
+    private static let limit = 512 * 1024
     private let condition = NSCondition()
     private var queue: [(index: Int, bytes: [UInt8])] = []
     private var queued = 0
