@@ -122,7 +122,7 @@ public final class Journal: Sendable {
         // One index, on columns a transfer never changes: a state change then rewrites one page of
         // the database, not three (journals of earlier versions also indexed the state).
         // `unfinished()` and `history()` scan the table, but only at start-up and for `status`.
-        // Journals before the sealed exchange lack its column.
+        // Journals of earlier versions lack the sealed exchange's columns.
         let columns = try db.query("PRAGMA table_info(transfers)").compactMap { $0[1].string }
         if !columns.contains("sealed") { try db.execute("ALTER TABLE transfers ADD COLUMN sealed TEXT") }
         if !columns.contains("manifest") { try db.execute("ALTER TABLE transfers ADD COLUMN manifest TEXT") }

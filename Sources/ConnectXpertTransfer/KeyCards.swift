@@ -150,7 +150,15 @@ extension Transport {
             throw TransportError(.permanent, "\(endpoint)/\(path) is \(entry.size) bytes, more than \(limit)")
         }
         let sink = BytesSink()
-        _ = try download(path, size: entry.size, from: 0, to: sink, progress: { $0 <= limit })
+        var over = false
+        do {
+            _ = try download(path, size: entry.size, from: 0, to: sink) { bytes in
+                over = bytes > limit
+                return !over
+            }
+        } catch where over {
+            throw TransportError(.permanent, "\(endpoint)/\(path) sent more than \(limit) bytes")
+        }
         return sink.bytes
     }
 }

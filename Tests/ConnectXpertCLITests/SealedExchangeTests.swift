@@ -66,9 +66,10 @@ struct SealedAgents {
         #expect(sent.status == 0, "\(sent.stderr)")
     }
 
+    /// A small file, one over 1 MiB (its hashes are made on a thread of their own), an empty one.
     static let contents: [String: [UInt8]] = [
         "\(marker)-report.txt": Array("the \(marker) is inside\n".utf8),
-        "sub/deep \(marker).bin": (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) },
+        "sub/deep \(marker).bin": (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 8) },
         "empty.txt": [],
     ]
 
