@@ -100,8 +100,7 @@ public final class AgeSealing<Plaintext: AgeInput>: AgeInput {
     private func sealNextChunk() throws {
         try chunk.withUnsafeMutableBytes { chunk in
             while buffered < chunk.count,
-                  case let count = try plaintext.read(into: UnsafeMutableRawBufferPointer(rebasing: chunk[buffered...])),
-                  count > 0 {
+                  case let count = try plaintext.read(into: .init(rebasing: chunk[buffered...])), count > 0 {
                 buffered += count
             }
         }
