@@ -158,7 +158,8 @@ class ServerBench:
 
     def agent(self, folder):
         # Warnings too: a run that fails shows why (timed prints the end of its output).
-        timing = timed([self.binary, "run", "--once", "--policy", "policies.yaml", "--log-level", "warning"], cwd=folder)
+        timing = timed([self.binary, "run", "--once", "--policy", "policies.yaml", "--log-level", "warning"],
+                       cwd=folder)
         self.rss.append(timing.rss)
         return timing
 
@@ -261,7 +262,8 @@ class SFTPBench(ServerBench):
             remote = self.round_remote("b-rclone")
             results["rclone (4 transfers)"] = timed(["rclone", "copy", source, f":sftp:{remote}"] + self.rclone_flags())
             remote = self.round_remote("b-lftp")
-            results["lftp mirror -R (4)"] = timed(["lftp", "-c", self.lftp_open() + f"; mirror -R --parallel=4 {source} {remote}"])
+            results["lftp mirror -R (4)"] = timed(["lftp", "-c", self.lftp_open()
+                                                   + f"; mirror -R --parallel=4 {source} {remote}"])
             results["connectxpert run --once"] = self.agent_upload("small", source)
             return results
         results = self.median_of_rounds(one_round)
@@ -275,7 +277,8 @@ class SFTPBench(ServerBench):
                 if peer == "sftp":
                     results["OpenSSH sftp -b"] = timed(self.sftp_batch(f"get {remote}/* {down}/\nrm {remote}/*\n"))
                 elif peer == "rclone":
-                    results["rclone move (4 transfers)"] = timed(["rclone", "move", f":sftp:{remote}", down] + self.rclone_flags())
+                    results["rclone move (4 transfers)"] = timed(["rclone", "move", f":sftp:{remote}", down]
+                                                                 + self.rclone_flags())
                 else:
                     results["lftp mirror --Remove-source-files (4)"] = timed(["lftp", "-c", self.lftp_open()
                         + f"; mirror --Remove-source-files --parallel=4 '{remote}' '{down}'"])
@@ -295,7 +298,8 @@ class SFTPBench(ServerBench):
             remote = self.remote("c-rclone")
             results["rclone"] = timed(["rclone", "copy", source, f":sftp:{remote}"] + self.rclone_flags())
             remote = self.remote("c-lftp")
-            results["lftp"] = timed(["lftp", "-c", self.lftp_open() + f"; mkdir -f {remote}; put {source} -o {remote}/large.bin"])
+            results["lftp"] = timed(["lftp", "-c", self.lftp_open()
+                                     + f"; mkdir -f {remote}; put {source} -o {remote}/large.bin"])
             results["connectxpert run --once"] = self.agent_upload("large", source)
             return results
         results = self.median_of_rounds(one_round)
@@ -629,7 +633,8 @@ class SealedBench(SFTPBench):
         results = self.median_of_rounds(lambda: {
             "unsealed upload (the agent)": self.agent_upload("small", source),
             "connectxpert run --once": self.agent_upload("small", source, sealed=True)})
-        self.table("1000 x 4 KiB sealed over SFTP", results, SMALL, "files/s", 0.8, cpu_per=(SMALL / 1000, "1000 files"))
+        self.table("1000 x 4 KiB sealed over SFTP", results, SMALL, "files/s", 0.8,
+                   cpu_per=(SMALL / 1000, "1000 files"))
         large = self.large_file()
         results = self.median_of_rounds(lambda: {
             "unsealed upload (the agent)": self.agent_upload("large", large),
