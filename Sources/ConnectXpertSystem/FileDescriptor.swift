@@ -41,31 +41,18 @@ public final class FileDescriptor: Sendable {
 
     /// Fills `buffer` unless the file ends first; returns the bytes read.
     public func read(filling buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        try fill(buffer) { part, _ in try read(into: part) }
+        var filled = 0
+        while filled < buffer.count {
+            let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]))
+            if n == 0 { break }
+            filled += n
+        }
+        return filled
     }
 
     /// Reads at an offset without moving the file position.
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
         try syscall("pread", path: path) { Glibc.pread(rawValue, buffer.baseAddress, buffer.count, off_t(offset)) }
-    }
-
-    /// Fills `buffer` with the bytes from `offset` on, unless the file ends first, without moving
-    /// the file position; returns the bytes read.
-    public func read(filling buffer: UnsafeMutableRawBufferPointer, at offset: Int64) throws -> Int {
-        try fill(buffer) { part, filled in try read(into: part, at: offset + Int64(filled)) }
-    }
-
-    /// Calls `read(part, filled)` for the part of `buffer` not yet filled until it is full or a read
-    /// returns 0; returns the bytes read.
-    private func fill(_ buffer: UnsafeMutableRawBufferPointer,
-                      _ read: (UnsafeMutableRawBufferPointer, Int) throws -> Int) throws -> Int {
-        var filled = 0
-        while filled < buffer.count {
-            let n = try read(UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]), filled)
-            if n == 0 { break }
-            filled += n
-        }
-        return filled
     }
 
     /// Writes all of `buffer`.

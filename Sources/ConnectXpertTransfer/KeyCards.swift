@@ -150,14 +150,8 @@ extension Transport {
             throw TransportError(.permanent, "\(endpoint)/\(path) is \(entry.size) bytes, more than \(limit)")
         }
         let sink = BytesSink()
-        var over = false
-        do {
-            _ = try download(path, size: entry.size, from: 0, to: sink) { bytes in
-                over = bytes > limit
-                return !over
-            }
-        } catch where over {
-            throw TransportError(.permanent, "\(endpoint)/\(path) sent more than \(limit) bytes")
+        guard try download(path, listedSize: entry.size, to: sink) <= entry.size else {
+            throw TransportError(.transient, "\(endpoint)/\(path) sent more than the \(entry.size) bytes listed")
         }
         return sink.bytes
     }
