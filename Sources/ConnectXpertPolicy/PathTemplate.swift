@@ -1,3 +1,4 @@
+import ConnectXpertSystem
 import Foundation
 
 /// A path with `{variable}` placeholders, such as the default remote layout `{sender}->{recipient}/{path}`.
@@ -66,7 +67,7 @@ public struct PathTemplate: Equatable, Sendable, CustomStringConvertible {
         localtime_r(&now, &parts)
         var text = [CChar](repeating: 0, count: 16)
         strftime(&text, text.count, "%Y-%m-%d", &parts)
-        return String(cString: text)
+        return String(nulTerminated: text)
     }
 }
 

@@ -189,10 +189,7 @@ public final class RFBServer: @unchecked Sendable {
             }
         }
         guard status == 0 else { return "unknown" }
-        func text(_ name: [CChar]) -> String {
-            String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        }
-        return "\(text(host)):\(text(service))"
+        return "\(String(nulTerminated: host)):\(String(nulTerminated: service))"
     }
 }
 
