@@ -34,6 +34,20 @@ struct Outgoing: TransferJob {
     let started = Date()
 }
 
+extension Outgoing {
+    /// The file: the one admission (or sealing) opened, or on a new attempt the file opened again,
+    /// once the temporary file a previous attempt may have left is deleted.
+    func file(through transport: any Transport) throws -> FileDescriptor {
+        if let opened { return opened }
+        if let leftover = record.temporary { try transport.delete(leftover) }
+        do {
+            return try FileDescriptor.openForReading(source)
+        } catch let error as SystemError where error.isNotFound {
+            throw SourceGone()
+        }
+    }
+}
+
 /// The send pipeline. Each step is recorded in the journal before it is taken, so a run that
 /// stops anywhere (crash, `kill -9`, power loss) resumes at the right step and delivers once:
 ///

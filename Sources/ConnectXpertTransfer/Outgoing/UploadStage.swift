@@ -17,18 +17,7 @@ struct UploadStage: Stage {
     func run(_ job: inout Outgoing, through transport: any Transport) throws {
         let rule = job.rule
         var record = job.record
-        let file: FileDescriptor
-        if let opened = job.opened {
-            file = opened
-        } else {
-            // A new attempt: a previous one may have left its temporary file.
-            if let leftover = record.temporary { try transport.delete(leftover) }
-            do {
-                file = try FileDescriptor.openForReading(job.source)
-            } catch let error as SystemError where error.isNotFound {
-                throw SourceGone()
-            }
-        }
+        let file = try job.file(through: transport)
         let before = try job.sealing?.status ?? file.status()
         guard before.kind == .regular else { throw SourceGone() }
         if job.sealing == nil {

@@ -24,16 +24,9 @@ struct SealStage: Stage {
                                  + "(\(registration?.otherFingerprint ?? "")): nothing is sent sealed there")
         }
         let card = try agent.peerCard(job.record.peer, trust: job.rule.trust, through: transport)
-        let file: FileDescriptor
-        do {
-            file = try job.opened ?? FileDescriptor.openForReading(job.source)
-        } catch let error as SystemError where error.isNotFound {
-            throw SourceGone()
-        }
+        let file = try job.file(through: transport)
         let status = try file.status()
         guard status.kind == .regular else { throw SourceGone() }
-        // A new attempt: a previous one may have left its temporary file.
-        if let leftover = job.record.temporary { try transport.delete(leftover) }
         let object = SealedName.random()
         var record = job.record
         let destination = agent.remotePath(recipient: record.peer, path: object + ".data", rule: job.rule)
