@@ -65,7 +65,7 @@ struct OpenCommand: ParsableCommand {
     /// Decrypts into `output`; with a manifest, the plaintext must be the one it names.
     private func decrypt(_ input: FileDescriptor, with identities: [any AgeIdentity], to output: some AgeOutput,
                          checking manifest: Manifest?) throws {
-        let digests = Digests(count: 1, concurrent: true)
+        let digests = Digests(count: 1, concurrent: Digests.worthAThread(try input.status().size))
         var sink = HashingOutput(output, into: digests, as: 0)
         try Age.decrypt(with: identities, from: input, to: &sink)
         if let manifest, digests.finish()[0] != manifest.sha256 {

@@ -1,5 +1,5 @@
-import ConnectXpertAge
 import ConnectXpertSeal
+import ConnectXpertTestSupport
 import Foundation
 import Testing
 
@@ -8,18 +8,9 @@ import Testing
 @Suite struct DigestsTests {
     /// The SHA-256 of the bytes, as `sha256sum` prints it.
     func sha256sum(_ bytes: [UInt8]) throws -> String {
-        let file = NSTemporaryDirectory() + "cx-digest-" + UUID().uuidString
-        defer { try? FileManager.default.removeItem(atPath: file) }
-        try Data(bytes).write(to: URL(fileURLWithPath: file))
-        let process = Process()
-        let output = Pipe()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-        process.arguments = [file]
-        process.standardOutput = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return String(text.prefix(64))
+        let result = try runProgram("/usr/bin/sha256sum", [], input: bytes)
+        #expect(result.status == 0, "\(result.errors)")
+        return String(result.output.prefix(64))
     }
 
     @Test(arguments: [false, true])
