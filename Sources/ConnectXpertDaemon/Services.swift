@@ -41,10 +41,12 @@ public struct TransferService: Service {
             case let .folder(recipient): agent.scanOutbox(recipient: recipient)
             case .rescan:
                 agent.scanOutbox()
+                agent.takeQueuedMessages()
                 mail.mailQueued()
             case .policyChanged: reloader.reload()
             case .mailQueued: mail.mailQueued()
             case .jobsChanged: screen.requestsChanged()
+            case .messageQueued: agent.takeQueuedMessages()
             }
         }
         try watcher.start()

@@ -134,6 +134,7 @@ public final class Journal: Sendable {
         try PinnedPeer.createTable(in: db)
         try Registration.createTable(in: db)
         try SealedSequences.createTables(in: db)
+        try StoredMessage.createTable(in: db)
         database = Mutex(db)
         log = try LogSync(path: path + "-wal")
         self.path = path

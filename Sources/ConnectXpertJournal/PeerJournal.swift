@@ -148,12 +148,15 @@ extension Journal {
     /// batch driver makes it so before the object is renamed into place, so a number on the drop is
     /// never given again, even across a power loss.
     public func takeSequence(to peer: String) throws -> Int64 {
-        try write(durable: false) { db in
-            try db.execute("INSERT OR IGNORE INTO sequences_sent (peer, next) VALUES (?, 1)", [.text(peer)])
-            let next = try db.query("SELECT next FROM sequences_sent WHERE peer = ?", [.text(peer)]).first?[0].int ?? 1
-            try db.execute("UPDATE sequences_sent SET next = ? WHERE peer = ?", [.integer(next + 1), .text(peer)])
-            return next
-        }
+        try write(durable: false) { db in try Self.takeSequence(to: peer, in: db) }
+    }
+
+    /// `takeSequence(to:)` within a commit.
+    static func takeSequence(to peer: String, in db: SQLiteDatabase) throws -> Int64 {
+        try db.execute("INSERT OR IGNORE INTO sequences_sent (peer, next) VALUES (?, 1)", [.text(peer)])
+        let next = try db.query("SELECT next FROM sequences_sent WHERE peer = ?", [.text(peer)]).first?[0].int ?? 1
+        try db.execute("UPDATE sequences_sent SET next = ? WHERE peer = ?", [.integer(next + 1), .text(peer)])
+        return next
     }
 
     /// The transfer that opened `sequence` from `sender`, and the object it was; nil when none did.

@@ -22,9 +22,6 @@ public struct Manifest: Codable, Equatable, Sendable {
     public var dataSHA256: String
     public var object: String
 
-    static let namespace = "connectxpert-manifest@v1"
-    static let limit = 64 * 1024
-
     public init(from: String, fromKey: String, to: String, toKey: String, sequence: Int64, time: Date, path: String,
                 size: Int64, mtime: Int64, mode: UInt32, sha256: String, dataSHA256: String, object: String) {
         self.from = from
@@ -44,14 +41,7 @@ public struct Manifest: Codable, Equatable, Sendable {
 
     /// The manifest signed by `sender` and sealed to `recipient`.
     public func sealed(signedBy sender: IdentityKeys, to recipient: X25519Recipient) throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let body = Array(try encoder.encode(self)) + [10]
-        var plaintext = body + Array(try sender.signing.sign(body, namespace: Self.namespace).utf8)
-        plaintext += [UInt8](repeating: 10, count: (1024 - plaintext.count % 1024) % 1024)
-        var sealed: [UInt8] = []
-        try Age.encrypt(to: [recipient], from: AgeBytesInput(plaintext), to: &sealed)
-        return sealed
+        try SignedStatement.seal(self, signedBy: sender, to: recipient)
     }
 
     /// Opens a sealed manifest with our keys and checks its signature with `senderKey`.
@@ -61,43 +51,81 @@ public struct Manifest: Codable, Equatable, Sendable {
         guard signed.isSigned(by: senderKey) else {
             throw .forged("the manifest's signature is not the sender's pinned key's")
         }
-        return signed.manifest
+        return signed.content
     }
 }
 
-/// A manifest opened, with what its signature covers: what it says can be read before it is
-/// known who signed it (to find the key that must have).
-public struct SignedManifest: Sendable {
-    public let manifest: Manifest
+extension Manifest: SignedContent {
+    public static let kind = "manifest"
+    public static let signatureNamespace = "connectxpert-manifest@v1"
+    public static let plaintextLimit = 64 * 1024
+}
+
+public typealias SignedManifest = SignedStatement<Manifest>
+
+/// What a sealed object's signed statement says (a manifest, a message): its name in errors, the
+/// SSHSIG namespace its signature is made in, and the most bytes its opened object may hold.
+public protocol SignedContent: Codable, Sendable {
+    static var kind: String { get }
+    static var signatureNamespace: String { get }
+    static var plaintextLimit: Int { get }
+}
+
+/// A statement signed by its sender and sealed to its recipient: its JSON on one line, the SSHSIG
+/// of that line, and newlines up to a multiple of 1 KiB, all in one age file. Opened, what it
+/// says can be read before it is known who signed it (to find the key that must have).
+public struct SignedStatement<Content: SignedContent>: Sendable {
+    public let content: Content
+    /// The opened object, whose signature can be checked again later (a held message).
+    public let plaintext: [UInt8]
     let body: [UInt8]
     let signature: String
+
+    /// `content` signed by `sender` and sealed to `recipient`.
+    public static func seal(_ content: Content, signedBy sender: IdentityKeys, to recipient: X25519Recipient) throws
+        -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let body = Array(try encoder.encode(content)) + [10]
+        var plaintext = body + Array(try sender.signing.sign(body, namespace: Content.signatureNamespace).utf8)
+        plaintext += [UInt8](repeating: 10, count: (1024 - plaintext.count % 1024) % 1024)
+        var sealed: [UInt8] = []
+        try Age.encrypt(to: [recipient], from: AgeBytesInput(plaintext), to: &sealed)
+        return sealed
+    }
 
     public init(_ sealed: [UInt8], with identities: [any AgeIdentity]) throws(SealRefusal) {
         var plaintext: [UInt8] = []
         do {
             try Age.decrypt(with: identities, from: AgeBytesInput(sealed), to: &plaintext)
         } catch let error as AgeError {
-            throw error == .noMatch ? .notForUs : .tampered("the manifest is damaged (\(error.kind)): \(error)")
+            throw error == .noMatch ? .notForUs : .tampered("the \(Content.kind) is damaged (\(error.kind)): \(error)")
         } catch {
-            throw .tampered("the manifest cannot be read: \(error)")
+            throw .tampered("the \(Content.kind) cannot be read: \(error)")
         }
-        guard plaintext.count <= Manifest.limit, let newline = plaintext.firstIndex(of: 10) else {
-            throw .tampered("the manifest is not one")
+        try self.init(plaintext: plaintext)
+    }
+
+    /// A statement already opened (`plaintext`).
+    public init(plaintext: [UInt8]) throws(SealRefusal) {
+        guard plaintext.count <= Content.plaintextLimit, let newline = plaintext.firstIndex(of: 10) else {
+            throw .tampered("the \(Content.kind) is not one")
         }
+        self.plaintext = plaintext
         body = Array(plaintext[...newline])
         let rest = String(decoding: plaintext[(newline + 1)...], as: UTF8.self)
         guard let end = rest.range(of: "-----END SSH SIGNATURE-----\n"),
               rest[end.upperBound...].allSatisfy({ $0 == "\n" }) else { throw .unsigned }
         signature = String(rest[..<end.upperBound])
-        guard let manifest = try? JSONDecoder().decode(Manifest.self, from: Data(body)) else {
-            throw .tampered("the signed manifest is not readable")
+        guard let content = try? JSONDecoder().decode(Content.self, from: Data(body)) else {
+            throw .tampered("the signed \(Content.kind) is not readable")
         }
-        self.manifest = manifest
+        self.content = content
     }
 
     /// True when `key` made the signature.
     public func isSigned(by key: SigningPublicKey) -> Bool {
-        key.verifies(signature, of: body, namespace: Manifest.namespace)
+        key.verifies(signature, of: body, namespace: Content.signatureNamespace)
     }
 }
 

@@ -8,6 +8,7 @@ import Foundation
 ///     inbox/<sender>/…       files received (default destination)
 ///     sent/<recipient>/…     sent files, when a rule archives
 ///     failed/<recipient>/…   files that cannot be sent, each with a `.reason`
+///     messages/outbox/       messages queued by `message send`
 ///     jobs/                  job requests (`screen-share.yaml`) and their `.status` files
 ///     .state/                the journal and the agent's lock
 public struct Spool: Sendable {
@@ -35,7 +36,7 @@ public struct Spool: Sendable {
 
     /// Creates the folders that are missing.
     public func createLayout() throws {
-        for folder in [outbox, inbox, sent, failed, jobs, state] { try FileSystem.createDirectories(folder) }
+        for folder in [outbox, inbox, sent, failed, jobs, state, messageOutbox] { try FileSystem.createDirectories(folder) }
     }
 
     /// Splits an absolute path below `outbox/` into recipient and path below the recipient's folder.

@@ -19,9 +19,11 @@ public enum WatchEvent: Sendable, Equatable {
     case mailQueued
     /// A job request in `jobs/` was written, moved in or out, or removed.
     case jobsChanged
+    /// A message was queued in `messages/outbox/` (moved in whole).
+    case messageQueued
 }
 
-/// Watches `outbox/` recursively, the mail outbox, `jobs/` and the policy file with libinotifytools, on a
+/// Watches `outbox/` recursively, the mail and message outboxes, `jobs/` and the policy file with libinotifytools, on a
 /// thread of its own.
 /// libinotifytools keeps global state, so this is the only code that calls it and there is one
 /// watcher per process.
@@ -78,6 +80,7 @@ public final class Watcher: Sendable {
         }
         try watch(spool.outbox, recursively: true)
         try watch(mailOutbox, recursively: false, events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO))
+        try watch(spool.messageOutbox, recursively: false, events: Int32(IN_MOVED_TO))
         try watch(spool.jobs, recursively: false,
                   events: Int32(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE))
         // The spool itself, for an outbox that is removed and made again; one mask for a folder
@@ -145,6 +148,10 @@ public final class Watcher: Sendable {
             }
             if folder == mailOutbox {
                 if name.hasSuffix(".eml") && !name.hasPrefix(".") { handler(.mailQueued) }
+                continue
+            }
+            if folder == spool.messageOutbox {
+                if name.hasSuffix(".json") && !name.hasPrefix(".") { handler(.messageQueued) }
                 continue
             }
             if folder == spool.jobs {

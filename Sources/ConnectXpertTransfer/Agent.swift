@@ -24,6 +24,9 @@ public struct Tally: Sendable, Equatable {
     public var deferred = 0
     /// Transfers a remote refused (authentication, host key): the files wait for a person.
     public var refused = 0
+    /// Messages put on the drop, and received from it (held ones included).
+    public var messagesSent = 0
+    public var messagesReceived = 0
 }
 
 /// The transfer engine: owns the policy in force, the spool, the journal, the connections and the
@@ -46,6 +49,8 @@ public final class Agent: Sendable {
     let refusedItems = Mutex(Set<JobKey>())
     /// Remotes whose server refused a write at an offset: uploads to them go in one stream.
     let oneStreamRemotes = Mutex(Set<String>())
+    /// Failed attempts to send the messages waiting for each peer, for their backoff.
+    let messageAttempts = Mutex([String: Int]())
     /// What each inbox rule's last listing saw of files not yet stable, by rule index.
     let sightings = Mutex([Int: Sightings]())
 
@@ -111,9 +116,11 @@ public final class Agent: Sendable {
 
     // MARK: Work intake
 
-    /// Picks up transfers a previous run left unfinished (after a crash or a stop).
+    /// Picks up transfers a previous run left unfinished (after a crash or a stop), and the
+    /// messages waiting to be sent.
     public func recover() throws {
         publishKeyCards()
+        takeQueuedMessages()
         let unfinished = try journal.unfinished()
         for record in unfinished {
             switch record.direction {

@@ -136,7 +136,7 @@ struct MailListCommand: ParsableCommand {
 /// Text a message may hold, made safe for a terminal: control characters (an escape sequence in a
 /// subject) become spaces, so a message cannot drive the terminal. Line breaks and tabs are kept
 /// when `multiline`.
-private func terminalText(_ text: String, multiline: Bool = false) -> String {
+func terminalText(_ text: String, multiline: Bool = false) -> String {
     String(String.UnicodeScalarView(text.unicodeScalars.map { scalar in
         let kept = multiline && (scalar == "\n" || scalar == "\t")
         return (scalar.value < 0x20 && !kept) || scalar.value == 0x7f ? " " : scalar

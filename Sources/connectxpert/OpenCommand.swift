@@ -83,7 +83,7 @@ struct OpenCommand: ParsableCommand {
         guard let sealed = try? FileSystem.readFile(manifestPath) else { return nil }
         do {
             let signed = try SignedManifest(sealed, with: identities)
-            let manifest = signed.manifest
+            let manifest = signed.content
             guard manifest.object + ".data" == object else {
                 throw SealRefusal.tampered("its manifest names the object \(manifest.object)")
             }

@@ -103,9 +103,15 @@ struct PeerTrustCommand: ParsableCommand {
             throw fail("the key of \(id) changed: pinned \(pinned.fingerprint), on \(name) \(card.fingerprint); "
                        + "compare it with \(id), then run: connectxpert peer trust \(id) --replace", .dataError)
         }
-        try journal.pin(PinnedPeer(id: id, card: text, fingerprint: card.fingerprint, trust: .verified,
-                                   pinned: Date().timeIntervalSince1970))
+        let pin = PinnedPeer(id: id, card: text, fingerprint: card.fingerprint, trust: .verified,
+                             pinned: Date().timeIntervalSince1970)
+        try journal.pin(pin)
         print("pinned \(id): 256 \(card.fingerprint) \(id) (ED25519), verified")
+        let held = try Agent.releaseHeldMessages(from: id, pinned: pin, card: card, journal: journal)
+        if held.released > 0 { print("released \(held.released) held message\(held.released == 1 ? "" : "s") from \(id)") }
+        if held.forged > 0 {
+            print("deleted \(held.forged) held message\(held.forged == 1 ? "" : "s") not signed by this key: forged")
+        }
         if let ours = try? loadIdentity(policy) {
             let ourCard = KeyCard(id: policy.identity.id, keys: ours, created: Date())
             print("safety number: \(KeyCard.safetyNumber(ourCard, card))")

@@ -71,6 +71,8 @@ struct RunCommand: AsyncParsableCommand {
         mail.fetch()
         try completeBatch(agent, mail) {
             "sent \($0.transfers.sent), received \($0.transfers.received)"
+                + ($0.transfers.messagesSent > 0 ? ", messages sent \($0.transfers.messagesSent)" : "")
+                + ($0.transfers.messagesReceived > 0 ? ", messages received \($0.transfers.messagesReceived)" : "")
                 + ($0.mail.sent > 0 ? ", mail sent \($0.mail.sent)" : "")
                 + ($0.mail.fetched > 0 ? ", mail fetched \($0.mail.fetched)" : "")
                 + ", failed \($0.failed), to retry \($0.deferred)" + ($0.refused > 0 ? ", refused \($0.refused)" : "")

@@ -30,11 +30,14 @@ extension Agent {
                           rule.senders.anyMatches(sender) else { continue }
                     let senderFolder = pattern.folder(for: sender)
                     let sealedOnly = try rule.requireSeal ?? (journal.peer(sender) != nil)
+                    var messages: [(path: String, size: Int64)] = []
                     try collect(transport, folder: senderFolder, below: "", depth: 0) { path, entry in
                         let source = joinPath(senderFolder, path)
-                        // A sealed object is taken by its manifest, renamed into place after its data.
+                        // A sealed file is taken by its manifest, renamed into place after its data;
+                        // the folder's messages, all at once, in their sender's order.
                         let sealed = path == entry.name ? SealedName.parse(entry.name) : nil
-                        if let sealed, !sealed.isManifest { return }
+                        if sealed?.part == .message { return messages.append((source, entry.size)) }
+                        if sealed?.part == .data { return }
                         if sealed == nil && sealedOnly {
                             return warnOnce("""
                                 a file that is not sealed is left on the drop: only sealed objects are taken from \
@@ -52,6 +55,10 @@ extension Agent {
                         let file = IncomingFile(ruleIndex: ruleIndex, sender: sender, source: source, relative: path,
                                                 listed: entry)
                         enqueueReceive(file, remote: remote.name)
+                    }
+                    if !messages.isEmpty {
+                        enqueueReceive(IncomingMessages(ruleIndex: ruleIndex, sender: sender, folder: senderFolder,
+                                                        objects: messages), remote: remote.name)
                     }
                 }
             }

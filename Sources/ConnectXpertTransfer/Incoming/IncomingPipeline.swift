@@ -84,7 +84,7 @@ struct IncomingPipeline: Pipeline {
                 .incoming, peer: file.sender, remote: remote.name, source: file.source, size: entry.size,
                 modificationNanoseconds: entry.modificationNanoseconds, inode: 0, destination: destination,
                 temporary: agent.temporaryName(for: destination),
-                sealed: SealedName.parse(entry.name).flatMap { $0.isManifest ? $0.object : nil })
+                sealed: SealedName.parse(entry.name).flatMap { $0.part == .manifest ? $0.object : nil })
             attempt.record = record
             return .ready(Incoming(running: running, subject: subject, rule: rule, record: record, listed: entry))
         } catch {

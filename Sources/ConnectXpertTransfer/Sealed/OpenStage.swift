@@ -62,7 +62,8 @@ struct OpenStage: Stage {
             try agent.journal.save(job.record)
         } catch let refusal as SealRefusal {
             job.record.removeTemporaryFiles()
-            let aside = quarantine(job.record.source, through: transport)
+            let source = job.record.source
+            let aside = agent.quarantine([SealedName.data(beside: source), source], through: transport)
             throw PermanentFailure(reason: "sealed object refused: \(refusal)",
                                    advice: "nothing was delivered; the objects are kept aside on the drop in \(aside)")
         }
@@ -102,16 +103,6 @@ struct OpenStage: Stage {
         return joinPath(folder, path)
     }
 
-    /// Moves the manifest and its data aside, into the sender folder's hidden
-    /// `.connectxpert-quarantine/`; returns where.
-    private func quarantine(_ manifest: String, through transport: any Transport) -> String {
-        let aside = joinPath(parentDirectory(of: manifest), ".connectxpert-quarantine")
-        try? transport.makeDirectories(aside)
-        for name in [SealedName.data(beside: manifest), manifest] {
-            try? transport.rename(name, to: joinPath(aside, lastComponent(of: name)), replacing: true)
-        }
-        return aside
-    }
 }
 
 extension DataObjectOpening: DownloadSink {}

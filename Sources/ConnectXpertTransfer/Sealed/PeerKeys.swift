@@ -52,10 +52,7 @@ extension Agent {
         guard let (card, text) = try fetchCard(peer, through: transport) else {
             throw UnknownPeer(id: peer)
         }
-        guard trust == .acceptNew else {
-            throw TransportError(.transient, "\(peer)'s key \(card.fingerprint) is not pinned: compare it with "
-                                 + "\(peer), then run 'connectxpert peer trust \(peer)' (or set trust: accept-new)")
-        }
+        guard trust == .acceptNew else { throw PeerNotPinned(id: peer, fingerprint: card.fingerprint) }
         try journal.pin(PinnedPeer(id: peer, card: text, fingerprint: card.fingerprint, trust: .accepted,
                                    pinned: Date().timeIntervalSince1970))
         logger.notice("pinned a peer's key on first sight (trust: accept-new)",
@@ -74,25 +71,39 @@ extension Agent {
     }
 }
 
+/// A peer whose card is on the drop but not pinned, under `trust: verified`: what goes to it waits,
+/// and what comes from it waits too (a message is held), until a person trusts the key.
+struct PeerNotPinned: Error, CustomStringConvertible {
+    let id: String
+    let fingerprint: String
+    var description: String {
+        "\(id)'s key \(fingerprint) is not pinned: compare it with \(id), then run 'connectxpert peer trust \(id)' "
+            + "(or set trust: accept-new)"
+    }
+}
+
 /// A peer with no key card on the drop: nothing can be sealed to it, nor anything from it checked.
 struct UnknownPeer: Error, CustomStringConvertible {
     let id: String
     var description: String { "\(id) has no key card on the drop (keys/\(id).pub): \(id)'s agent publishes it" }
 }
 
-/// A sealed object's two names on the drop: `<object>.data` and `<object>.manifest`.
+/// The names of sealed objects on the drop: a file's `<object>.data` and `<object>.manifest`, a
+/// message's `<object>.message`.
 enum SealedName {
+    enum Part: String, CaseIterable { case data, manifest, message }
+
     /// 128 random bits, in hex: the name reveals nothing.
     static func random() -> String {
         lowercaseHex((0..<16).map { _ in UInt8.random(in: 0...255) })
     }
 
-    /// The object a drop name is part of, and whether it is the manifest; nil for a name of another kind.
-    static func parse(_ name: String) -> (object: String, isManifest: Bool)? {
-        for (suffix, isManifest) in [(".manifest", true), (".data", false)] where name.hasSuffix(suffix) {
-            let object = String(name.dropLast(suffix.count))
+    /// The object a drop name is part of, and which part; nil for a name of another kind.
+    static func parse(_ name: String) -> (object: String, part: Part)? {
+        for part in Part.allCases where name.hasSuffix("." + part.rawValue) {
+            let object = String(name.dropLast(part.rawValue.count + 1))
             if object.count == 32, object.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) {
-                return (object, isManifest)
+                return (object, part)
             }
         }
         return nil
@@ -100,5 +111,18 @@ enum SealedName {
 
     static func data(beside manifest: String) -> String {
         String(manifest.dropLast(".manifest".count)) + ".data"
+    }
+}
+
+extension Agent {
+    /// Moves sealed objects that were refused aside, into their folder's hidden
+    /// `.connectxpert-quarantine/`, never deleting them; returns where.
+    func quarantine(_ names: [String], through transport: any Transport) -> String {
+        let aside = joinPath(parentDirectory(of: names[0]), ".connectxpert-quarantine")
+        try? transport.makeDirectories(aside)
+        for name in names {
+            try? transport.rename(name, to: joinPath(aside, lastComponent(of: name)), replacing: true)
+        }
+        return aside
     }
 }
