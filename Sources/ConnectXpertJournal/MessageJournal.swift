@@ -92,9 +92,12 @@ public struct ReceivedMessage: Sendable {
     public var object: String
     public var trust: PeerTrust?
     public var plaintext: [UInt8]?
+    /// Its path on the drop, until its copy there is deleted.
+    public var remotePath: String
 
     public init(peer: String, time: Double, text: String, sequence: Int64, object: String, trust: PeerTrust?,
-                plaintext: [UInt8]?) {
+                plaintext: [UInt8]?, remotePath: String) {
+        self.remotePath = remotePath
         self.peer = peer
         self.time = time
         self.text = text
@@ -196,19 +199,22 @@ extension Journal {
     }
 
     /// Stores messages received, in the order given, with their sequence numbers marked opened,
-    /// in one durable commit: their remote copies may be deleted once this returns.
+    /// in one durable commit: their remote copies may be deleted once this returns (and then
+    /// `markRemoteCopiesDeleted`).
     public func store(_ received: [ReceivedMessage]) throws {
         guard !received.isEmpty else { return }
         try write(durable: true) { db in
             for message in received {
                 try db.execute("""
-                    INSERT INTO messages (direction, peer, time, text, state, unread, trust, sequence, object, sealed)
-                    VALUES ('in', ?, ?, ?, ?, 1, ?, ?, ?, ?)
+                    INSERT INTO messages (direction, peer, time, text, state, unread, trust, sequence, object, sealed,
+                                          destination)
+                    VALUES ('in', ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
                     """, [.text(message.peer), .real(message.time), .text(message.text),
                           .text(message.trust == nil ? "held" : "delivered"),
                           message.trust.map { .text($0.rawValue) } ?? .null, .integer(message.sequence),
                           .text(message.object),
-                          message.plaintext.map { .text(Data($0).base64EncodedString()) } ?? .null])
+                          message.plaintext.map { .text(Data($0).base64EncodedString()) } ?? .null,
+                          .text(message.remotePath)])
                 // A message's number is opened by no transfer: its record is the message's, negated.
                 try db.execute("""
                     INSERT OR REPLACE INTO sequences_opened (sender, sequence, object, record) VALUES (?, ?, ?, ?)
@@ -216,6 +222,27 @@ extension Journal {
                           .integer(-db.lastInsertedRow)])
             }
         }
+    }
+
+    /// Received messages whose copies on the drop are deleted: one found there again is a replay.
+    public func markRemoteCopiesDeleted(from sender: String, sequences: [Int64]) throws {
+        guard !sequences.isEmpty else { return }
+        try write(durable: false) { db in
+            for sequence in sequences {
+                try db.execute("""
+                    UPDATE messages SET destination = NULL WHERE direction = 'in' AND peer = ? AND sequence = ?
+                    """, [.text(sender), .integer(sequence)])
+            }
+        }
+    }
+
+    /// Where the copy of message `sequence` from `sender` is on the drop, when it was received but
+    /// its copy there is not deleted yet (a run stopped in between).
+    public func remoteCopy(from sender: String, sequence: Int64) throws -> String? {
+        try database.withLock { db in
+            try db.query("SELECT destination FROM messages WHERE direction = 'in' AND peer = ? AND sequence = ?",
+                         [.text(sender), .integer(sequence)])
+        }.first?[0].string
     }
 
     /// The highest sequence number of the messages received from `sender` (0 when none was).

@@ -115,7 +115,7 @@ public struct SignedStatement<Content: SignedContent>: Sendable {
         body = Array(plaintext[...newline])
         let rest = String(decoding: plaintext[(newline + 1)...], as: UTF8.self)
         guard let end = rest.range(of: "-----END SSH SIGNATURE-----\n"),
-              rest[end.upperBound...].allSatisfy({ $0 == "\n" }) else { throw .unsigned }
+              rest[end.upperBound...].allSatisfy({ $0 == "\n" }) else { throw .unsigned(Content.kind) }
         signature = String(rest[..<end.upperBound])
         guard let content = try? JSONDecoder().decode(Content.self, from: Data(body)) else {
             throw .tampered("the signed \(Content.kind) is not readable")
@@ -135,8 +135,8 @@ public enum SealRefusal: Error, Equatable, CustomStringConvertible {
     case notForUs
     /// It was changed: a tag, a MAC or a hash does not match.
     case tampered(String)
-    /// The manifest carries no signature.
-    case unsigned
+    /// The manifest (or message: the kind named) carries no signature.
+    case unsigned(String)
     /// A signature or a key is not the sender's pinned one.
     case forged(String)
     /// It names another recipient, or a sender other than the folder's.
@@ -148,7 +148,7 @@ public enum SealRefusal: Error, Equatable, CustomStringConvertible {
         switch self {
         case .notForUs: "not sealed to our key"
         case .tampered(let what): "tampered: \(what)"
-        case .unsigned: "unsigned: the manifest carries no signature"
+        case .unsigned(let kind): "unsigned: the \(kind) carries no signature"
         case .forged(let what): "forged: \(what)"
         case .misaddressed(let what): "misaddressed: \(what)"
         case .replay(let what): "replay: \(what)"

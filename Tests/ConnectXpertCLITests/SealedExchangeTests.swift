@@ -324,7 +324,7 @@ func checkSealedExchange(_ sealed: SealedAgents, send: (SealedAgents, [String: [
                                                    joinPath(sealed.folder, object + ".data")])
         #expect(data.status == 0)
         opened.insert(Array(data.output.utf8))
-        try checkManifestSignature(sealed, object: object)
+        try checkSignature(sealed, of: joinPath(sealed.folder, object + ".manifest"), as: "manifest")
     }
     #expect(opened.contains(contents["\(SealedExchangeTests.marker)-report.txt"]!) && opened.contains([]))
 
@@ -338,10 +338,10 @@ func checkSealedExchange(_ sealed: SealedAgents, send: (SealedAgents, [String: [
     #expect(files(below: sealed.agents.inbox("bob", from: "alice")).count == 3, "no temporary file left")
 }
 
-/// The manifest opens with `age -d` and its signature verifies with `ssh-keygen -Y verify`.
-func checkManifestSignature(_ sealed: SealedAgents, object: String) throws {
-    let manifest = try runProgram("/usr/bin/age", ["-d", "-i", sealed.key("bob", "age.key"),
-                                                   joinPath(sealed.folder, object + ".manifest")])
+/// A signed object alice sealed to bob (a manifest, a message) opens with `age -d`, and its
+/// signature verifies with `ssh-keygen -Y verify` in the namespace of its `kind`.
+func checkSignature(_ sealed: SealedAgents, of path: String, as kind: String) throws {
+    let manifest = try runProgram("/usr/bin/age", ["-d", "-i", sealed.key("bob", "age.key"), path])
     #expect(manifest.status == 0 && manifest.output.utf8.count % 1024 == 0, "padded to 1 KiB")
     let body = String(manifest.output.prefix { $0 != "\n" }) + "\n"
     let signature = String(manifest.output.dropFirst(body.count)).trimmingCharacters(in: .newlines) + "\n"
@@ -351,7 +351,7 @@ func checkManifestSignature(_ sealed: SealedAgents, object: String) throws {
     let signers = joinPath(sealed.agents.root, "allowed_signers")
     try FileSystem.writeFileAtomically(signers, contents: Array("alice \(publicKey)".utf8))
     let verified = try runProgram("/usr/bin/ssh-keygen", [
-        "-Y", "verify", "-f", signers, "-I", "alice", "-n", "connectxpert-manifest@v1", "-s", signatureFile,
+        "-Y", "verify", "-f", signers, "-I", "alice", "-n", "connectxpert-\(kind)@v1", "-s", signatureFile,
     ], input: Array(body.utf8))
     #expect(verified.status == 0, "\(verified.errors)")
     #expect(body.contains("\"from\":\"alice\"") && body.contains("\"to\":\"bob\""))

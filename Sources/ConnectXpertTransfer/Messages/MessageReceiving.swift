@@ -61,17 +61,17 @@ extension Agent {
                     }
                 }
                 var last = try journal.lastMessageSequence(from: found.sender)
-                var received: [ReceivedMessage] = [], taken: [String] = []
+                var received: [ReceivedMessage] = [], taken: [(path: String, sequence: Int64)] = []
                 for (path, signed) in opened.sorted(by: { $0.signed.content.sequence < $1.signed.content.sequence }) {
                     let message = signed.content
                     do {
-                        if let before = try journal.opened(from: found.sender, sequence: message.sequence) {
-                            // Put again by a sender stopped before it knew the first went up.
-                            guard before.object == message.object else {
+                        if try journal.opened(from: found.sender, sequence: message.sequence) != nil {
+                            // Received by a run stopped before it deleted the copy: deleted now.
+                            guard try journal.remoteCopy(from: found.sender, sequence: message.sequence) == path else {
                                 throw SealRefusal.replay("sequence number \(message.sequence) from \(found.sender) "
                                                          + "was opened before")
                             }
-                            taken.append(path)
+                            taken.append((path, message.sequence))
                             continue
                         }
                         guard message.sequence > last,
@@ -89,13 +89,14 @@ extension Agent {
                     received.append(ReceivedMessage(
                         peer: found.sender, time: time ?? Date().timeIntervalSince1970, text: message.text,
                         sequence: message.sequence, object: message.object, trust: trust,
-                        plaintext: trust == nil ? signed.plaintext : nil))
-                    taken.append(path)
+                        plaintext: trust == nil ? signed.plaintext : nil, remotePath: path))
+                    taken.append((path, message.sequence))
                 }
                 try journal.store(received)
-                for path in taken {
+                for (path, _) in taken {
                     do { try transport.delete(path) } catch let error as TransportError where error.kind == .notFound {}
                 }
+                try journal.markRemoteCopiesDeleted(from: found.sender, sequences: taken.map(\.sequence))
                 count { $0.messagesReceived += received.count }
                 for message in received {
                     log.info(trust == nil ? "message held: its sender's key is not pinned" : "message received",
@@ -113,10 +114,13 @@ extension Agent {
         }
     }
 
-    /// A message must be to us, from the folder's sender, for the object it is on the drop as, and,
-    /// when the sender's key is pinned, signed by it.
+    /// A message must be signed by the folder's sender's key, when it is pinned, and be to us, from
+    /// that sender, for the object it is on the drop as.
     private func check(_ message: SealedMessage, signed: SignedMessage, at path: String, from sender: String,
                        card: KeyCard?, keys: IdentityKeys) throws {
+        if let card, message.fromKey != card.fingerprint || !signed.isSigned(by: card.signing) {
+            throw SealRefusal.forged("the message's signature is not the sender's pinned key's")
+        }
         let us = policy.identity.id
         guard message.to == us, message.toKey == keys.signing.publicKey.fingerprint else {
             throw SealRefusal.misaddressed("it is for \(message.to) (\(message.toKey)), not for us")
@@ -129,9 +133,6 @@ extension Agent {
         }
         guard message.text.utf8.count <= SealedMessage.textLimit else {
             throw SealRefusal.tampered("the message's text is longer than \(SealedMessage.textLimit) bytes")
-        }
-        if let card, message.fromKey != card.fingerprint || !signed.isSigned(by: card.signing) {
-            throw SealRefusal.forged("the message's signature is not the sender's pinned key's")
         }
     }
 
