@@ -19,7 +19,7 @@ APT_BUILD  := libssh2-1-dev libcurl4-openssl-dev libinotifytools0-dev libsqlite3
               libxtst-dev libxdamage-dev libxfixes-dev zlib1g-dev libssl-dev
 APT_TEST   := inotify-tools systemd openssh-server openssh-client dropbear-bin rclone python3-paramiko vsftpd \
               libsodium23 openssl python3-aiosmtpd dovecot-imapd xvfb python3-venv age libpython3.11-testsuite \
-              chromium novnc websockify
+              chromium novnc websockify tmux
 APT_BENCH  := lftp msmtp getmail6 isync x11vnc
 
 .PHONY: all deps test-deps build run test chaos fuzz bench demo install install-sendmail clean

@@ -45,7 +45,9 @@ public struct ScreenShareRequestService: Service {
         var running: [String: Job] = [:]
         var ignored = Set<Identity>()
         for await _ in wakeups.events.cancelOnGracefulShutdown() {
-            let names = ((try? FileSystem.contents(of: spool.jobs)) ?? []).filter { $0.hasSuffix(".yaml") && !$0.hasPrefix(".") }
+            let names = ((try? FileSystem.contents(of: spool.jobs)) ?? []).filter {
+                $0.hasSuffix(".yaml") && !$0.hasPrefix(".") && !Spool.isChatRequest($0)
+            }
             let requests = Dictionary(uniqueKeysWithValues: names.compactMap { name in
                 (try? FileSystem.status(joinPath(spool.jobs, name)))?.map { (name, Identity(inode: $0.inode, modified: $0.modificationNanoseconds)) }
             })
@@ -60,7 +62,7 @@ public struct ScreenShareRequestService: Service {
             for (name, identity) in requests.sorted(by: { $0.key < $1.key })
             where running[name] == nil && !ignored.contains(identity) {
                 guard name.hasPrefix("screen-share") else {
-                    logger.warning("unknown job request: only screen-share*.yaml requests exist",
+                    logger.warning("unknown job request: only screen-share*.yaml (and chat views' chat-*.yaml) requests exist",
                                    metadata: ["job.request": "\(joinPath(spool.jobs, name))"])
                     ignored.insert(identity)
                     continue

@@ -18,9 +18,11 @@ public struct TransferService: Service {
 
     let mailSpool: MailSpool
     let screen: ScreenShareRequestService
+    let inbox: InboxPollingService
 
-    public init(agent: Agent, mailSpool: MailSpool, screen: ScreenShareRequestService, reloader: PolicyReloader,
-                mail: MailQueueWorker, logger: Logger) {
+    public init(agent: Agent, mailSpool: MailSpool, screen: ScreenShareRequestService, inbox: InboxPollingService,
+                reloader: PolicyReloader, mail: MailQueueWorker, logger: Logger) {
+        self.inbox = inbox
         self.mailSpool = mailSpool
         self.screen = screen
         self.agent = agent
@@ -34,6 +36,7 @@ public struct TransferService: Service {
         let reloader = self.reloader
         let mail = self.mail
         let screen = self.screen
+        let inbox = self.inbox
         let watcher = Watcher(spool: agent.spool, mailOutbox: mailSpool.outbox, policyFile: agent.policy.sourceFile,
                               logger: logger) { event in
             switch event {
@@ -45,7 +48,9 @@ public struct TransferService: Service {
                 mail.mailQueued()
             case .policyChanged: reloader.reload()
             case .mailQueued: mail.mailQueued()
-            case .jobsChanged: screen.requestsChanged()
+            case .jobsChanged:
+                screen.requestsChanged()
+                inbox.chatsChanged()
             case .messageQueued: agent.takeQueuedMessages()
             }
         }
@@ -66,31 +71,47 @@ public struct TransferService: Service {
     }
 }
 
-/// Lists every inbox rule's drops at the rule's `every:` interval. It sleeps until the next rule is
-/// due, or until a policy reload (`policyChanged`) brings other rules and intervals.
+/// Lists every inbox rule's drops at the rule's `every:` interval, and every second a rule that
+/// reads the folder of a peer whose chat view is open (`connectxpert chat`). It sleeps until the
+/// next rule is due, or until a policy reload (`policyChanged`) or a chat view opening or closing
+/// (`chatsChanged`) changes the rules or their intervals.
 public struct InboxPollingService: Service {
     let agent: Agent
     private let wakeups = Wakeups()
+    /// How often a chat view's peer's folder is looked at.
+    static let chatInterval = 1.0
 
     public init(agent: Agent) { self.agent = agent }
 
     /// The policy in force changed: the rules' next polls are worked out again.
     public func policyChanged() { wakeups.wake() }
 
+    /// A chat view opened or closed.
+    public func chatsChanged() { wakeups.wake() }
+
     public func run() async throws {
-        var due: [Int: (rule: InboxRule, at: Date)] = [:]  // a rule that changed is polled at once
+        var polled: [Int: (rule: InboxRule, at: Date)] = [:]  // a rule that changed is polled at once
         var alarm: Task<Void, Never>?
         defer { alarm?.cancel() }
         for await _ in wakeups.events.cancelOnGracefulShutdown() {
             let now = Date()
             let rules = agent.policy.inbox
-            due = due.filter { $0.key < rules.count && rules[$0.key] == $0.value.rule }
-            for (index, rule) in rules.enumerated() where due[index].map({ $0.at <= now }) ?? true {
+            let chats = agent.spool.chatPeers()
+            polled = polled.filter { $0.key < rules.count && rules[$0.key] == $0.value.rule }
+            var next: Date?
+            for (index, rule) in rules.enumerated() {
+                let chatting = chats.contains { rule.senders.anyMatches($0) }
+                let interval = chatting ? min(rule.every.seconds, Self.chatInterval) : rule.every.seconds
+                if let last = polled[index]?.at, last.addingTimeInterval(interval) > now {
+                    next = min(next ?? .distantFuture, last.addingTimeInterval(interval))
+                    continue
+                }
                 agent.pollInbox(ruleIndex: index)
-                due[index] = (rule, now.addingTimeInterval(rule.every.seconds))
+                polled[index] = (rule, now)
+                next = min(next ?? .distantFuture, now.addingTimeInterval(interval))
             }
             alarm?.cancel()
-            guard let next = due.values.map(\.at).min() else { continue }
+            guard let next else { continue }
             alarm = Task { [wakeups] in
                 guard (try? await Task.sleep(for: .seconds(max(0, next.timeIntervalSinceNow)))) != nil else { return }
                 wakeups.wake()

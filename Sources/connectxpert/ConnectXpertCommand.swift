@@ -16,7 +16,8 @@ struct ConnectXpertCommand: AsyncParsableCommand {
         subcommands: [
             RunCommand.self, CheckCommand.self, SendCommand.self, ReceiveCommand.self, StatusCommand.self,
             HistoryCommand.self, MailCommand.self, SendmailCommand.self, ScreenCommand.self, InitCommand.self,
-            IdentityCommand.self, PeerCommand.self, MessageCommand.self, OpenCommand.self, SystemdUnitsCommand.self,
+            IdentityCommand.self, PeerCommand.self, MessageCommand.self, ChatCommand.self,
+            OpenCommand.self, SystemdUnitsCommand.self,
         ])
 }
 

@@ -45,7 +45,7 @@ struct RunCommand: AsyncParsableCommand {
                                                logLevel: loggingOptions.logLevel, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: [
-                .init(service: TransferService(agent: agent, mailSpool: mailAgent.spool, screen: screen,
+                .init(service: TransferService(agent: agent, mailSpool: mailAgent.spool, screen: screen, inbox: inbox,
                                                reloader: reloader, mail: mail, logger: logger)),
                 .init(service: inbox),
                 .init(service: ConnectionKeepAliveService(agent: agent)),

@@ -303,3 +303,82 @@ extension String {
         #expect(((try? FileSystem.contents(of: joinPath(agents.alice, "spool/messages/outbox"))) ?? []).isEmpty)
     }
 }
+
+/// `connectxpert chat` in a terminal (tmux): a line typed on one side shows on the other, within
+/// the second the view asks the daemon to poll at, though the rules poll every 30 s.
+@Suite struct ChatTests {
+    /// A tmux server of the test's own, with one session per user. The server runs in the foreground
+    /// (`-D`) as the test's child: a server that a client forks inherits the socket through which
+    /// Foundation's Process sees the client end, so the client would seem never to end. It starts
+    /// with no signal blocked: Process passes on the test thread's mask, which blocks SIGCHLD and
+    /// SIGTERM, and a tmux server that never sees its children end never ends either.
+    final class Terminals {
+        let socket: String
+        private let server = Process()
+
+        init(socket: String) throws {
+            self.socket = socket
+            server.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            server.arguments = ["-c", "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); "
+                                + "os.execv(sys.argv[1], sys.argv[1:])",
+                                "/usr/bin/tmux", "-S", socket, "-f", "/dev/null", "-D"]
+            server.standardInput = FileHandle.nullDevice
+            server.standardOutput = FileHandle.nullDevice
+            server.standardError = FileHandle.nullDevice
+            try server.run()
+            guard eventually(timeout: 5, { FileSystem.exists(socket) }) else {
+                throw TestServerError(message: "tmux made no socket at \(socket)")
+            }
+        }
+
+        deinit {
+            _ = try? run(["kill-server"])
+            server.waitUntilExit()
+        }
+
+        func run(_ arguments: [String]) throws -> String {
+            try runChecked("/usr/bin/tmux", ["-S", socket] + arguments)
+        }
+
+        func open(_ name: String, _ command: [String], in folder: String) throws {
+            _ = try run(["new-session", "-d", "-s", name, "-x", "160", "-y", "40", "-c", folder] + command)
+        }
+
+        func type(_ name: String, _ keys: String...) throws { _ = try run(["send-keys", "-t", name] + keys) }
+
+        func screen(_ name: String) -> String { (try? run(["capture-pane", "-p", "-t", name])) ?? "" }
+    }
+
+    @Test func aLineTypedOnOneSideShowsOnTheOther() throws {
+        let chat = try Conversation(try TwoAgents(poll: "30s"))
+        defer { chat.agents.remove() }
+        let terminals = try Terminals(socket: joinPath(chat.agents.root, "tmux"))
+        let alice = try chat.agents.startDaemon("alice")
+        let bob = try chat.agents.startDaemon("bob")
+        defer {
+            for daemon in [alice, bob] {
+                daemon.signal(SIGTERM)
+                daemon.wait()
+            }
+        }
+        for (id, peer) in [("alice", "bob"), ("bob", "alice")] {
+            try terminals.open(id, [binary, "chat", peer, "--policy", chat.agents.policyPath(id)],
+                               in: joinPath(chat.agents.root, id))
+        }
+        for id in ["alice", "bob"] {
+            #expect(eventually { terminals.screen(id).contains("verified; Ctrl-D ends it") }, "\(terminals.screen(id))")
+        }
+        #expect(eventually { FileSystem.exists(joinPath(chat.agents.bob, "spool/jobs")) })
+        try terminals.type("alice", "hello bob, über tmux ✓", "Enter")
+        #expect(eventually(timeout: 10) { terminals.screen("bob").contains("  alice: hello bob, über tmux ✓") },
+                "\(terminals.screen("bob"))\n\(bob.log)")
+        try terminals.type("bob", "hi alice", "Enter")
+        #expect(eventually(timeout: 10) { terminals.screen("alice").contains("  bob: hi alice") },
+                "\(terminals.screen("alice"))")
+        #expect(terminals.screen("alice").contains("  alice: hello bob, über tmux ✓"), "its own line too")
+
+        try terminals.type("alice", "C-d")
+        let requests = { ((try? FileSystem.contents(of: joinPath(chat.agents.alice, "spool/jobs"))) ?? []) }
+        #expect(eventually { requests().isEmpty }, "the view's request is gone once it ends: \(requests())")
+    }
+}

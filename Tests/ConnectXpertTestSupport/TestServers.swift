@@ -296,7 +296,7 @@ public final class XTestDisplay: @unchecked Sendable {
         }) else { throw TestServerError(message: "no free X display number in :200-:899") }
         self.number = number
         try runChecked(script, ["start", folder, String(number), "\(width)x\(height)"])
-        FileManager.default.createFile(atPath: eventLog, contents: nil)
+        _ = FileManager.default.createFile(atPath: eventLog, contents: nil)
         painter.executableURL = URL(fileURLWithPath: try pythonTools())
         painter.arguments = [joinPath(packageRoot, "scripts/screen-test/xhelper.py"), "pattern", name, eventLog]
         let ready = Pipe()
