@@ -86,6 +86,7 @@ bench: test-deps
 	$(SWIFT) build -c release
 	python3 scripts/bench.py $(CURDIR)/$(RELEASE)
 	python3 scripts/bench_servers.py $(CURDIR)/$(RELEASE)
+	python3 scripts/bench_messages.py $(CURDIR)/$(RELEASE)
 	$$(scripts/screen-test/python-tools) scripts/bench_screen.py $(CURDIR)/$(RELEASE)
 
 demo: build
