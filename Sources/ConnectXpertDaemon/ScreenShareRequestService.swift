@@ -62,7 +62,7 @@ public struct ScreenShareRequestService: Service {
             for (name, identity) in requests.sorted(by: { $0.key < $1.key })
             where running[name] == nil && !ignored.contains(identity) {
                 guard name.hasPrefix("screen-share") else {
-                    logger.warning("unknown job request: only screen-share*.yaml (and chat views' chat-*.yaml) requests exist",
+                    logger.warning("unknown job request: only screen-share*.yaml and chat-*.yaml requests exist",
                                    metadata: ["job.request": "\(joinPath(spool.jobs, name))"])
                     ignored.insert(identity)
                     continue

@@ -144,7 +144,8 @@ extension Journal {
                 let sequence = try Self.takeSequence(to: peer, in: db)
                 let sealed = try seal(message, sequence)
                 try db.execute("""
-                    UPDATE messages SET sequence = ?, object = ?, sealed = ?, destination = ?, temporary = ? WHERE id = ?
+                    UPDATE messages SET sequence = ?, object = ?, sealed = ?, destination = ?, temporary = ?
+                    WHERE id = ?
                     """, [.integer(sequence), .text(sealed.object), .text(Data(sealed.sealed).base64EncodedString()),
                           .text(sealed.destination), .text(sealed.temporary), .integer(message.id)])
             }
@@ -192,7 +193,8 @@ extension Journal {
     public func saveMessageError(to peer: String, _ error: String?) throws {
         try write(durable: false) { db in
             try db.execute("""
-                UPDATE messages SET last_error = ? WHERE direction = 'out' AND peer = ? AND state IN ('queued', 'staged')
+                UPDATE messages SET last_error = ?
+                WHERE direction = 'out' AND peer = ? AND state IN ('queued', 'staged')
                 """,
                            [error.map(SQLiteValue.text) ?? .null, .text(peer)])
         }
@@ -266,7 +268,8 @@ extension Journal {
         bindings.append(.integer(Int64(limit ?? Int(Int32.max))))
         return try database.withLock { db in
             try db.query("""
-                SELECT * FROM (SELECT \(StoredMessage.columns) FROM messages WHERE \(conditions.joined(separator: " AND "))
+                SELECT * FROM (SELECT \(StoredMessage.columns) FROM messages
+                WHERE \(conditions.joined(separator: " AND "))
                 ORDER BY id DESC LIMIT ?) ORDER BY id
                 """, bindings)
         }.compactMap(StoredMessage.init)

@@ -39,11 +39,6 @@ public struct Manifest: Codable, Equatable, Sendable {
         self.object = object
     }
 
-    /// The manifest signed by `sender` and sealed to `recipient`.
-    public func sealed(signedBy sender: IdentityKeys, to recipient: X25519Recipient) throws -> [UInt8] {
-        try SignedStatement.seal(self, signedBy: sender, to: recipient)
-    }
-
     /// Opens a sealed manifest with our keys and checks its signature with `senderKey`.
     public static func open(_ sealed: [UInt8], with keys: IdentityKeys, senderKey: SigningPublicKey) throws(SealRefusal)
         -> Manifest {
@@ -69,6 +64,13 @@ public protocol SignedContent: Codable, Sendable {
     static var kind: String { get }
     static var signatureNamespace: String { get }
     static var plaintextLimit: Int { get }
+}
+
+extension SignedContent {
+    /// The statement signed by `sender` and sealed to `recipient`.
+    public func sealed(signedBy sender: IdentityKeys, to recipient: X25519Recipient) throws -> [UInt8] {
+        try SignedStatement.seal(self, signedBy: sender, to: recipient)
+    }
 }
 
 /// A statement signed by its sender and sealed to its recipient: its JSON on one line, the SSHSIG

@@ -29,11 +29,6 @@ public struct SealedMessage: Codable, Equatable, Sendable {
         self.object = object
         self.text = text
     }
-
-    /// The message signed by `sender` and sealed to `recipient`.
-    public func sealed(signedBy sender: IdentityKeys, to recipient: X25519Recipient) throws -> [UInt8] {
-        try SignedStatement.seal(self, signedBy: sender, to: recipient)
-    }
 }
 
 extension SealedMessage: SignedContent {

@@ -36,7 +36,9 @@ public struct Spool: Sendable {
 
     /// Creates the folders that are missing.
     public func createLayout() throws {
-        for folder in [outbox, inbox, sent, failed, jobs, state, messageOutbox] { try FileSystem.createDirectories(folder) }
+        for folder in [outbox, inbox, sent, failed, jobs, state, messageOutbox] {
+            try FileSystem.createDirectories(folder)
+        }
     }
 
     /// Splits an absolute path below `outbox/` into recipient and path below the recipient's folder.

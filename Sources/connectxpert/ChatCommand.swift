@@ -78,7 +78,8 @@ struct ChatCommand: ParsableCommand {
                 + "you compare it with \(peer) and run connectxpert peer trust \(peer) --replace"
         }
         return pin.trust == .verified ? "key \(pin.fingerprint), verified"
-            : "key \(pin.fingerprint), UNVERIFIED (accepted on first sight): compare it with connectxpert peer show \(peer)"
+            : "key \(pin.fingerprint), UNVERIFIED (accepted on first sight): compare it with "
+                + "connectxpert peer show \(peer)"
     }
 }
 

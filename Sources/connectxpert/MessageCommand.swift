@@ -86,7 +86,8 @@ struct MessageLines {
     func heading(_ message: StoredMessage, number: String? = nil) -> String {
         let (from, to) = message.direction == .outgoing ? (us, message.peer) : (message.peer, us)
         let time = formatter.string(from: Date(timeIntervalSince1970: message.time))
-        return "\(number ?? String(message.id))  \(time)  \(from) → \(to)  \(message.unread ? "N" : " ")  \(Self.standing(message))"
+        let unread = message.unread ? "N" : " "
+        return "\(number ?? String(message.id))  \(time)  \(from) → \(to)  \(unread)  \(Self.standing(message))"
     }
 
     func line(_ message: StoredMessage, number: String? = nil) -> String {

@@ -108,7 +108,9 @@ struct PeerTrustCommand: ParsableCommand {
         try journal.pin(pin)
         print("pinned \(id): 256 \(card.fingerprint) \(id) (ED25519), verified")
         let held = try Agent.releaseHeldMessages(from: id, pinned: pin, card: card, journal: journal)
-        if held.released > 0 { print("released \(held.released) held message\(held.released == 1 ? "" : "s") from \(id)") }
+        if held.released > 0 {
+            print("released \(held.released) held message\(held.released == 1 ? "" : "s") from \(id)")
+        }
         if held.forged > 0 {
             print("deleted \(held.forged) held message\(held.forged == 1 ? "" : "s") not signed by this key: forged")
         }

@@ -51,6 +51,14 @@ final class AgentProcess {
 
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
+    /// Stops daemons as systemd does, with SIGTERM, and waits for each to end.
+    static func stop(_ daemons: [AgentProcess]) {
+        for daemon in daemons {
+            daemon.signal(SIGTERM)
+            daemon.wait()
+        }
+    }
+
     /// Waits for the process to end; kills it after `timeout` seconds.
     @discardableResult
     func wait(timeout: Double = 60) -> Outcome {

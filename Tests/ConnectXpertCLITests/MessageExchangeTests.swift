@@ -43,7 +43,8 @@ struct Conversation {
 
     /// The messages waiting on the drop for `to` from `from`.
     func onTheDrop(from: String, to: String) -> [String] {
-        ((try? FileSystem.contents(of: joinPath(sealed.drop, "\(from)->\(to)"))) ?? []).filter { $0.hasSuffix(".message") }
+        let names = (try? FileSystem.contents(of: joinPath(sealed.drop, "\(from)->\(to)"))) ?? []
+        return names.filter { $0.hasSuffix(".message") }
     }
 }
 
@@ -64,12 +65,7 @@ extension String {
     static func checkFiftyEachWay(_ chat: Conversation) throws {
         let alice = try chat.agents.startDaemon("alice")
         let bob = try chat.agents.startDaemon("bob")
-        defer {
-            for daemon in [alice, bob] {
-                daemon.signal(SIGTERM)
-                daemon.wait()
-            }
-        }
+        defer { AgentProcess.stop([alice, bob]) }
         for index in 0..<50 {
             try chat.send("alice", to: "bob", text("alice", index))
             try chat.send("bob", to: "alice", text("bob", index))
@@ -81,8 +77,9 @@ extension String {
         #expect(atBob.map(\.text) == expected("alice"))
         #expect(atAlice.map(\.text) == expected("bob"))
         #expect(Set((atBob + atAlice).map(\.standing)) == ["verified"])
-        #expect(eventually { chat.onTheDrop(from: "alice", to: "bob").isEmpty && chat.onTheDrop(from: "bob", to: "alice").isEmpty },
-                "taken off the drop")
+        #expect(eventually {
+            chat.onTheDrop(from: "alice", to: "bob").isEmpty && chat.onTheDrop(from: "bob", to: "alice").isEmpty
+        }, "taken off the drop")
         let sent = try chat.conversation("alice", with: "bob").filter { $0.heading.contains("  alice → bob  ") }
         #expect(sent.map(\.text) == expected("alice") && sent.allSatisfy { $0.heading.hasSuffix("  sent") })
     }
@@ -104,10 +101,7 @@ extension String {
         let chat = try Conversation(try TwoAgents())
         defer { chat.agents.remove() }
         let alice = try chat.agents.startDaemon("alice")
-        defer {
-            alice.signal(SIGTERM)
-            alice.wait()
-        }
+        defer { AgentProcess.stop([alice]) }
         for index in 0..<20 { try chat.send("alice", to: "bob", Self.text("alice", index)) }
         #expect(eventually(timeout: 30) { chat.onTheDrop(from: "alice", to: "bob").count == 20 }, "\(alice.log)")
         let received = try chat.agents.once("bob")
@@ -124,12 +118,7 @@ extension String {
         defer { chat.agents.remove() }
         var alice = try chat.agents.startDaemon("alice")
         var bob = try chat.agents.startDaemon("bob")
-        defer {
-            for daemon in [alice, bob] {
-                daemon.signal(SIGTERM)
-                daemon.wait()
-            }
-        }
+        defer { AgentProcess.stop([alice, bob]) }
         for index in 0..<200 {
             try chat.send("alice", to: "bob", "message \(index)")
             if index == 70 || index == 150 {
@@ -193,8 +182,8 @@ extension String {
         try FileSystem.copyFile(copy, to: object)
         let received = try chat.agents.once("bob")
         #expect(received.status == 65)
-        #expect(received.stderr.contains("sealed object refused: replay: sequence number 1 from alice was opened before"),
-                "\(received.stderr)")
+        let refusal = "sealed object refused: replay: sequence number 1 from alice was opened before"
+        #expect(received.stderr.contains(refusal), "\(received.stderr)")
         #expect(try chat.received("bob", from: "alice").map(\.text) == ["pay 10"], "shown once")
         #expect(files(below: joinPath(chat.sealed.folder, ".connectxpert-quarantine")).count == 1)
     }
@@ -251,7 +240,8 @@ extension String {
         let agents = try TwoAgents()
         defer { agents.remove() }
         for id in ["alice", "bob"] {
-            #expect(try connectxpert("identity", "init", "--policy", agents.policyPath(id), in: agents.root).status == 0)
+            let made = try connectxpert("identity", "init", "--policy", agents.policyPath(id), in: agents.root)
+            #expect(made.status == 0)
             #expect(try agents.once(id).status == 0, "publishes the key card")
         }
         let run = { (id: String, arguments: [String]) in
@@ -292,12 +282,14 @@ extension String {
         #expect(tooLong.stderr == "connectxpert: the message is more than the 65536 bytes a message may hold; send it "
                 + "as a file instead\n")
         let notText = try send(agents, ["--to", "bob", "-"], input: [0x63, 0x61, 0x66, 0xE9, 0x0A])
-        #expect(notText.status == 65 && notText.stderr == "connectxpert: the message is not UTF-8 text; nothing was queued\n")
+        #expect(notText.status == 65)
+        #expect(notText.stderr == "connectxpert: the message is not UTF-8 text; nothing was queued\n")
         let empty = try send(agents, ["--to", "bob", "-"], input: [])
         #expect(empty.status == 65 && empty.stderr == "connectxpert: the message is empty; nothing was queued\n")
         let noRule = try send(agents, ["--to", "carol", "hi"])
         #expect(noRule.status == 78)
-        #expect(noRule.stderr == "connectxpert: no outbox rule in \(agents.policyPath("alice")) covers recipient 'carol'\n")
+        let policy = agents.policyPath("alice")
+        #expect(noRule.stderr == "connectxpert: no outbox rule in \(policy) covers recipient 'carol'\n")
         let noText = try send(agents, ["--to", "bob"])
         #expect(noText.status == 64 && noText.stderr.contains("give the text, or - to read it from standard input"))
         #expect(((try? FileSystem.contents(of: joinPath(agents.alice, "spool/messages/outbox"))) ?? []).isEmpty)
@@ -355,12 +347,7 @@ extension String {
         let terminals = try Terminals(socket: joinPath(chat.agents.root, "tmux"))
         let alice = try chat.agents.startDaemon("alice")
         let bob = try chat.agents.startDaemon("bob")
-        defer {
-            for daemon in [alice, bob] {
-                daemon.signal(SIGTERM)
-                daemon.wait()
-            }
-        }
+        defer { AgentProcess.stop([alice, bob]) }
         for (id, peer) in [("alice", "bob"), ("bob", "alice")] {
             try terminals.open(id, [binary, "chat", peer, "--policy", chat.agents.policyPath(id)],
                                in: joinPath(chat.agents.root, id))

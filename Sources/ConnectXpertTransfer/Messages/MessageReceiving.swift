@@ -149,7 +149,8 @@ extension Agent {
             try? journal.save(record)
         }
         log.error("cannot receive; the message is kept aside on the drop", metadata: [
-            "transfer.source": "\(path)", "transfer.reason": "\(reason)", "transfer.advice": "nothing was delivered; see \(aside)",
+            "transfer.source": "\(path)", "transfer.reason": "\(reason)",
+            "transfer.advice": "nothing was delivered; see \(aside)",
         ])
         count {
             $0.failed += 1
