@@ -97,6 +97,11 @@ struct SendCommand: ParsableCommand {
                     failures.append("\(name): \(record.lastError ?? "failed")")
                     break
                 }
+                guard AgentLock.holder(path: spool.lock) != nil else {
+                    bar.clear()
+                    throw fail("the agent on \(spool.root) stopped before \(name) was delivered; it waits in the "
+                               + "outbox until 'connectxpert run' starts", .unavailable)
+                }
                 bar.show(name, done: record?.bytesDone ?? 0, total: record?.size ?? 0, note: record?.lastError)
                 usleep(100_000)
             }

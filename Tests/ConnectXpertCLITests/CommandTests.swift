@@ -166,6 +166,29 @@ import Testing
         #expect(invalid.stderr.contains("'../etc' cannot be a recipient: '..' would leave the folder") || invalid.stderr.contains("cannot be a recipient"))
     }
 
+    @Test func sendWaitEndsWhenTheAgentStops() throws {
+        let agents = try TwoAgents()
+        defer { agents.remove() }
+        try FileManager.default.removeItem(atPath: agents.drop)  // every upload fails, and is retried
+        let alice = try agents.startDaemon("alice")
+        defer { AgentProcess.stop([alice]) }
+        try write(joinPath(agents.outbox("alice", to: "bob"), "first.txt"), "1")
+        #expect(eventually { agents.attempts("alice") >= 1 }, "the daemon runs")
+        let source = joinPath(agents.root, "report.txt")
+        try write(source, "report")
+        let policy = agents.policyPath("alice")
+        let waiting = try AgentProcess(["send", source, "--to", "bob", "--wait", "--policy", policy], in: agents.alice)
+        let status = { (try? connectxpert("status", "--policy", policy, in: agents.alice).stdout) ?? "" }
+        #expect(eventually { status().contains("report.txt") }, "report.txt is queued and retried too")
+        AgentProcess.stop([alice])
+        let outcome = waiting.wait(timeout: 10)
+        #expect(outcome.status == 69)
+        #expect(outcome.stderr.hasSuffix("connectxpert: the agent on \(agents.alice)/spool stopped before report.txt "
+                                         + "was delivered; it waits in the outbox until 'connectxpert run' starts\n"),
+                "\(outcome.stderr)")
+        #expect(files(below: agents.outbox("alice", to: "bob")) == ["first.txt", "report.txt"])
+    }
+
     @Test func historyListsFinishedTransfers() throws {
         let agents = try TwoAgents()
         defer { agents.remove() }
