@@ -8,8 +8,8 @@ struct InitCommand: ParsableCommand {
         commandName: "init",
         abstract: "Write a starter policy (never over an existing file) and make our identity.",
         discussion: """
-            The starter policy sends through, and receives from, a local drop folder named 'drop' beside it. The \
-            identity's key pairs are made as 'connectxpert identity init' makes them; keys already there are kept.
+            The starter policy sends through, and receives from, a local drop folder named 'drop' beside it, made \
+            if missing. The identity's key pairs are made as 'connectxpert identity init' makes them; keys already there are kept.
             """)
 
     @Option(name: .long, help: "Our user ID.")
@@ -39,6 +39,11 @@ struct InitCommand: ParsableCommand {
         }
         print("wrote \(policy); check it with: connectxpert check --policy \(policy)")
         let written = try PolicyLoader.load(path: policy)
+        for remote in written.remotes.values.sorted(by: { $0.name < $1.name })
+        where remote.endpoint == .localDirectory && !FileSystem.exists(remote.path) {
+            try FileSystem.createDirectories(remote.path)
+            print("made the drop folder \(remote.path)")
+        }
         guard !IdentityKeys.exists(in: written.identity.keys) else {
             print("kept the identity already in \(written.identity.keys)")
             return

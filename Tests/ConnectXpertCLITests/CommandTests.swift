@@ -126,7 +126,9 @@ import Testing
         #expect(first.status == 0)
         let lines = first.stdout.split(separator: "\n")
         #expect(lines.first == "wrote policies.yaml; check it with: connectxpert check --policy policies.yaml")
-        #expect(lines.dropFirst().first == "made the identity alice in \(folder)/spool/.identity",
+        #expect(lines.dropFirst().first == "made the drop folder \(folder)/drop", "the drop the policy names")
+        #expect(try FileSystem.status(joinPath(folder, "drop"))?.kind == .directory)
+        #expect(lines.dropFirst(2).first == "made the identity alice in \(folder)/spool/.identity",
                 "init makes the identity")
         #expect(read(joinPath(folder, "policies.yaml")) == read(joinPath(packageRoot, "policies.yaml")),
                 "the shipped policies.yaml is what 'init --id alice' writes")
