@@ -9,7 +9,8 @@ struct InitCommand: ParsableCommand {
         abstract: "Write a starter policy (never over an existing file) and make our identity.",
         discussion: """
             The starter policy sends through, and receives from, a local drop folder named 'drop' beside it, made \
-            if missing. The identity's key pairs are made as 'connectxpert identity init' makes them; keys already there are kept.
+            if missing. The identity's key pairs are made as 'connectxpert identity init' makes them; keys \
+            already there are kept.
             """)
 
     @Option(name: .long, help: "Our user ID.")
