@@ -15,19 +15,33 @@ ensure_test_user() {
     ) 9>/tmp/connectxpert-test-user.lock
 }
 
-descendants() {
-    local child
-    for child in $(pgrep -P "$1"); do
-        echo "$child"
-        descendants "$child"
-    done
-}
+# The state letter of process $1 (R, S, T, Z…), empty when it is gone.
+state() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1; }
 
 # Whether the process runs: a killed server whose parent has not reaped it yet (a zombie) does not.
 running() {
-    local state
-    state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -c1) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
+    local now
+    now=$(state "$1")
+    [ -n "$now" ] && [ "$now" != Z ]
+}
+
+# Stops process $1 and waits until it is stopped, within 1 s: from then on it forks no more, so
+# its children can be listed for good.
+freeze() {
+    kill -STOP "$1" 2>/dev/null || return 0
+    for _ in $(seq 100); do
+        case $(state "$1") in T | t | Z | "") return 0 ;; esac
+        sleep 0.01
+    done
+}
+
+# Process $1 and all its descendants, each frozen before its children are listed: listed while
+# running, a server could accept a connection in between, and that session would survive the kill.
+frozen_tree() {
+    local child
+    freeze "$1"
+    echo "$1"
+    for child in $(pgrep -P "$1"); do frozen_tree "$child"; done
 }
 
 # Stops the server whose pid is in $1, and its connections, as a crash of the server would (each
@@ -36,7 +50,7 @@ stop_server() {
     local pidfile=$1 pid
     [ -f "$pidfile" ] || return 0
     pid=$(cat "$pidfile")
-    kill -KILL $(descendants "$pid") "$pid" 2>/dev/null || true
+    kill -KILL $(frozen_tree "$pid") 2>/dev/null || true
     for _ in $(seq 50); do running "$pid" || break; sleep 0.05; done
     rm -f "$pidfile"
 }
