@@ -141,7 +141,8 @@ let package = Package(
             "ConnectXpertTransport", "ConnectXpertSystem", "ConnectXpertTestSupport",
         ]),
         .testTarget(name: "ConnectXpertCLITests",
-                    dependencies: ["ConnectXpertJournal", "ConnectXpertSystem", "ConnectXpertTestSupport"]),
+                    dependencies: ["ConnectXpertJournal", "ConnectXpertPolicy", "ConnectXpertSystem",
+                                   "ConnectXpertTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -57,6 +57,9 @@ public struct TransferRecord: Equatable, Sendable {
     /// A sealed file's manifest, sealed and signed, from `staged` until it is on the drop: it is
     /// made as the data object is uploaded, and goes up once the data is under its final name.
     public var manifest: [UInt8]? = nil
+    /// Incoming: the name the remote file is claimed under (renamed to, so that no other agent of our
+    /// identity takes it), chosen before the rename; nil for a file received where it is.
+    public var claim: String? = nil
 }
 
 /// The fsyncs of SQLite's write-ahead log, shared by the commits they cover (a group commit): an
@@ -122,10 +125,11 @@ public final class Journal: Sendable {
         // One index, on columns a transfer never changes: a state change then rewrites one page of
         // the database, not three (journals of earlier versions also indexed the state).
         // `unfinished()` and `history()` scan the table, but only at start-up and for `status`.
-        // Journals of earlier versions lack the sealed exchange's columns.
+        // Journals of earlier versions lack the sealed exchange's and the claims' columns.
         let columns = try db.query("PRAGMA table_info(transfers)").compactMap { $0[1].string }
-        if !columns.contains("sealed") { try db.execute("ALTER TABLE transfers ADD COLUMN sealed TEXT") }
-        if !columns.contains("manifest") { try db.execute("ALTER TABLE transfers ADD COLUMN manifest TEXT") }
+        for added in ["sealed", "manifest", "claim"] where !columns.contains(added) {
+            try db.execute("ALTER TABLE transfers ADD COLUMN \(added) TEXT")
+        }
         try db.execute("DROP INDEX IF EXISTS transfers_by_state")
         try db.execute("DROP INDEX IF EXISTS transfers_by_source")
         try db.execute("CREATE INDEX IF NOT EXISTS transfers_of_source ON transfers(direction, peer, source, remote)")
@@ -142,7 +146,7 @@ public final class Journal: Sendable {
 
     private static let columns = """
         id, direction, peer, remote, source, destination, temporary, size, mtime_ns, inode, state, attempts,
-        first_failure, next_attempt, last_error, bytes_done, started, updated, sealed, manifest
+        first_failure, next_attempt, last_error, bytes_done, started, updated, sealed, manifest, claim
         """
 
     /// The unfinished transfer of a source, or else its last finished one (`done`), in one query:
@@ -183,26 +187,27 @@ public final class Journal: Sendable {
     /// a power loss during the transfer, a hidden temporary file may be left; the next durable write
     /// (`staged`) makes this one durable too. A received sealed object's record names its object
     /// from the first commit on: a run stopped before a second one would otherwise resume it as a
-    /// plain file, and deliver its manifest. Returns the record.
+    /// plain file, and deliver its manifest. So does the claim of a received file, made once this
+    /// commit is: a run stopped after the rename then finds the file. Returns the record.
     public func begin(_ direction: TransferDirection, peer: String, remote: String, source: String, size: Int64,
                       modificationNanoseconds: Int64, inode: Int64, destination: String, temporary: String,
-                      sealed: String? = nil) throws -> TransferRecord {
+                      sealed: String? = nil, claim: String? = nil) throws -> TransferRecord {
         let now = Date().timeIntervalSince1970
         let id = try write(durable: false) { db in
             try db.execute("""
                 INSERT INTO transfers (direction, peer, remote, source, destination, temporary, size, mtime_ns, inode,
-                                       state, started, updated, sealed)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'transferring', ?, ?, ?)
+                                       state, started, updated, sealed, claim)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'transferring', ?, ?, ?, ?)
                 """, [.text(direction.rawValue), .text(peer), .text(remote), .text(source), .text(destination),
                       .text(temporary), .integer(size), .integer(modificationNanoseconds), .integer(inode),
-                      .real(now), .real(now), sealed.map { .text($0) } ?? .null])
+                      .real(now), .real(now), sealed.map { .text($0) } ?? .null, claim.map { .text($0) } ?? .null])
             return db.lastInsertedRow
         }
         return TransferRecord(
             id: id, direction: direction, peer: peer, remote: remote, source: source, destination: destination,
             temporary: temporary, size: size, modificationNanoseconds: modificationNanoseconds, inode: inode,
             state: .transferring, attempts: 0, firstFailure: nil, nextAttempt: nil, lastError: nil, bytesDone: 0,
-            started: now, updated: now, sealed: sealed)
+            started: now, updated: now, sealed: sealed, claim: claim)
     }
 
     /// Writes a record's state and names; `durable` when the next step must not happen unless this
@@ -213,7 +218,7 @@ public final class Journal: Sendable {
             try db.execute("""
                 UPDATE transfers SET destination = ?, temporary = ?, size = ?, mtime_ns = ?, inode = ?, state = ?,
                     attempts = ?, first_failure = ?, next_attempt = ?, last_error = ?, bytes_done = ?, updated = ?,
-                    sealed = ?, manifest = ?
+                    sealed = ?, manifest = ?, claim = ?
                 WHERE id = ?
                 """, [record.destination.map { .text($0) } ?? .null, record.temporary.map { .text($0) } ?? .null,
                       .integer(record.size), .integer(record.modificationNanoseconds), .integer(record.inode),
@@ -221,7 +226,8 @@ public final class Journal: Sendable {
                       record.firstFailure.map { .real($0) } ?? .null, record.nextAttempt.map { .real($0) } ?? .null,
                       record.lastError.map { .text($0) } ?? .null, .integer(record.bytesDone), .real(now),
                       record.sealed.map { .text($0) } ?? .null,
-                      record.manifest.map { .text(Data($0).base64EncodedString()) } ?? .null, .integer(record.id)])
+                      record.manifest.map { .text(Data($0).base64EncodedString()) } ?? .null,
+                      record.claim.map { .text($0) } ?? .null, .integer(record.id)])
         }
     }
 
@@ -257,7 +263,7 @@ public final class Journal: Sendable {
     }
 
     private static func record(_ row: [SQLiteValue]) -> TransferRecord? {
-        guard row.count == 20, let id = row[0].int,
+        guard row.count == 21, let id = row[0].int,
               let direction = row[1].string.flatMap(TransferDirection.init(rawValue:)),
               let state = row[10].string.flatMap(TransferState.init(rawValue:)) else { return nil }
         return TransferRecord(
@@ -267,6 +273,6 @@ public final class Journal: Sendable {
             attempts: Int(row[11].int ?? 0), firstFailure: row[12].double, nextAttempt: row[13].double,
             lastError: row[14].string, bytesDone: row[15].int ?? 0, started: row[16].double ?? 0,
             updated: row[17].double ?? 0, sealed: row[18].string,
-            manifest: row[19].string.flatMap { Data(base64Encoded: $0) }.map(Array.init))
+            manifest: row[19].string.flatMap { Data(base64Encoded: $0) }.map(Array.init), claim: row[20].string)
     }
 }

@@ -1,4 +1,5 @@
 import ConnectXpertSystem
+import Foundation
 
 /// The whole of `policies.yaml`, decoded and validated. Paths in it are absolute.
 public struct Policy: Equatable, Sendable {
@@ -29,11 +30,27 @@ public struct Identity: Equatable, Sendable {
     /// What unlocks the key files when they are sealed with a passphrase: `passphrase_file`
     /// (private) or `passphrase_env`. Nil: the keys are not protected.
     public var passphrase: Credential?
+    /// This agent's name among those sharing the identity (`identity.agent`; by default the host's
+    /// name): it names the remote files the agent claims.
+    public var agent: String
 
-    public init(id: String, keys: String, passphrase: Credential? = nil) {
+    public init(id: String, keys: String, passphrase: Credential? = nil, agent: String = Identity.hostAgentName) {
         self.id = id
         self.keys = keys
         self.passphrase = passphrase
+        self.agent = agent
+    }
+
+    /// The host's name, reduced to the characters an agent's name may have.
+    public static var hostAgentName: String {
+        let host = ProcessInfo.processInfo.hostName.prefix { $0 != "." }
+        let name = String(host.unicodeScalars.filter(Identity.isAgentNameCharacter).map(Character.init))
+        return name.isEmpty ? "agent" : name
+    }
+
+    /// Letters, digits, `_` and `-`: what an agent's name may hold, as it goes into remote file names.
+    static func isAgentNameCharacter(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.isASCII && (CharacterSet.alphanumerics.contains(scalar) || scalar == "_" || scalar == "-")
     }
 }
 
@@ -232,6 +249,12 @@ public struct InboxRule: Equatable, Sendable {
     public var requireSeal: Bool?
     /// Which keys of senders are used (`trust`).
     public var trust: PeerTrustMode
+    /// How long another agent of our identity may hold a file it claimed (renamed to its claim name)
+    /// before it is taken as dead and the file is claimed back (`claim_timeout`). It must exceed the
+    /// longest download: a claim taken back from a live agent costs that agent its download.
+    public var claimTimeout: TimeSpan
+
+    public static let defaultClaimTimeout = TimeSpan(seconds: 600)
 
     /// Long enough for a writer that pauses between chunks, short enough not to hold up a file.
     public static let defaultStableFor = TimeSpan(seconds: 3)

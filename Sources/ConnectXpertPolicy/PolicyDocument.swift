@@ -96,9 +96,10 @@ struct IdentityDocument: PolicySection {
     var keys: String?
     var passphraseFile: String?
     var passphraseEnv: String?
+    var agent: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case id, keys, passphraseFile = "passphrase_file", passphraseEnv = "passphrase_env"
+        case id, keys, passphraseFile = "passphrase_file", passphraseEnv = "passphrase_env", agent
     }
 }
 
@@ -171,11 +172,12 @@ struct InboxRuleDocument: PolicySection {
     var retry: RetryDocument?
     var requireSeal: Bool?
     var trust: PeerTrustMode?
+    var claimTimeout: TimeSpan?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case remote, senders, remoteFolder = "remote_folder", every, destination
         case deleteRemote = "delete_remote", conflict, maxSize = "max_size", stableFor = "stable_for", retry
-        case requireSeal = "require_seal", trust
+        case requireSeal = "require_seal", trust, claimTimeout = "claim_timeout"
     }
 }
 

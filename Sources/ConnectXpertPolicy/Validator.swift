@@ -54,7 +54,12 @@ struct Validator {
             report(path + ["passphrase_env"], "name one passphrase: passphrase_file or passphrase_env, not both")
         }
         let keys = absolutePath(document.keys ?? joinPath(spool, ".identity"), relativeTo: context.directory)
-        return Identity(id: document.id, keys: keys, passphrase: credentials.first)
+        if let agent = document.agent,
+           agent.isEmpty || agent.count > 64 || !agent.unicodeScalars.allSatisfy(Identity.isAgentNameCharacter) {
+            report(path + ["agent"], "an agent's name is one word of letters, digits, '_' and '-', such as 'bob-2'")
+        }
+        return Identity(id: document.id, keys: keys, passphrase: credentials.first,
+                        agent: document.agent ?? Identity.hostAgentName)
     }
 
     private mutating func buildRemote(name: String, _ document: RemoteDocument) -> Remote? {
@@ -481,13 +486,15 @@ struct Validator {
         }
         let every = document.every ?? TimeSpan(seconds: 30)
         if every.seconds < 0.1 { report(path + ["every"], "must be at least 100ms") }
+        let claimTimeout = document.claimTimeout ?? InboxRule.defaultClaimTimeout
+        if claimTimeout.seconds < 1 { report(path + ["claim_timeout"], "must be at least 1s") }
         return InboxRule(
             remote: document.remote, senders: document.senders ?? [Glob("*")], remoteFolder: folder, every: every,
             destination: destination, deleteRemote: document.deleteRemote ?? true,
             conflict: document.conflict ?? .rename, maxSize: document.maxSize,
             stableFor: document.stableFor ?? InboxRule.defaultStableFor,
             retry: buildRetry(document.retry, default: .default, path: path + ["retry"]),
-            requireSeal: document.requireSeal, trust: document.trust ?? .verified)
+            requireSeal: document.requireSeal, trust: document.trust ?? .verified, claimTimeout: claimTimeout)
     }
 
     private mutating func checkRemoteReference(_ name: String, path: PolicyPath, remotes: [String: RemoteDocument]) {

@@ -35,6 +35,7 @@ extension Agent {
     /// What a file's failure leads to, in either direction: nothing (it went away, or only its
     /// after-step failed), a retry after the rule's backoff, a wait for a remote that refused us, or,
     /// for a permanent failure or once the rule's `give_up_after` has passed, the pipeline's give-up.
+    /// Unless delivered or gone, what the file holds on the remote is then released.
     func outcome<P: Pipeline>(of attempt: Attempt<P.Job.Item>, failing error: Error, in pipeline: P) -> JobOutcome {
         if pipeline.isGone(error) {
             pipeline.forget(attempt)
@@ -49,26 +50,31 @@ extension Agent {
             count { $0[keyPath: pipeline.delivered.count] += 1 }
             return .finished
         }
+        let next: JobOutcome?  // nil: given up
         switch classify(error) {
         case .cancelled:
             pipeline.cancel(attempt)
+            next = .finished
         case .transient:
-            if let retrying = retry(attempt.record, pipeline.noun, after: error, retry: attempt.retry, log: log) {
-                return retrying
+            next = retry(attempt.record, pipeline.noun, after: error, retry: attempt.retry, log: log)
+            if next == nil {
+                pipeline.giveUp(attempt, reason: "gave up after \(attempt.retry.giveUpAfter) of failed attempts; "
+                    + "the last error: \(error)", advice: pipeline.advice(attempt, afterRetries: true), log: log)
             }
-            pipeline.giveUp(attempt, reason: "gave up after \(attempt.retry.giveUpAfter) of failed attempts; "
-                + "the last error: \(error)", advice: pipeline.advice(attempt, afterRetries: true), log: log)
         case .refused:
             if var record = attempt.record {
                 record.lastError = "\(error)"
                 try? journal.save(record)
             }
             refused(error, remote: attempt.remote.name, item: attempt.key)
+            next = .finished
         case .permanent:
             let advice = (error as? PermanentFailure)?.advice ?? pipeline.advice(attempt, afterRetries: false)
             pipeline.giveUp(attempt, reason: "\(error)", advice: advice, log: log)
+            next = nil
         }
-        return .finished
+        pipeline.release(attempt, givenUp: next == nil)
+        return next ?? .finished
     }
 
     /// A transient failure of `record`'s `what` ("transfer", "download"): its retry, recorded and

@@ -105,6 +105,9 @@ protocol Pipeline: Sendable {
     func cancel(_ attempt: Attempt<Job.Item>)
     /// Gives a file up: it waits for a person, with the reason and what to do; `log` names the error.
     func giveUp(_ attempt: Attempt<Job.Item>, reason: String, advice: String?, log: Logger)
+    /// Gives back what the job of a file neither delivered nor gone holds on the remote, once its
+    /// failure is dealt with: the file is tried again later, or, `givenUp`, waits for a person.
+    func release(_ attempt: Attempt<Job.Item>, givenUp: Bool)
     /// What a person should do about a file given up for `error`, when the error does not say.
     func advice(_ attempt: Attempt<Job.Item>, afterRetries: Bool) -> String?
 }

@@ -22,7 +22,7 @@ struct PolicyExplanation {
 
     var text: String {
         var lines = ["\(policy.sourceFile): OK", ""]
-        lines.append("We are '\(policy.identity.id)'. Spool: \(policy.spool)")
+        lines.append("We are '\(policy.identity.id)', agent '\(policy.identity.agent)'. Spool: \(policy.spool)")
         lines.append("")
         lines.append("Remotes:")
         for remote in policy.remotes.values.sorted(by: { $0.name < $1.name }) {
@@ -57,6 +57,11 @@ struct PolicyExplanation {
             let senders = rule.senders.map(\.pattern).joined(separator: ", ")
             lines.append("  \(rule.remote):\(rule.remoteFolder.render(["recipient": policy.identity.id])) from senders \(senders), every \(rule.every)")
             lines.append("    into \(rule.destination); remote copies are \(rule.deleteRemote ? "deleted once stored" : "kept"); on a name conflict: \(rule.conflict.rawValue)")
+            if rule.deleteRemote {
+                lines.append("    each file is claimed (renamed to a name of this agent's) before its download, so other "
+                             + "agents of '\(policy.identity.id)' may read the same drop; a claim older than "
+                             + "\(rule.claimTimeout) is taken back")
+            }
             lines.append(rule.stableFor.seconds > 0
                 ? "    a file is taken once its size and time stay the same for \(rule.stableFor)"
                 : "    a file is taken as soon as it is listed (stable_for: 0: writers rename into place)")

@@ -15,8 +15,8 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         let policy = try policyOptions.load()
         let spool = Spool(root: policy.spool)
-        let agent = AgentLock.holder(path: spool.lock).map { "agent running (pid \($0))" } ?? "agent not running"
-        print("Spool \(spool.root): \(agent)")
+        let running = AgentLock.holder(path: spool.lock).map { "running (pid \($0))" } ?? "not running"
+        print("Spool \(spool.root): agent '\(policy.identity.agent)' of '\(policy.identity.id)', \(running)")
 
         print("\nOutbox:")
         let waiting = (try? spool.scanOutbox().files) ?? []

@@ -1,3 +1,4 @@
+import ConnectXpertPolicy
 import ConnectXpertSystem
 import ConnectXpertTestSupport
 import Foundation
@@ -8,7 +9,12 @@ import Testing
     @Test func checkExplainsTheShippedPolicy() throws {
         let outcome = try connectxpert("check", "--policy", "policies.yaml", in: packageRoot)
         #expect(outcome.status == 0, "\(outcome.stderr)")
-        #expect(outcome.stdout.hasPrefix("\(packageRoot)/policies.yaml: OK\n\nWe are 'alice'. Spool: \(packageRoot)/spool\n"))
+        #expect(outcome.stdout.hasPrefix("\(packageRoot)/policies.yaml: OK\n\n"
+                                         + "We are 'alice', agent '\(Identity.hostAgentName)'. Spool: \(packageRoot)/spool\n"))
+        #expect(outcome.stdout.contains("""
+                each file is claimed (renamed to a name of this agent's) before its download, so other agents of \
+            'alice' may read the same drop; a claim older than 10m is taken back
+            """))
         #expect(outcome.stdout.contains("  drop: file:drop (local folder \(packageRoot)/drop), up to 4 connections, timeout 30s"))
         #expect(outcome.stdout.contains("  outbox/<*>/ -> drop:{sender}->{recipient}/{path}"))
     }

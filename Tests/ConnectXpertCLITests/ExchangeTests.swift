@@ -56,7 +56,10 @@ import Testing
         let bob = try AgentProcess(["run", "--once", "--policy", agents.policyPath("bob")], in: agents.bob)
         let inbox = agents.inbox("bob", from: "alice")
         try #require(eventually(timeout: 30) { ((try? FileSystem.contents(of: inbox)) ?? []).contains { $0.hasSuffix(".part") } })
-        try FileSystem.setModificationTime(remote, nanoseconds: 1_000_000_000)  // a writer went on meanwhile
+        // A writer went on meanwhile, into the file bob claimed.
+        let folder = parentDirectory(of: remote)
+        let claim = try #require(FileSystem.contents(of: folder).first { $0.hasPrefix(".big.bin.claim-") })
+        try FileSystem.setModificationTime(joinPath(folder, claim), nanoseconds: 1_000_000_000)
         let first = bob.wait()
         #expect(first.status == 0, "\(first.stderr)")
         #expect(first.stderr.contains("the remote file changed after it was received; it is left on the remote"))

@@ -28,7 +28,9 @@ import Testing
         #expect(read(joinPath(agents.inbox("bob", from: "alice"), "lies.bin")) == Array(repeating: UInt8(ascii: "x"), count: 100))
         let commands = try String(contentsOfFile: joinPath(server.folder, "commands"), encoding: .utf8)
         #expect(commands.contains("MLSD") && !commands.contains("LIST"), "\(commands)")
-        #expect(commands.contains("DELE /alice->bob/lies.bin"), "deleted: the stat before the delete agrees with MLSD")
+        #expect(commands.contains("RNFR /alice->bob/lies.bin"), "claimed")
+        #expect(commands.contains("DELE /alice->bob/.lies.bin.taken-"),
+                "deleted: the stat before the delete agrees with MLSD")
     }
 
     @Test func aFileThatStreamsPastItsListedSizeIsStoppedThere() throws {

@@ -23,7 +23,7 @@ struct DownloadStage: Stage {
         if let listed = job.listed {
             entry = listed
         } else {
-            guard let current = try transport.entry(at: record.source), current.kind == .file else {
+            guard let current = try transport.entry(at: record.remotePath), current.kind == .file else {
                 throw SourceGone()
             }
             entry = current
@@ -48,7 +48,7 @@ struct DownloadStage: Stage {
                 "transfer.offset": "\(offset)", "transfer.bytes": "\(entry.size)",
             ])
         }
-        let bytes = try transport.download(record.source, listedSize: entry.size, from: offset, to: file,
+        let bytes = try transport.download(record.remotePath, listedSize: entry.size, from: offset, to: file,
                                            report: agent.progressReporter(for: record.id, from: offset))
         guard bytes == entry.size else {
             try FileSystem.removeIfPresent(temporary)

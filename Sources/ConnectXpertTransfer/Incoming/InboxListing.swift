@@ -31,11 +31,15 @@ extension Agent {
                     let senderFolder = pattern.folder(for: sender)
                     let sealedOnly = try rule.requireSeal ?? (journal.peer(sender) != nil)
                     var messages: [(path: String, size: Int64)] = []
-                    try collect(transport, folder: senderFolder, below: "", depth: 0) { path, entry in
+                    try collect(transport, folder: senderFolder, below: "", depth: 0) { listedPath, entry in
+                        // Another agent's claim is skipped, unless it is so old that the agent is dead.
+                        let claim = Claim(name: entry.name)
+                        if let claim, !rule.deleteRemote || !claim.isStale(after: rule.claimTimeout) { return }
+                        let path = claim.map { joinPath(parentDirectory(of: listedPath), $0.original) } ?? listedPath
                         let source = joinPath(senderFolder, path)
                         // A sealed file is taken by its manifest, renamed into place after its data;
                         // the folder's messages, all at once, in their sender's order.
-                        let sealed = path == entry.name ? SealedName.parse(entry.name) : nil
+                        let sealed = !path.contains("/") ? SealedName.parse(lastComponent(of: path)) : nil
                         if sealed?.part == .message { return messages.append((source, entry.size)) }
                         if sealed?.part == .data { return }
                         if sealed == nil && sealedOnly {
@@ -45,15 +49,22 @@ extension Agent {
                                 """, key: source,
                                             metadata: ["transfer.source": "\(Names.printable(source))"])
                         }
-                        let stable = sealed != nil
+                        let stable = sealed != nil || claim != nil
                             || seen.isStable(source, entry, for: rule.stableFor.seconds, now: now)
                         guard stable else {
                             return log.debug("still changing or just seen; taken once stable", metadata: [
                                 "transfer.source": "\(Names.printable(source))",
                             ])
                         }
-                        let file = IncomingFile(ruleIndex: ruleIndex, sender: sender, source: source, relative: path,
-                                                listed: entry)
+                        if let claim {
+                            log.info("taking back a file claimed by an agent taken as dead", metadata: [
+                                "transfer.source": "\(Names.printable(source))", "transfer.agent": "\(claim.agent)",
+                                "transfer.claimed": "\(Date(timeIntervalSince1970: Double(claim.time)))",
+                            ])
+                        }
+                        let file = IncomingFile(
+                            ruleIndex: ruleIndex, sender: sender, source: source, relative: path, listed: entry,
+                            claimFrom: claim.map { _ in joinPath(senderFolder, listedPath) })
                         enqueueReceive(file, remote: remote.name)
                     }
                     if !messages.isEmpty {
@@ -81,8 +92,8 @@ extension Agent {
         return .finished
     }
 
-    /// Walks a sender's folder; hands over regular files with safe names, skips temp names,
-    /// and leaves unsafe names, links and special files on the remote with a log line.
+    /// Walks a sender's folder; hands over regular files with safe names and claims (`Claim`), skips
+    /// temp names, and leaves unsafe names, links and special files on the remote with a log line.
     private func collect(_ transport: any Transport, folder: String, below: String, depth: Int,
                          _ found: (String, RemoteEntry) -> Void) throws {
         for entry in try transport.list(joinPath(folder, below)) {
@@ -91,6 +102,10 @@ extension Agent {
                 warnOnce("remote name is not UTF-8, so it cannot be received: left on the remote",
                          key: folder + "/" + path,
                          metadata: ["transfer.source": "\(joinPath(folder, path))"])
+                continue
+            }
+            if entry.kind == .file, Claim(name: entry.name) != nil {
+                found(path, entry)
                 continue
             }
             if let problem = Names.problem(withComponent: entry.name) {

@@ -15,6 +15,8 @@ struct IncomingFile: Sendable {
     /// resuming, where the journal holds the names.
     let relative: String?
     let listed: RemoteEntry?
+    /// The claim of an agent taken as dead that the file is under: it is claimed from there.
+    var claimFrom: String? = nil
 
     /// Its job's key, on the remote it is received from.
     func key(on remote: String) -> JobKey { JobKey("in", remote, source) }
@@ -34,16 +36,21 @@ struct Incoming: TransferJob {
 /// The receive pipeline, journaled like the send pipeline. The remote copy is deleted only once the
 /// local one is durable:
 ///
-///     list (InboxListing) → admit (queued) → download (transferring, to a local temp name; staged
-///     once complete and fsynced; a sealed object's manifest is downloaded) → open, when sealed
-///     (checked, the data downloaded and opened into the temp file: staged) → place (delivered,
-///     renamed into the destination; the folders fsynced) → remote delete (done; data first)
+///     list (InboxListing) → admit (queued) → claim (renamed to our claim name, when the remote
+///     copy is to be deleted) → download (transferring, to a local temp name; staged once complete
+///     and fsynced; a sealed object's manifest is downloaded) → open, when sealed (checked, the data
+///     downloaded and opened into the temp file: staged) → take (the claim renamed to its taken
+///     name) → place (delivered, renamed into the destination; the folders fsynced) → remote
+///     delete (done; data first)
 struct IncomingPipeline: Pipeline {
     let agent: Agent
 
-    var staging: [any Stage<Incoming>] { [DownloadStage(agent: agent), OpenStage(agent: agent)] }
+    var staging: [any Stage<Incoming>] {
+        [ClaimStage(agent: agent), DownloadStage(agent: agent), OpenStage(agent: agent)]
+    }
     var completing: [Step<Incoming>] {
         [
+            .each(TakeStage()),
             .each(PlaceStage(agent: agent)),
             .together(FolderSyncStage(agent: agent)),
             .each(RemoteDeleteStage(agent: agent)),
@@ -80,11 +87,15 @@ struct IncomingPipeline: Pipeline {
                 return .skip(.finished)
             }
             let destination = joinPath(destinationFolder(rule, sender: file.sender), relative)
+            let name = lastComponent(of: file.source)
             let record = try agent.journal.begin(
                 .incoming, peer: file.sender, remote: remote.name, source: file.source, size: entry.size,
                 modificationNanoseconds: entry.modificationNanoseconds, inode: 0, destination: destination,
                 temporary: agent.temporaryName(for: destination),
-                sealed: SealedName.parse(entry.name).flatMap { $0.part == .manifest ? $0.object : nil })
+                sealed: SealedName.parse(name).flatMap { $0.part == .manifest ? $0.object : nil },
+                // A file deleted once received is first claimed, as other agents of our identity may
+                // read the same drop.
+                claim: rule.deleteRemote ? Claim.path(of: file.source, by: policy.identity.agent) : nil)
             attempt.record = record
             return .ready(Incoming(running: running, subject: subject, rule: rule, record: record, listed: entry))
         } catch {
@@ -135,6 +146,23 @@ struct IncomingPipeline: Pipeline {
         agent.count {
             $0.failed += 1
             $0.failedDownloads += 1
+        }
+    }
+
+    /// A claim is given back (renamed to the file's name) when its job fails before the file is
+    /// staged, so that another agent, or this one's next try, takes the file; a file given up is
+    /// given back even once taken, so that a person finds it where its sender put it. Best effort,
+    /// on a connection of its own: a claim left behind goes stale, and is taken back after the
+    /// rule's `claim_timeout`.
+    func release(_ attempt: Attempt<IncomingFile>, givenUp: Bool) {
+        guard let record = attempt.record, let claim = record.claim else { return }
+        let held = [.queued, .transferring].contains(record.state) ? [claim]
+            : givenUp ? [record.takenPath, claim].compactMap { $0 } : []
+        guard !held.isEmpty else { return }
+        try? agent.pool.withConnection(to: attempt.remote) { transport in
+            for path in held where (try? transport.rename(path, to: record.source, replacing: false)) != nil {
+                return
+            }
         }
     }
 

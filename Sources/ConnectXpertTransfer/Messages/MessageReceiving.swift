@@ -139,7 +139,7 @@ extension Agent {
     /// A refused message: kept aside on the drop, recorded for `status`, never retried.
     private func refuse(_ path: String, size: Int64, _ refusal: SealRefusal, from sender: String, remote: String,
                         through transport: any Transport, log: Logger) {
-        let aside = quarantine([path], through: transport)
+        let aside = quarantine([(path, lastComponent(of: path))], through: transport)
         let reason = "sealed object refused: \(refusal)"
         if var record = try? journal.begin(.incoming, peer: sender, remote: remote, source: path, size: size,
                                            modificationNanoseconds: 0, inode: 0, destination: "", temporary: "",

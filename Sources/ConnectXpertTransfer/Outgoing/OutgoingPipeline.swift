@@ -81,6 +81,10 @@ struct OutgoingPipeline: Pipeline {
         try? agent.journal.forget(id: record.id)
     }
 
+    /// A file being sent holds nothing on the remote that another agent waits for: its temporary
+    /// names are its own.
+    func release(_ attempt: Attempt<OutboxFile>, givenUp: Bool) {}
+
     /// An upload cut short leaves no temporary file behind.
     func cancel(_ attempt: Attempt<OutboxFile>) {
         guard var record = attempt.record, record.state == .transferring, let temporary = record.temporary else {

@@ -62,8 +62,10 @@ struct OpenStage: Stage {
             try agent.journal.save(job.record)
         } catch let refusal as SealRefusal {
             job.record.removeTemporaryFiles()
-            let source = job.record.source
-            let aside = agent.quarantine([SealedName.data(beside: source), source], through: transport)
+            let data = SealedName.data(beside: job.record.source)
+            let aside = agent.quarantine([(data, lastComponent(of: data)),
+                                          (job.record.remotePath, lastComponent(of: job.record.source))],
+                                         through: transport)
             throw PermanentFailure(reason: "sealed object refused: \(refusal)",
                                    advice: "nothing was delivered; the objects are kept aside on the drop in \(aside)")
         }

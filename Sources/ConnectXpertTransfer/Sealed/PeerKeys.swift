@@ -117,11 +117,11 @@ enum SealedName {
 extension Agent {
     /// Moves sealed objects that were refused aside, into their folder's hidden
     /// `.connectxpert-quarantine/`, never deleting them; returns where.
-    func quarantine(_ names: [String], through transport: any Transport) -> String {
-        let aside = joinPath(parentDirectory(of: names[0]), ".connectxpert-quarantine")
+    func quarantine(_ objects: [(path: String, name: String)], through transport: any Transport) -> String {
+        let aside = joinPath(parentDirectory(of: objects[0].path), ".connectxpert-quarantine")
         try? transport.makeDirectories(aside)
-        for name in names {
-            try? transport.rename(name, to: joinPath(aside, lastComponent(of: name)), replacing: true)
+        for object in objects {
+            try? transport.rename(object.path, to: joinPath(aside, object.name), replacing: true)
         }
         return aside
     }

@@ -97,9 +97,10 @@ final class SealingUpload: UploadSource {
 
 /// Uploads the manifest of a sealed file once its data object is under its final name: the
 /// manifest's arrival is the commit the recipient waits for. Its name is ours alone, so one found
-/// there already was put by a run that stopped before it could say so; and as the recipient deletes
-/// the data before the manifest, a data object gone means the manifest went up and was taken. (A
-/// data object this job renamed has no manifest yet, and is there.)
+/// there already, or claimed by a recipient's agent (`Claim`), was put by a run that stopped before
+/// it could say so; and as the recipient deletes the data before the manifest, a data object gone
+/// means the manifest went up and was taken. (A data object this job renamed has no manifest yet,
+/// and is there.)
 struct ManifestStage: Stage {
     let agent: Agent
 
@@ -110,6 +111,8 @@ struct ManifestStage: Stage {
         let path = String(data.dropLast(".data".count)) + ".manifest"
         if !job.uploadedNow {
             guard try transport.entry(at: path) == nil, try transport.entry(at: data) != nil else { return }
+            let name = lastComponent(of: path)
+            if try transport.list(parentDirectory(of: path)).contains(where: { Claim.holds($0.name, name) }) { return }
         }
         guard let manifest = job.record.manifest else {
             throw TransportError(.permanent, "the journal lost the manifest of \(data)")
