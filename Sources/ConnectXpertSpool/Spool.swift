@@ -102,39 +102,17 @@ public struct Spool: Sendable {
 }
 
 /// One thing found in the outbox.
-public struct OutboxEntry: Equatable, Sendable {
+public struct OutboxEntry: Hashable, Sendable {
     public var recipient: String
     /// Below `outbox/<recipient>/`, `/`-separated.
     public var path: String
     public var kind: FileStatus.Kind
 }
 
-/// What a scan of the outbox found.
-public struct OutboxScan: Sendable {
-    public var files: [OutboxEntry] = []
-    /// Paths below `outbox/` whose names are not UTF-8, escaped (`bob/caf\xE9.txt`): they cannot be
-    /// sent, as names on a drop are text.
-    public var namesNotText: [String] = []
-}
-
 extension Spool {
-    /// Everything below `outbox/<recipient>/` folders, except temporary names; sub-folders are
-    /// entered, symlinks are reported, not followed.
-    public func scanOutbox(recipient: String? = nil) throws -> OutboxScan {
-        var found = OutboxScan()
-        let recipients: [String]
-        if let recipient {
-            recipients = [recipient]
-        } else {
-            (recipients, found.namesNotText) = try FileSystem.listing(of: outbox)
-        }
-        for recipient in recipients where !Names.isTemporary(recipient) {
-            let folder = self.outbox(for: recipient)
-            guard (try? FileSystem.status(folder))??.kind == .directory else { continue }
-            try scan(folder: folder, relative: "", recipient: recipient, into: &found)
-        }
-        return found
-    }
+    /// A walk over everything below `outbox/<recipient>/` folders (or one recipient's), except
+    /// temporary names; sub-folders are entered, symlinks are reported, not followed.
+    public func walkOutbox(recipient: String? = nil) -> OutboxWalk { OutboxWalk(spool: self, recipient: recipient) }
 
     /// What stands in `outbox/` (or is `outbox/<recipient>`) but is no recipient folder, with its
     /// kind: a symbolic link (never followed), a file put there directly, and the like.
@@ -145,24 +123,105 @@ extension Spool {
             return (name, status.kind)
         }
     }
+}
 
-    /// `relative`: the folder's path below the recipient's folder.
-    private func scan(folder: String, relative: String, recipient: String, into found: inout OutboxScan) throws {
-        let listing: (names: [String], notText: [String])
-        do {
-            listing = try FileSystem.listing(of: folder)
-        } catch let error as SystemError where error.isNotFound {
-            return
+/// The outbox's files, found one at a time by a walk with open directory streams, in the file
+/// system's order: the walk holds a folder's stream, not its listing, so it costs the same memory
+/// however many files wait.
+public final class OutboxWalk: IteratorProtocol {
+    public enum Item: Hashable {
+        case file(OutboxEntry)
+        /// A path below `outbox/` whose name is not UTF-8, escaped (`bob/caf\xE9.txt`): it cannot be
+        /// sent, as names on a drop are text.
+        case nameNotText(String)
+        /// A folder that cannot be read, with why.
+        case unreadable(path: String, error: String)
+    }
+
+    private let spool: Spool
+    /// The recipient folders still to walk: read from `outbox/`, or the one asked for.
+    private var recipients: DirectoryStream?
+    private var only: String?
+    private var recipient = ""
+    /// The folders being read, the deepest last, with their paths below the recipient's folder.
+    private var folders: [(stream: DirectoryStream, relative: String)] = []
+
+    init(spool: Spool, recipient: String?) {
+        self.spool = spool
+        only = recipient
+        if recipient == nil { failure = enter(spool.outbox, relative: nil) }
+    }
+
+    /// Why the outbox itself cannot be read, said first.
+    private var failure: Item?
+
+    public func next() -> Item? {
+        if let failure {
+            self.failure = nil
+            return failure
         }
-        found.namesNotText += listing.notText.map { joinPath(recipient, relative, $0) }
-        for name in listing.names where !Names.isTemporary(name) {
-            let path = relative.isEmpty ? name : relative + "/" + name
-            guard let status = try FileSystem.status(joinPath(folder, name)) else { continue }
-            if status.kind == .directory {
-                try scan(folder: joinPath(folder, name), relative: path, recipient: recipient, into: &found)
-            } else {
-                found.files.append(OutboxEntry(recipient: recipient, path: path, kind: status.kind))
+        while true {
+            guard let (stream, relative) = folders.last else {
+                guard let item = nextRecipient() else { return nil }
+                if case .some(let item) = item { return item }
+                continue
             }
+            guard let entry = stream.next() else {
+                folders.removeLast()
+                continue
+            }
+            let name: String
+            switch entry {
+            case .notText(let escaped): return .nameNotText(joinPath(recipient, relative, escaped))
+            case .text(let text): name = text
+            }
+            guard !Names.isTemporary(name) else { continue }
+            let path = relative.isEmpty ? name : relative + "/" + name
+            let full = joinPath(spool.outbox(for: recipient), path)
+            guard let status = (try? FileSystem.status(full)) ?? nil else { continue }
+            if status.kind == .directory {
+                if let item = enter(full, relative: path) { return item }
+            } else {
+                return .file(OutboxEntry(recipient: recipient, path: path, kind: status.kind))
+            }
+        }
+    }
+
+    /// Starts on the next recipient folder: nil at the end, `.some(item)` when it cannot be read,
+    /// `.some(nil)` otherwise.
+    private func nextRecipient() -> Item?? {
+        let name: String
+        if let one = only {
+            only = nil
+            name = one
+        } else {
+            guard let recipients else { return nil }
+            guard let entry = recipients.next() else {
+                self.recipients = nil
+                return nil
+            }
+            switch entry {
+            case .notText(let escaped): return .some(.nameNotText(escaped))
+            case .text(let text): name = text
+            }
+        }
+        let folder = spool.outbox(for: name)
+        guard !Names.isTemporary(name), (try? FileSystem.status(folder))??.kind == .directory else { return .some(nil) }
+        recipient = name
+        return .some(enter(folder, relative: ""))
+    }
+
+    /// Opens a folder to read next (`outbox/` itself when `relative` is nil); an item when it
+    /// cannot be read (nil too when it went away).
+    private func enter(_ folder: String, relative: String?) -> Item? {
+        do {
+            let stream = try DirectoryStream(folder)
+            if let relative { folders.append((stream, relative)) } else { recipients = stream }
+            return nil
+        } catch let error as SystemError where error.isNotFound {
+            return nil
+        } catch {
+            return .unreadable(path: folder, error: "\(error)")
         }
     }
 }

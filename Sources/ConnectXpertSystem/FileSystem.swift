@@ -85,19 +85,12 @@ public enum FileSystem {
     /// not UTF-8, escaped (`escapedName`): a path of this program is text, so those cannot be
     /// opened by name, only reported.
     public static func listing(of path: String) throws -> (names: [String], notText: [String]) {
-        guard let dir = opendir(path) else {
-            throw SystemError(call: "opendir", path: path, errno: errno)
-        }
-        defer { closedir(dir) }
+        let directory = try DirectoryStream(path)
         var names: [String] = [], notText: [String] = []
-        while let entry = readdir(dir) {
-            withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                let bytes = raw.prefix(while: { $0 != 0 })
-                if let name = text(ofName: bytes) {
-                    if name != "." && name != ".." { names.append(name) }
-                } else {
-                    notText.append(escapedName(bytes))
-                }
+        while let entry = directory.next() {
+            switch entry {
+            case .text(let name): names.append(name)
+            case .notText(let escaped): notText.append(escaped)
             }
         }
         return (names.sorted(), notText.sorted())
@@ -300,4 +293,36 @@ public func normalizedPath(_ path: String) -> String {
     let parts = path.split(separator: "/", omittingEmptySubsequences: true).filter { $0 != "." }
     let joined = parts.joined(separator: "/")
     return path.hasPrefix("/") ? "/" + joined : (joined.isEmpty ? "." : joined)
+}
+
+/// A directory's names as `readdir` gives them, one at a time and in the file system's order, without
+/// `.` and `..`: one open directory, however many entries it holds.
+public final class DirectoryStream {
+    public enum Name: Equatable {
+        case text(String)
+        /// A name that is not UTF-8, escaped (`FileSystem.escapedName`).
+        case notText(String)
+    }
+
+    private let directory: OpaquePointer
+
+    public init(_ path: String) throws {
+        guard let directory = opendir(path) else { throw SystemError(call: "opendir", path: path, errno: errno) }
+        self.directory = directory
+    }
+
+    deinit { closedir(directory) }
+
+    /// The next name; nil at the end.
+    public func next() -> Name? {
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw -> Name? in
+                let bytes = raw.prefix(while: { $0 != 0 })
+                guard let text = FileSystem.text(ofName: bytes) else { return .notText(FileSystem.escapedName(bytes)) }
+                return text == "." || text == ".." ? nil : .text(text)
+            }
+            if let name { return name }
+        }
+        return nil
+    }
 }

@@ -39,6 +39,7 @@ public final class Agent: Sendable {
     let mode: RunMode
     let pool: ConnectionPool
     let scheduler: Scheduler
+    let outboxFeed = OutboxFeed()
     private let current: PolicyBox
     let tallies = Mutex(Tally())
     /// Remote names already warned about, so each poll does not repeat the warning.
@@ -124,13 +125,14 @@ public final class Agent: Sendable {
         let unfinished = try journal.unfinished()
         for record in unfinished {
             switch record.direction {
-            case .outgoing: enqueueSend(recipient: record.peer, path: record.source)
+            case .outgoing: queueSend(recipient: record.peer, path: record.source)
             case .incoming: enqueueResume(record)
             }
         }
     }
 
-    /// Queues every file waiting in the outbox (or in one recipient's folder).
+    /// Queues every file waiting in the outbox (or in one recipient's folder), a window at a time
+    /// (`OutboxFeed`).
     public func scanOutbox(recipient: String? = nil) {
         for stray in spool.strays(recipient: recipient) {
             let message: Logger.Message = stray.kind == .symlink
@@ -138,27 +140,24 @@ public final class Agent: Sendable {
                 : "file is not in a recipient folder; move it into outbox/<recipient>/"
             warnOnce(message, key: "stray " + stray.name, metadata: ["spool.path": "\(spool.outbox(for: stray.name))"])
         }
-        do {
-            let found = try spool.scanOutbox(recipient: recipient)
-            for path in found.namesNotText {
-                warnOnce("name is not UTF-8, so the file cannot be sent: left in the outbox; rename it",
-                         key: "not text " + path,
-                         metadata: ["spool.path": "\(joinPath(spool.outbox, path))"])
-            }
-            for entry in found.files {
-                enqueueSend(recipient: entry.recipient, path: entry.path)
-            }
-        } catch {
-            logger.error("cannot scan the outbox", metadata: ["spool.error": "\(error)"])
-        }
+        outboxFeed.scan(recipient: recipient)
+        outboxFeed.topUp(self)
     }
 
-    /// Queues one outbox file; `closed: false` when only its creation was seen.
+    /// Queues one outbox file the watcher saw; `closed: false` when only its creation was seen. When
+    /// the outbox window is full, a scan of the recipient's folder finds the file later instead.
     public func enqueueSend(recipient: String, path: String, closed: Bool = true) {
+        guard outboxFeed.hasRoom(self) else { return outboxFeed.scan(recipient: recipient) }
+        queueSend(recipient: recipient, path: path, closed: closed)
+    }
+
+    /// Queues one outbox file, whatever the window; the feed is topped up after its job.
+    func queueSend(recipient: String, path: String, closed: Bool = true) {
         let remote = policy.outboxRule(for: recipient)?.remote ?? ""
         let file = OutboxFile(recipient: recipient, path: path, closed: closed)
         scheduler.enqueue(file.key, remote: remote, payload: file) { [self] job in
             run(OutgoingPipeline(agent: self), file, as: job)
+            outboxFeed.topUp(self)
         }
     }
 
@@ -197,8 +196,10 @@ public final class Agent: Sendable {
     /// Whether the agent is stopping: work in progress ends as soon as it can.
     public var isStopping: Bool { scheduler.isStopping }
 
-    /// Blocks until all queued work is done (batch mode).
-    public func waitUntilIdle() { scheduler.waitUntilIdle() }
+    /// Blocks until all queued work is done, the whole outbox walked (batch mode).
+    public func waitUntilIdle() {
+        repeat { scheduler.waitUntilIdle() } while outboxFeed.topUp(self)
+    }
 
     /// Keeps idle connections usable and closes those idle too long (see `ConnectionPool`). The
     /// keep-alives run as jobs, so they count against the remote's `max_connections`.

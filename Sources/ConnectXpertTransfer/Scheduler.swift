@@ -1,5 +1,7 @@
 import ConnectXpertSystem
+import DequeModule
 import Foundation
+import HeapModule
 
 /// What a job asks for when it ends.
 public enum JobOutcome: Sendable, Equatable {
@@ -35,6 +37,10 @@ public struct RunningJob: Sendable {
 /// rather than on Swift's cooperative pool. A job enqueued while it runs runs once more afterwards;
 /// each remote gets at most its `max_connections` jobs at once. A job to retry waits in the
 /// scheduler until its time, and an idle worker wakes for it then.
+///
+/// Each step costs the same however many jobs wait: jobs wait in lines, one per remote and kind of
+/// payload, in the order they came; a worker looks only at the front of each line, `take` at the
+/// front of its kind's line, and the retries are a heap by their time.
 // Sendable: `state` is guarded by `condition`; `workers` is set in init, then only read.
 public final class Scheduler: @unchecked Sendable {
     public typealias Work = @Sendable (RunningJob) -> Void
@@ -45,19 +51,69 @@ public final class Scheduler: @unchecked Sendable {
         /// What the job is about, for a running job that takes it over (`take`).
         let payload: (any Sendable)?
         let work: Work
+
+        var line: Line { Line(remote: remote, kind: payload.map { ObjectIdentifier(type(of: $0)) }) }
+    }
+
+    /// Where a job waits: its remote's line for its kind of payload.
+    private struct Line: Hashable {
+        let remote: String
+        let kind: ObjectIdentifier?
+    }
+
+    /// A place in a line. It is out of date when its job has run, or was queued again into another
+    /// line, since: `waiting` no longer has the job with that `order`.
+    private struct Place {
+        let order: UInt64
+        let key: JobKey
+    }
+
+    private struct Retry: Comparable {
+        let due: Date
+        let order: UInt64
+        let job: Job
+
+        static func < (a: Retry, b: Retry) -> Bool { (a.due, a.order) < (b.due, b.order) }
+        static func == (a: Retry, b: Retry) -> Bool { a.order == b.order }
     }
 
     private struct State {
-        var queue: [Job] = []
-        var queued: Set<JobKey> = []
+        /// Jobs waiting to run, each with its place in its line.
+        var waiting: [JobKey: (job: Job, order: UInt64)] = [:]
+        var lines: [Line: Deque<Place>] = [:]
+        /// How many jobs were ever queued or retried: the order of the next one.
+        var orders: UInt64 = 0
         /// Running jobs, with the number of their run, until they end.
         var running: [JobKey: (job: Job, run: UInt64)] = [:]
         var runs: UInt64 = 0
         var again: [JobKey: Job] = [:]
-        /// Jobs to run again, with when.
-        var retries: [(due: Date, job: Job)] = []
+        /// Jobs to run again, the soonest first.
+        var retries = Heap<Retry>()
         var runningPerRemote: [String: Int] = [:]
+        /// How many jobs of each kind of payload wait to run or to be retried.
+        var backlogs: [ObjectIdentifier: Int] = [:]
         var stopping = false
+
+        var isIdle: Bool { waiting.isEmpty && running.isEmpty && retries.isEmpty }
+
+        mutating func count(_ job: Job, _ change: Int) {
+            if let kind = job.line.kind { backlogs[kind, default: 0] += change }
+        }
+
+        mutating func nextOrder() -> UInt64 {
+            orders += 1
+            return orders
+        }
+
+        /// The first job waiting in `line`, its out-of-date places dropped; nil when none waits.
+        mutating func front(of line: Line) -> Place? {
+            while let place = lines[line]?.first {
+                if waiting[place.key]?.order == place.order { return place }
+                lines[line]?.removeFirst()
+            }
+            lines[line] = nil
+            return nil
+        }
     }
 
     /// Guards `state`; workers and waiters sleep on it.
@@ -86,11 +142,15 @@ public final class Scheduler: @unchecked Sendable {
         let key = job.key
         if state.running[key] != nil {
             state.again[key] = job
-        } else if state.queued.insert(key).inserted {
-            state.queue.append(job)
+        } else if let waiting = state.waiting[key], waiting.job.line == job.line {
+            state.waiting[key] = (job, waiting.order)  // keeps its place
+        } else {
+            if let replaced = state.waiting[key] { state.count(replaced.job, -1) }
+            state.count(job, 1)
+            let order = state.nextOrder()
+            state.waiting[key] = (job, order)
+            state.lines[job.line, default: []].append(Place(order: order, key: key))
             condition.signal()  // one idle worker is enough; a busy one looks at the queue when it is done
-        } else if let index = state.queue.firstIndex(where: { $0.key == key }) {
-            state.queue[index] = job
         }
     }
 
@@ -98,7 +158,7 @@ public final class Scheduler: @unchecked Sendable {
     public func waitUntilIdle() {
         condition.lock()
         defer { condition.unlock() }
-        while !state.stopping && !(state.queue.isEmpty && state.running.isEmpty && state.retries.isEmpty) {
+        while !state.stopping && !state.isIdle {
             condition.wait()
         }
     }
@@ -107,10 +167,11 @@ public final class Scheduler: @unchecked Sendable {
     public func stop() {
         condition.lock()
         state.stopping = true
-        state.queue.removeAll()
-        state.queued.removeAll()
+        state.waiting.removeAll()
+        state.lines.removeAll()
         state.again.removeAll()
-        state.retries.removeAll()
+        state.retries = Heap()
+        state.backlogs.removeAll()
         condition.broadcast()
         condition.unlock()
         for worker in workers { worker.join() }
@@ -142,10 +203,16 @@ public final class Scheduler: @unchecked Sendable {
     public func take<Payload: Sendable>(_: Payload.Type, remote: String) -> (job: RunningJob, payload: Payload)? {
         condition.lock()
         defer { condition.unlock() }
-        guard !state.stopping,
-              let index = state.queue.firstIndex(where: { $0.remote == remote && $0.payload is Payload }),
-              let payload = state.queue[index].payload as? Payload else { return nil }
-        return (start(state.queue.remove(at: index)), payload)
+        guard !state.stopping, let place = state.front(of: Line(remote: remote, kind: ObjectIdentifier(Payload.self))),
+              let job = state.waiting[place.key]?.job, let payload = job.payload as? Payload else { return nil }
+        return (start(job), payload)
+    }
+
+    /// How many jobs about a `Payload` wait to run or to be retried.
+    public func backlog<Payload: Sendable>(of _: Payload.Type) -> Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return state.backlogs[ObjectIdentifier(Payload.self), default: 0]
     }
 
     public var isStopping: Bool {
@@ -154,9 +221,10 @@ public final class Scheduler: @unchecked Sendable {
         return state.stopping
     }
 
-    /// Takes a job off the queue to run; called with the lock held.
+    /// Takes a waiting job to run; called with the lock held.
     private func start(_ job: Job) -> RunningJob {
-        state.queued.remove(job.key)
+        state.waiting[job.key] = nil
+        state.count(job, -1)
         state.runs += 1
         state.running[job.key] = (job, state.runs)
         return RunningJob(key: job.key, run: state.runs, scheduler: self)
@@ -169,15 +237,14 @@ public final class Scheduler: @unchecked Sendable {
         let key = running.key
         guard let (job, run) = state.running[key], run == running.run else { return }
         state.running[key] = nil
-        if let again = state.again.removeValue(forKey: key), !state.stopping {
-            state.queued.insert(again.key)
-            state.queue.append(again)
-            condition.signal()
+        if let again = state.again.removeValue(forKey: key) {
+            enqueue(again)
         } else if case .retry(let delay) = outcome, !state.stopping {
-            state.retries.append((Date().addingTimeInterval(delay), job))
+            state.retries.insert(Retry(due: Date().addingTimeInterval(delay), order: state.nextOrder(), job: job))
+            state.count(job, 1)
             condition.signal()  // an idle worker waits until the new deadline, if it is the soonest
         }
-        if state.queue.isEmpty && state.running.isEmpty && state.retries.isEmpty {
+        if state.isIdle {
             condition.broadcast()  // wake waitUntilIdle
         }
     }
@@ -186,17 +253,14 @@ public final class Scheduler: @unchecked Sendable {
         condition.lock()
         while !state.stopping {
             queueRetriesDue()
-            guard let index = state.queue.firstIndex(where: {
-                state.runningPerRemote[$0.remote, default: 0] < limit($0.remote)
-            }) else {
-                if let soonest = state.retries.map(\.due).min() {
+            guard let job = nextJob() else {
+                if let soonest = state.retries.min?.due {
                     _ = condition.wait(until: soonest)
                 } else {
                     condition.wait()
                 }
                 continue
             }
-            let job = state.queue.remove(at: index)
             let running = start(job)
             state.runningPerRemote[job.remote, default: 0] += 1
             condition.unlock()
@@ -211,12 +275,23 @@ public final class Scheduler: @unchecked Sendable {
         condition.unlock()
     }
 
-    /// Moves the retries whose time has come to the queue; called with the lock held.
+    /// The job that waited longest of those whose remote has a free slot; called with the lock held.
+    private func nextJob() -> Job? {
+        var first: Place?
+        for line in Array(state.lines.keys)
+        where state.runningPerRemote[line.remote, default: 0] < limit(line.remote) {
+            if let place = state.front(of: line), place.order < first?.order ?? .max { first = place }
+        }
+        return first.flatMap { state.waiting[$0.key]?.job }
+    }
+
+    /// Queues the retries whose time has come; called with the lock held.
     private func queueRetriesDue() {
         let now = Date()
-        guard state.retries.contains(where: { $0.due <= now }) else { return }
-        let due = state.retries.filter { $0.due <= now }
-        state.retries.removeAll { $0.due <= now }
-        for (_, job) in due { enqueue(job) }
+        while let soonest = state.retries.min, soonest.due <= now {
+            let job = state.retries.removeMin().job
+            state.count(job, -1)
+            enqueue(job)
+        }
     }
 }

@@ -19,15 +19,17 @@ struct StatusCommand: ParsableCommand {
         print("Spool \(spool.root): agent '\(policy.identity.agent)' of '\(policy.identity.id)', \(running)")
 
         print("\nOutbox:")
-        let waiting = (try? spool.scanOutbox().files) ?? []
-        let byRecipient = Dictionary(grouping: waiting, by: \.recipient)
+        var byRecipient: [String: (files: Int, bytes: Int64)] = [:]
+        for case .file(let entry) in IteratorSequence(spool.walkOutbox()) {
+            let size = (try? FileSystem.status(joinPath(spool.outbox(for: entry.recipient), entry.path)))??.size ?? 0
+            byRecipient[entry.recipient, default: (0, 0)].files += 1
+            byRecipient[entry.recipient, default: (0, 0)].bytes += size
+        }
         if byRecipient.isEmpty { print("  empty") }
-        for (recipient, entries) in byRecipient.sorted(by: { $0.key < $1.key }) {
-            let bytes = entries.reduce(Int64(0)) { total, entry in
-                total + ((try? FileSystem.status(joinPath(spool.outbox(for: recipient), entry.path)))??.size ?? 0)
-            }
+        for (recipient, waiting) in byRecipient.sorted(by: { $0.key < $1.key }) {
             let rule = policy.outboxRule(for: recipient).map { "to \($0.remote)" } ?? "no rule covers this recipient"
-            print("  \(recipient): \(entries.count) file\(entries.count == 1 ? "" : "s"), \(ByteSize(bytes: bytes)) (\(rule))")
+            let files = "\(waiting.files) file\(waiting.files == 1 ? "" : "s")"
+            print("  \(recipient): \(files), \(ByteSize(bytes: waiting.bytes)) (\(rule))")
         }
 
         let unfinished = FileSystem.exists(spool.journal) ? try openJournal(spool.journal).unfinished() : []

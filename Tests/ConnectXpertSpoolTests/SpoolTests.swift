@@ -22,9 +22,28 @@ import Testing
             try touch(joinPath(spool.outbox(for: "bob"), name))
         }
         try touch(joinPath(spool.outbox, ".staging/x"))
-        let entries = try spool.scanOutbox().files
-        #expect(entries.map(\.path) == ["a.txt", "sub/b.txt"])
-        #expect(entries.allSatisfy { $0.recipient == "bob" && $0.kind == .regular })
+        let items = Array(IteratorSequence(spool.walkOutbox()))
+        #expect(Set(items) == [.file(OutboxEntry(recipient: "bob", path: "a.txt", kind: .regular)),
+                               .file(OutboxEntry(recipient: "bob", path: "sub/b.txt", kind: .regular))])
+        #expect(items.count == 2)
+    }
+
+    /// A walk of one recipient's folder stays in it; names that are not UTF-8 are reported, escaped,
+    /// and links are files of their kind, not followed.
+    @Test func aWalkOfOneRecipientReportsNamesNotTextAndLinks() throws {
+        let spool = try spool()
+        try touch(joinPath(spool.outbox(for: "bob"), "a.txt"))
+        try touch(joinPath(spool.outbox(for: "carol"), "c.txt"))
+        let bob = spool.outbox(for: "bob")
+        #expect(symlink("/etc", bob + "/link") == 0)
+        close(creat(bob + "/caf\u{E9}", 0o644))  // é in UTF-8: text
+        let latin1 = Array((bob + "/caf").utf8) + [0xE9, 0]  // é in Latin-1
+        close(latin1.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { creat($0.baseAddress!, 0o644) } })
+        let items = Set(IteratorSequence(spool.walkOutbox(recipient: "bob")))
+        #expect(items == [.file(OutboxEntry(recipient: "bob", path: "a.txt", kind: .regular)),
+                          .file(OutboxEntry(recipient: "bob", path: "link", kind: .symlink)),
+                          .file(OutboxEntry(recipient: "bob", path: "caf\u{E9}", kind: .regular)),
+                          .nameNotText("bob/caf\\xE9")])
     }
 
     @Test func failedFilesGetAReasonAndNeverReplaceEachOther() throws {

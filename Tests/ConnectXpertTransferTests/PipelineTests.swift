@@ -261,6 +261,32 @@ private let transient = TransportError(.transient, "connection reset")
         #expect(Set(rig.drop.files.keys) == ["alice->bob/a.txt", "alice->bob/b.txt", "alice->bob/c.txt"])
     }
 
+    /// However many files wait, at most `OutboxFeed.window` of them are jobs at once: the walk of the
+    /// outbox queues more as they are sent. A file the watcher reports while the window is full is
+    /// left to a scan of its folder, after the walk.
+    @Test func theOutboxIsQueuedAWindowAtATime() throws {
+        let rig = try Rig()
+        let window = OutboxFeed.window
+        for index in 0..<window { try rig.drop("f\(index)") }
+        let started = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        rig.drop.before(.upload) {
+            started.signal()
+            release.wait()
+        }
+        rig.agent.scanOutbox()
+        started.wait()
+        #expect(rig.agent.scheduler.backlog(of: OutboxFile.self) == window - 1, "the walk queued the window")
+        for name in ["late 1", "late 2"] {
+            try rig.drop(name)
+            rig.agent.enqueueSend(recipient: "bob", path: name)
+        }
+        #expect(rig.agent.scheduler.backlog(of: OutboxFile.self) == window, "the second late file was not queued")
+        release.signal()
+        rig.agent.waitUntilIdle()
+        #expect(rig.agent.tally == Tally(sent: window + 2))
+        #expect(rig.drop.files.count == window + 2)
+    }
+
     /// A file taken into a batch after the policy moved its recipient to another remote is not sent
     /// over the batch's connection: it goes to the new remote.
     @Test func aPolicyReloadBetweenTakeAndStage() throws {

@@ -91,4 +91,56 @@ private final class Events: Sendable {
         #expect(idle.wait(timeout: .now() + 10) == .success, "the pass ends")
         #expect(runs.withLock { $0 } == 2)
     }
+
+    /// Jobs run in the order they were queued, whatever their remote and kind, as long as their
+    /// remote has a free connection.
+    @Test func jobsRunInTheOrderTheyCame() {
+        let scheduler = Scheduler(threads: 1) { _ in 1 }
+        defer { scheduler.stop() }
+        let events = Events()
+        let release = DispatchSemaphore(value: 0)
+        scheduler.enqueue(JobKey("gate"), remote: "g") { job in
+            release.wait()
+            job.end(.finished)
+        }
+        let jobs: [(String, String, (any Sendable)?)] = [("a", "r", 1), ("b", "s", "b"), ("c", "r", nil), ("d", "s", 4)]
+        for (name, remote, payload) in jobs {
+            scheduler.enqueue(JobKey(name), remote: remote, payload: payload) { job in
+                events.add(name)
+                job.end(.finished)
+            }
+        }
+        release.signal()
+        scheduler.waitUntilIdle()
+        #expect(events.all == ["a", "b", "c", "d"])
+    }
+
+    /// The backlog of a kind counts its jobs that wait to run or to be retried, once each however
+    /// often they are queued; running ones are not counted.
+    @Test func theBacklogCountsWaitingAndRetryingJobsOfAKind() {
+        let scheduler = Scheduler(threads: 1) { _ in 1 }
+        defer { scheduler.stop() }
+        let started = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+        scheduler.enqueue(JobKey("running"), remote: "r", payload: "running") { job in
+            started.signal()
+            release.wait()
+            job.end(.retry(after: 3600))
+        }
+        started.wait()
+        for name in ["a", "b", "a"] {
+            scheduler.enqueue(JobKey(name), remote: "r", payload: name) { job in job.end(.finished) }
+        }
+        scheduler.enqueue(JobKey("number"), remote: "r", payload: 1) { job in job.end(.finished) }
+        let last = DispatchSemaphore(value: 0)
+        scheduler.enqueue(JobKey("last"), remote: "r") { job in
+            job.end(.finished)
+            last.signal()
+        }
+        #expect(scheduler.backlog(of: String.self) == 2)
+        #expect(scheduler.backlog(of: Int.self) == 1)
+        release.signal()
+        last.wait()  // the others ran before it
+        #expect(scheduler.backlog(of: String.self) == 1, "the retry waits")
+        #expect(scheduler.backlog(of: Int.self) == 0)
+    }
 }
