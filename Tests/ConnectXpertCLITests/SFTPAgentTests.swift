@@ -233,11 +233,13 @@ struct SFTPAgentTests {
     }
 }
 
-/// Runs an OpenSSH `sftp -b` batch as the test login.
-func sftpBatch(_ server: SSHTestServer, _ commands: String) throws {
+/// Runs an OpenSSH `sftp -b` batch as the test login; returns what it printed.
+@discardableResult
+func sftpBatch(_ server: SSHTestServer, _ commands: String) throws -> String {
     let batch = NSTemporaryDirectory() + "cx-batch-" + UUID().uuidString
     try write(batch, commands + "\n")
-    try runChecked("/usr/bin/sftp", ["-q", "-b", batch, "-i", server.clientKey, "-o", "UserKnownHostsFile=\(server.knownHosts)",
+    defer { try? FileManager.default.removeItem(atPath: batch) }
+    return try runChecked("/usr/bin/sftp", ["-q", "-b", batch, "-i", server.clientKey, "-o", "UserKnownHostsFile=\(server.knownHosts)",
                                      "-P", String(server.port), "\(server.user)@127.0.0.1"])
 }
 

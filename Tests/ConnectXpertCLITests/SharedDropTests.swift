@@ -27,13 +27,19 @@ extension TwoAgents {
         try #require(sent.status == 0, "\(sent.stderr)")
     }
 
-    /// Checks that bob's agents `bobs` received alice's `count` small files between them, each once.
-    func expectEachSmallFileOnce(_ count: Int, by bobs: [String]) {
+    /// Checks that bob's agents `bobs` received alice's `count` small files between them, each once:
+    /// those of `sendSmallFiles`, or, with `size`, files of that size for their number.
+    func expectEachSmallFileOnce(_ count: Int, by bobs: [String], size: ((Int) -> Int)? = nil) {
         var copies: [String: Int] = [:]
         for bob in bobs {
             for name in files(below: inbox(bob, from: "alice")) {
                 copies[name, default: 0] += 1
-                #expect(read(joinPath(inbox(bob, from: "alice"), name)) == Array("payload \(name.dropFirst(5))\n".utf8))
+                let path = joinPath(inbox(bob, from: "alice"), name)
+                if let size, let index = Int(name.dropFirst("file-".count)) {
+                    #expect((try? FileSystem.status(path))??.size == Int64(size(index)))
+                } else {
+                    #expect(read(path) == Array("payload \(name.dropFirst(5))\n".utf8))
+                }
             }
         }
         #expect(copies.count == count, "files missing: \(count - copies.count)")
@@ -70,6 +76,49 @@ extension TwoAgents {
                 "the drop is emptied: \((try? FileSystem.contents(of: agents.aliceToBob))?.prefix(5) ?? [])")
         AgentProcess.stop(daemons)
         agents.expectEachSmallFileOnce(2000, by: bobs)
+    }
+
+    /// While two of bob's agents claim and receive alice's files, a plain `sftp` user listing bob's
+    /// folder sees only whole files; so would a ConnectXpert 0.7 peer, which takes dot names too:
+    /// every name there, claims included, holds the whole file its sender put.
+    @Test(.enabled(if: canRunServerTests, "needs root to run sshd"))
+    func aPlainSFTPListingShowsOnlyWholeFilesWhileAgentsClaim() throws {
+        let server = SSHTestServer.shared
+        let agents = try TwoAgents(sftp: server)
+        defer { agents.remove() }
+        let count = 300
+        func size(_ index: Int) -> Int { 4096 * (1 + index % 64) }
+        for index in 0..<count { try agents.moveIntoOutbox(randomBytes(size(index)), named: "file-\(index)") }
+        try #require(try agents.once("alice").status == 0)
+        let folder = lastComponent(of: try #require(agents.remoteFolder)) + "/alice->bob"
+        /// The files a listing shows, each checked to hold its whole size.
+        func listWholeFiles() throws -> Int {
+            var shown = 0
+            for line in try sftpBatch(server, "ls -la \(folder)").split(separator: "\n") {
+                let fields = line.split(separator: " ", maxSplits: 8)
+                guard fields.count == 9, fields[0].hasPrefix("-") else { continue }
+                let name = lastComponent(of: String(fields[8]))
+                // A claim is .<name>.claim-… or .<name>.taken-…; the files' own names have no dot.
+                let original = name.hasPrefix(".") ? String(name.dropFirst().prefix { $0 != "." }) : name
+                let index = Int(original.dropFirst("file-".count)) ?? -1
+                #expect(original.hasPrefix("file-") && Int(fields[4]) == size(index), "listed: \(line)")
+                shown += 1
+            }
+            return shown
+        }
+        try #require(try listWholeFiles() == count, "the listing shows what alice sent")
+
+        let bobs = ["bob", try agents.addBob(2)]
+        let daemons = try bobs.map { try agents.daemon($0) }
+        defer { AgentProcess.stop(daemons) }
+        var listings = 0
+        #expect(try eventually(timeout: 120) {
+            listings += 1
+            let received = bobs.map { files(below: agents.inbox($0, from: "alice")).count }.reduce(0, +)
+            return try listWholeFiles() == 0 && received >= count
+        })
+        #expect(listings > 1, "the folder was listed while the agents received")
+        agents.expectEachSmallFileOnce(count, by: bobs, size: size)
     }
 
     @Test func killingAgentsAtRandomLosesAndDuplicatesNothing() throws {
