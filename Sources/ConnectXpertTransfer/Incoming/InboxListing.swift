@@ -96,7 +96,11 @@ extension Agent {
     /// temp names, and leaves unsafe names, links and special files on the remote with a log line.
     private func collect(_ transport: any Transport, folder: String, below: String, depth: Int,
                          _ found: (String, RemoteEntry) -> Void) throws {
-        for entry in try transport.list(joinPath(folder, below)) {
+        let entries = try transport.list(joinPath(folder, below))
+        // Agents of one identity list the same folder at about the same time: each pass starts at a
+        // place of its own, so that they mostly claim different files instead of racing for the same.
+        let start = entries.isEmpty ? 0 : Int.random(in: 0..<entries.count)
+        for entry in entries[start...] + entries[..<start] {
             let path = below.isEmpty ? entry.name : below + "/" + entry.name
             guard entry.nameIsText else {
                 warnOnce("remote name is not UTF-8, so it cannot be received: left on the remote",
