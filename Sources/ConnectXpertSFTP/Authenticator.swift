@@ -4,8 +4,15 @@ import ConnectXpertTransport
 import Foundation
 
 /// Logs a session in with the remote's credentials, in the order the policy names them (key file,
-/// agent, password). A refused login is a `.refused` failure that names what was tried.
+/// agent, password). A refused login is a `.refused` failure that names what was tried; a connection
+/// lost or timed out meanwhile is `.transient`, as it is no answer of the server's.
 enum Authenticator {
+    /// What libssh2 says when the connection, not the server, ended a login.
+    private static let connectionErrors: Set<Int32> = [
+        LIBSSH2_ERROR_SOCKET_SEND, LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_SOCKET_DISCONNECT,
+        LIBSSH2_ERROR_SOCKET_TIMEOUT, LIBSSH2_ERROR_TIMEOUT,
+    ]
+
     static func authenticate(_ session: SSHSession, user: String, settings: SSHSettings, credentials: [Credential],
                              environment: [String: String], endpoint: String) throws {
         var tried: [String] = []
@@ -17,6 +24,7 @@ enum Authenticator {
                 if libssh2_userauth_publickey_fromfile_ex(session.raw, user, UInt32(user.utf8.count), nil, path, passphrase) == 0 {
                     return
                 }
+                try checkConnection(session, endpoint: endpoint)
             case .agent:
                 if agentLogin(session, user: user) { return }
             case .passwordFile, .passwordEnvironment:
@@ -25,10 +33,19 @@ enum Authenticator {
                                                 UInt32(password.utf8.count), nil) == 0 {
                     return
                 }
+                try checkConnection(session, endpoint: endpoint)
             }
         }
         throw TransportError(.refused, "authentication failed for \(user)@\(settings.host):\(settings.port) with "
             + tried.joined(separator: ", ") + " (\(session.lastError))")
+    }
+
+    /// Throws a transient failure when the login just tried ended with the connection, not a refusal.
+    private static func checkConnection(_ session: SSHSession, endpoint: String) throws {
+        // libssh2 1.10 reports a public key login cut short as a key not accepted (PUBLICKEY_UNVERIFIED),
+        // so the socket is asked too.
+        guard connectionErrors.contains(session.lastErrorCode) || session.connectionEnded else { return }
+        throw TransportError(.transient, "\(endpoint): the connection ended during the login: \(session.lastError)")
     }
 
     private static func describe(_ credential: Credential) -> String {

@@ -48,6 +48,13 @@ final class TCPSocket {
 
     deinit { close(descriptor) }
 
+    /// Whether the connection has ended (the peer closed it, or it broke): a read would find its end.
+    var hasEnded: Bool {
+        var byte: UInt8 = 0
+        let count = recv(descriptor, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return count == 0 || (count < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+    }
+
     /// A non-blocking connect bounded by `timeout`; returns the problem, or `nil` once connected.
     private static func connect(_ fd: Int32, _ address: UnsafeMutablePointer<sockaddr>, _ length: socklen_t, timeout: Double) -> String? {
         let flags = fcntl(fd, F_GETFL)
@@ -90,6 +97,9 @@ final class SSHSession {
     }
 
     var lastErrorCode: Int32 { libssh2_session_last_errno(raw) }
+
+    /// Whether the connection under the session has ended.
+    var connectionEnded: Bool { socket.hasEnded }
 
     var lastError: String {
         var message: UnsafeMutablePointer<CChar>?

@@ -88,6 +88,25 @@ import Testing
         #expect(peak < 600, "the agent's memory stays bounded: \(peak) MiB")
     }
 
+    /// A connection cut in the middle of the login is no refusal: the pass ends with 75 (try again
+    /// later), not 77, and the daemon would try again by itself.
+    @Test func aConnectionCutDuringTheLoginIsTriedAgainNotRefused() throws {
+        let server = try HostileSFTPTestServer()
+        let agents = try TwoAgents {
+            try $0.replacing(existing: "    url: file:../drop\n", with: """
+                    url: \(server.url.replacing("anyone@", with: "hangs-up@"))
+                    key_file: \(server.clientKey)
+                    known_hosts: \(server.knownHosts)
+
+                """)
+        }
+        defer { agents.remove() }
+        let result = try withExtendedLifetime(server) { try agents.once("bob") }
+        #expect(result.status == 75, "\(result.stderr)")
+        #expect(result.stderr.contains("the connection ended during the login"), "\(result.stderr)")
+        #expect(!result.stderr.contains("authentication failed"), "\(result.stderr)")
+    }
+
     /// Bob's batch pass, and the most resident memory it used, in MiB.
     static func passWithPeakMemory(_ agents: TwoAgents) throws -> (Outcome, Int) {
         let pass = try AgentProcess(["run", "--once", "--policy", agents.policyPath("bob")], in: agents.bob)
