@@ -73,7 +73,10 @@ extension TwoAgents {
         #expect(status.stdout.contains("agent '\(agentCount > 1 ? last : Identity.hostAgentName)' of 'bob', "),
                 "\(status.stdout)")
         #expect(eventually(timeout: 120) { (try? FileSystem.contents(of: agents.aliceToBob)) == [] },
-                "the drop is emptied: \((try? FileSystem.contents(of: agents.aliceToBob))?.prefix(5) ?? [])")
+                """
+                the drop is emptied: \((try? FileSystem.contents(of: agents.aliceToBob))?.prefix(5) ?? []); the end \
+                of each agent's log: \(daemons.map { String($0.log.suffix(2000)) })
+                """)
         AgentProcess.stop(daemons)
         agents.expectEachSmallFileOnce(2000, by: bobs)
     }
