@@ -107,6 +107,7 @@ public struct OutboxEntry: Hashable, Sendable {
     /// Below `outbox/<recipient>/`, `/`-separated.
     public var path: String
     public var kind: FileStatus.Kind
+    public var size: Int64
 }
 
 extension Spool {
@@ -145,15 +146,14 @@ public final class OutboxWalk: IteratorProtocol {
     private var recipient = ""
     /// The folders being read, the deepest last, with their paths below the recipient's folder.
     private var folders: [(stream: DirectoryStream, relative: String)] = []
+    /// Why the outbox itself cannot be read, said first.
+    private var failure: Item?
 
     init(spool: Spool, recipient: String?) {
         self.spool = spool
         only = recipient
         if recipient == nil { failure = enter(spool.outbox, relative: nil) }
     }
-
-    /// Why the outbox itself cannot be read, said first.
-    private var failure: Item?
 
     public func next() -> Item? {
         if let failure {
@@ -162,9 +162,13 @@ public final class OutboxWalk: IteratorProtocol {
         }
         while true {
             guard let (stream, relative) = folders.last else {
-                guard let item = nextRecipient() else { return nil }
-                if case .some(let item) = item { return item }
-                continue
+                switch nextRecipient() {
+                case nil: return nil
+                case .notText(let escaped): return .nameNotText(escaped)
+                case .text(let name):
+                    if let item = enterRecipient(name) { return item }
+                    continue
+                }
             }
             guard let entry = stream.next() else {
                 folders.removeLast()
@@ -182,33 +186,31 @@ public final class OutboxWalk: IteratorProtocol {
             if status.kind == .directory {
                 if let item = enter(full, relative: path) { return item }
             } else {
-                return .file(OutboxEntry(recipient: recipient, path: path, kind: status.kind))
+                return .file(OutboxEntry(recipient: recipient, path: path, kind: status.kind, size: status.size))
             }
         }
     }
 
-    /// Starts on the next recipient folder: nil at the end, `.some(item)` when it cannot be read,
-    /// `.some(nil)` otherwise.
-    private func nextRecipient() -> Item?? {
-        let name: String
+    /// The name of the next recipient folder to walk: the one asked for, or the next in `outbox/`.
+    private func nextRecipient() -> DirectoryStream.Name? {
         if let one = only {
             only = nil
-            name = one
-        } else {
-            guard let recipients else { return nil }
-            guard let entry = recipients.next() else {
-                self.recipients = nil
-                return nil
-            }
-            switch entry {
-            case .notText(let escaped): return .some(.nameNotText(escaped))
-            case .text(let text): name = text
-            }
+            return .text(one)
         }
+        guard let name = recipients?.next() else {
+            recipients = nil
+            return nil
+        }
+        return name
+    }
+
+    /// Starts on a recipient's folder, unless it is a temporary name or no folder; an item when it
+    /// cannot be read.
+    private func enterRecipient(_ name: String) -> Item? {
         let folder = spool.outbox(for: name)
-        guard !Names.isTemporary(name), (try? FileSystem.status(folder))??.kind == .directory else { return .some(nil) }
+        guard !Names.isTemporary(name), (try? FileSystem.status(folder))??.kind == .directory else { return nil }
         recipient = name
-        return .some(enter(folder, relative: ""))
+        return enter(folder, relative: "")
     }
 
     /// Opens a folder to read next (`outbox/` itself when `relative` is nil); an item when it

@@ -298,7 +298,7 @@ public func normalizedPath(_ path: String) -> String {
 /// A directory's names as `readdir` gives them, one at a time and in the file system's order, without
 /// `.` and `..`: one open directory, however many entries it holds.
 public final class DirectoryStream {
-    public enum Name: Equatable {
+    public enum Name {
         case text(String)
         /// A name that is not UTF-8, escaped (`FileSystem.escapedName`).
         case notText(String)

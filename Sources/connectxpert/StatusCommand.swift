@@ -21,9 +21,8 @@ struct StatusCommand: ParsableCommand {
         print("\nOutbox:")
         var byRecipient: [String: (files: Int, bytes: Int64)] = [:]
         for case .file(let entry) in IteratorSequence(spool.walkOutbox()) {
-            let size = (try? FileSystem.status(joinPath(spool.outbox(for: entry.recipient), entry.path)))??.size ?? 0
             byRecipient[entry.recipient, default: (0, 0)].files += 1
-            byRecipient[entry.recipient, default: (0, 0)].bytes += size
+            byRecipient[entry.recipient, default: (0, 0)].bytes += entry.size
         }
         if byRecipient.isEmpty { print("  empty") }
         for (recipient, waiting) in byRecipient.sorted(by: { $0.key < $1.key }) {

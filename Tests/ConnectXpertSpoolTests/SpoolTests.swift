@@ -23,8 +23,8 @@ import Testing
         }
         try touch(joinPath(spool.outbox, ".staging/x"))
         let items = Array(IteratorSequence(spool.walkOutbox()))
-        #expect(Set(items) == [.file(OutboxEntry(recipient: "bob", path: "a.txt", kind: .regular)),
-                               .file(OutboxEntry(recipient: "bob", path: "sub/b.txt", kind: .regular))])
+        #expect(Set(items) == [.file(OutboxEntry(recipient: "bob", path: "a.txt", kind: .regular, size: 1)),
+                               .file(OutboxEntry(recipient: "bob", path: "sub/b.txt", kind: .regular, size: 1))])
         #expect(items.count == 2)
     }
 
@@ -40,9 +40,9 @@ import Testing
         let latin1 = Array((bob + "/caf").utf8) + [0xE9, 0]  // é in Latin-1
         close(latin1.withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { creat($0.baseAddress!, 0o644) } })
         let items = Set(IteratorSequence(spool.walkOutbox(recipient: "bob")))
-        #expect(items == [.file(OutboxEntry(recipient: "bob", path: "a.txt", kind: .regular)),
-                          .file(OutboxEntry(recipient: "bob", path: "link", kind: .symlink)),
-                          .file(OutboxEntry(recipient: "bob", path: "caf\u{E9}", kind: .regular)),
+        #expect(items == [.file(OutboxEntry(recipient: "bob", path: "a.txt", kind: .regular, size: 1)),
+                          .file(OutboxEntry(recipient: "bob", path: "link", kind: .symlink, size: 4)),
+                          .file(OutboxEntry(recipient: "bob", path: "caf\u{E9}", kind: .regular, size: 0)),
                           .nameNotText("bob/caf\\xE9")])
     }
 

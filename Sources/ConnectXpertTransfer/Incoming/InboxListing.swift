@@ -100,7 +100,8 @@ extension Agent {
         // Agents of one identity list the same folder at about the same time: each pass starts at a
         // place of its own, so that they mostly claim different files instead of racing for the same.
         let start = entries.isEmpty ? 0 : Int.random(in: 0..<entries.count)
-        for entry in entries[start...] + entries[..<start] {
+        for index in entries.indices {
+            let entry = entries[(start + index) % entries.count]
             let path = below.isEmpty ? entry.name : below + "/" + entry.name
             guard entry.nameIsText else {
                 warnOnce("remote name is not UTF-8, so it cannot be received: left on the remote",
