@@ -79,6 +79,37 @@ import Testing
                 + "nothing is sent sealed there\n"))
     }
 
+    /// `chat` first says what is known of the peer's key: not pinned, accepted on first sight
+    /// (unverified), or changed since it was pinned.
+    @Test func chatFirstSaysWhatIsKnownOfThePeersKey() throws {
+        defer { agents.remove() }
+        func standing() throws -> String {
+            let chat = try run("alice", "chat", "bob")  // its input is empty: the view ends at once
+            #expect(chat.status == 0, "\(chat.stderr)")
+            return String(chat.stdout.split(separator: "\n").first ?? "")
+        }
+        #expect(try standing() == "chat with bob: bob's key is not pinned: its messages are held and yours wait; "
+            + "compare fingerprints, then run connectxpert peer trust bob; Ctrl-D ends it")
+
+        try agents.editPolicy("alice", replacing: "    remote: drop\n    retry:\n",
+                              with: "    remote: drop\n    trust: accept-new\n    retry:\n")
+        #expect(try run("alice", "message", "send", "--to", "bob", "first").status == 0)
+        #expect(try agents.once("alice").status == 0)
+        let old = try fingerprint("bob")
+        #expect(try standing() == "chat with bob: key \(old), UNVERIFIED (accepted on first sight): compare it with "
+            + "connectxpert peer show bob; Ctrl-D ends it")
+
+        try FileManager.default.removeItem(atPath: joinPath(agents.bob, "spool/.identity"))
+        try FileManager.default.removeItem(atPath: card)
+        #expect(try run("bob", "identity", "init").status == 0)
+        _ = try agents.once("bob")  // publishes his new card; "first", sealed to his old key, does not open
+        #expect(try run("alice", "message", "send", "--to", "bob", "second").status == 0)
+        _ = try agents.once("alice")  // finds the changed card, and sends nothing
+        #expect(try standing() == "chat with bob: bob's KEY CHANGED (pinned \(old), now \(try fingerprint("bob"))): "
+            + "nothing goes either way until you compare it with bob and run connectxpert peer trust bob --replace; "
+            + "Ctrl-D ends it")
+    }
+
     /// bob makes new keys (a new machine): alice's pin refuses them until she says --replace.
     @Test func aChangedKeyIsRefusedUntilReplaced() throws {
         defer { agents.remove() }
