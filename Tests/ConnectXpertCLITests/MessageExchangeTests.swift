@@ -97,6 +97,32 @@ extension String {
         try Self.checkFiftyEachWay(chat)
     }
 
+    /// `message list` shows the unread with `N`, `--unread` only those, `--limit` the last ones;
+    /// `message read N` prints one whole and marks it read.
+    @Test func readingAMessageMarksItRead() throws {
+        let chat = try Conversation(try TwoAgents())
+        defer { chat.agents.remove() }
+        for index in 0..<3 { try chat.send("alice", to: "bob", "note \(index)\nits second line") }
+        #expect(try chat.agents.once("alice").status == 0)
+        #expect(try chat.agents.once("bob").status == 0)
+        func list(_ options: String...) throws -> [String] {
+            let listed = try AgentProcess(["message", "list"] + options + ["--policy", chat.agents.policyPath("bob")],
+                                          in: chat.agents.bob).wait()
+            return listed.stdout.split(separator: "\n").map(String.init)
+        }
+        let all = try list()
+        #expect(all.count == 3 && all.allSatisfy { $0.contains("  alice → bob  N  verified  note ") }, "\(all)")
+        let number = try #require(all[1].split(separator: " ").first.map(String.init))
+        let read = try chat.sealed.run("bob", "message", "read", number)
+        #expect(read.status == 0, "\(read.stderr)")
+        #expect(read.stdout.hasPrefix(all[1].replacing("  note 1", with: "") + "\nnote 1\nits second line\n"),
+                "its heading, then the whole text: \(read.stdout)")
+        #expect(try list("--unread").map { $0.split(separator: " ").first.map(String.init) }
+                == [all[0], all[2]].map { $0.split(separator: " ").first.map(String.init) })
+        #expect(try list()[1].contains("  alice → bob     verified  note 1"), "read, so no N")
+        #expect(try list("--limit", "1") == [all[2]])
+    }
+
     @Test func messagesWaitOnTheDropUntilTheRecipientComesOnline() throws {
         let chat = try Conversation(try TwoAgents())
         defer { chat.agents.remove() }
