@@ -39,8 +39,10 @@ public final class X11Display: @unchecked Sendable {
     private var clipboard: ClipboardOwner?
     /// Whether the server has XFIXES 2, which gives the cursor's image.
     private let hasXFixes: Bool
-    /// The keys pressed for the viewer's keysyms, and the keycodes given keysyms, oldest first.
-    private var keyboard = (pressed: [KeySym: KeyCode](), spare: [KeyCode]())
+    /// The keys pressed for the viewer's keysyms, and the keycodes given keysyms with when each was
+    /// last pressed, longest ago first.
+    private var keyboard = (pressed: [KeySym: KeyCode](),
+                            spare: [(keycode: KeyCode, pressed: ContinuousClock.Instant)]())
 
     /// An XImage in a shared-memory segment, attached to the X server.
     private final class SharedImage {
@@ -215,23 +217,47 @@ public final class X11Display: @unchecked Sendable {
     /// whatever modifiers are down: a key that has it at its plain level is pressed with Shift and
     /// AltGr released, one that has it at its shifted level with Shift down and AltGr released, each
     /// for that key only (as x11vnc does). A keysym that no key has at either level is put on a
-    /// spare keycode first. Modifier keys themselves are pressed as they are.
+    /// spare keycode first; when every spare keycode was pressed within `spareReuseDelay`, this waits
+    /// for the one pressed longest ago. Modifier keys themselves are pressed as they are.
     public func key(_ keysym: UInt32, down: Bool) {
-        lock.withLock {
-            let symbol = KeySym(keysym)
-            if !down, let keycode = keyboard.pressed.removeValue(forKey: symbol) {
-                XTestFakeKeyEvent(display, UInt32(keycode), 0, 0)
-            } else if Self.modifiers.contains(symbol) || !down {
-                let keycode = XKeysymToKeycode(display, symbol)
-                if keycode != 0 { XTestFakeKeyEvent(display, UInt32(keycode), down ? 1 : 0, 0) }
-            } else {
-                let mapping = KeyboardMapping(display)
-                guard let (keycode, level) = key(for: symbol, in: mapping) else { return }
+        while let wait = lock.withLock({ keyOrWait(KeySym(keysym), down: down) }) {
+            Thread.sleep(forTimeInterval: wait / .seconds(1))
+        }
+    }
+
+    /// How long a spare keycode keeps the keysym it was last pressed for. An X client looks a key
+    /// up in the mapping of the moment it reads the event (Xlib fetches the mapping again after a
+    /// MappingNotify), so a keycode given another keysym before a slow client read its last press
+    /// would reach that client as the new keysym. A person never types this many symbols that no key
+    /// has within a second.
+    private static let spareReuseDelay = Duration.seconds(1)
+
+    /// Presses or releases the key for `symbol`, or returns how long to wait for a spare keycode.
+    /// Called with the lock held.
+    private func keyOrWait(_ symbol: KeySym, down: Bool) -> Duration? {
+        if !down, let keycode = keyboard.pressed.removeValue(forKey: symbol) {
+            XTestFakeKeyEvent(display, UInt32(keycode), 0, 0)
+        } else if Self.modifiers.contains(symbol) || !down {
+            let keycode = XKeysymToKeycode(display, symbol)
+            if keycode != 0 { XTestFakeKeyEvent(display, UInt32(keycode), down ? 1 : 0, 0) }
+        } else {
+            let mapping = KeyboardMapping(display)
+            switch key(for: symbol, in: mapping) {
+            case .wait(let duration):
+                return duration
+            case .key(let keycode, let level):
                 press(keycode, level: level, mapping: mapping)
                 keyboard.pressed[symbol] = keycode
+                if let index = keyboard.spare.firstIndex(where: { $0.keycode == keycode }) {
+                    keyboard.spare.remove(at: index)
+                    keyboard.spare.append((keycode, .now))
+                }
+            case nil:
+                return nil
             }
-            XFlush(display)
         }
+        XFlush(display)
+        return nil
     }
 
     private static let shifts: Set<KeySym> = [KeySym(XK_Shift_L), KeySym(XK_Shift_R)]
@@ -266,32 +292,44 @@ public final class X11Display: @unchecked Sendable {
         return (8..<256).filter { UInt8(bitPattern: keys[$0 / 8]) & (1 << ($0 % 8)) != 0 }.map { KeyCode($0) }
     }
 
-    /// A key that has `keysym` at its plain or shifted level, the plain one first, with that level
-    /// (nil when both levels have it); else a spare keycode given it at both. Called with the lock held.
-    private func key(for keysym: KeySym, in mapping: KeyboardMapping) -> (KeyCode, Int?)? {
+    /// A key for a keysym, with its level (0 plain, 1 shifted, nil when both are the keysym); or how
+    /// long to wait until a spare keycode may be given the keysym.
+    private enum KeyChoice {
+        case key(KeyCode, level: Int?)
+        case wait(Duration)
+    }
+
+    /// A key that has `keysym` at its plain or shifted level, the plain one first; else a spare
+    /// keycode given it at both. Called with the lock held.
+    private func key(for keysym: KeySym, in mapping: KeyboardMapping) -> KeyChoice? {
         for level in 0...1 {
             if let keycode = mapping.keycodes.first(where: { mapping.symbol(of: $0, level: level) == keysym }) {
                 let same = mapping.symbol(of: keycode, level: 1 - level) == keysym
-                return (keycode, same ? nil : level)
+                return .key(keycode, level: same ? nil : level)
             }
         }
-        return spareKeycode(for: keysym, in: mapping).map { ($0, nil) }
+        return spareKeycode(for: keysym, in: mapping)
     }
 
     /// Gives `keysym` to the highest keycode that has no symbol, as x11vnc does; once there is none,
-    /// to the keycode given a keysym longest ago (and not down). Called with the lock held.
-    private func spareKeycode(for keysym: KeySym, in mapping: KeyboardMapping) -> KeyCode? {
+    /// to the spare keycode pressed longest ago (and not down), once `spareReuseDelay` has passed
+    /// since that press. Called with the lock held.
+    private func spareKeycode(for keysym: KeySym, in mapping: KeyboardMapping) -> KeyChoice? {
         let empty = mapping.keycodes.reversed().first { keycode in
             (0..<mapping.perKeycode).allSatisfy { mapping.symbol(of: keycode, level: $0) == 0 }
         }
-        let pressed = Set(keyboard.pressed.values)
-        guard let keycode = empty ?? keyboard.spare.first(where: { !pressed.contains($0) }) else { return nil }
+        let down = Set(keyboard.pressed.values)
+        let reusable = keyboard.spare.first { !down.contains($0.keycode) }
+        if empty == nil, let reusable, case let wait = reusable.pressed + Self.spareReuseDelay - .now, wait > .zero {
+            return .wait(wait)
+        }
+        guard let keycode = empty ?? reusable?.keycode else { return nil }
         var symbols = [keysym, keysym]
         XChangeKeyboardMapping(display, Int32(keycode), 2, &symbols, 1)
         XSync(display, 0)
-        keyboard.spare.removeAll { $0 == keycode }
-        keyboard.spare.append(keycode)
-        return keycode
+        keyboard.spare.removeAll { $0.keycode == keycode }
+        keyboard.spare.append((keycode, .now))
+        return .key(keycode, level: nil)
     }
 }
 

@@ -322,6 +322,15 @@ public final class XTestDisplay: @unchecked Sendable {
         return path
     }
 
+    /// Runs `body` while the X client that logs the events is stopped, and lets it go on `delay` later:
+    /// a client that reads its events late.
+    public func withClientStopped(for delay: Duration, _ body: () throws -> Void) rethrows {
+        kill(painter.processIdentifier, SIGSTOP)
+        defer { kill(painter.processIdentifier, SIGCONT) }
+        try body()
+        Thread.sleep(forTimeInterval: delay / .seconds(1))
+    }
+
     /// The lines of the event log.
     public func events() -> [String] {
         ((try? String(contentsOfFile: eventLog, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
