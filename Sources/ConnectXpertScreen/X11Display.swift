@@ -248,10 +248,7 @@ public final class X11Display: @unchecked Sendable {
             case .key(let keycode, let level):
                 press(keycode, level: level, mapping: mapping)
                 keyboard.pressed[symbol] = keycode
-                if let index = keyboard.spare.firstIndex(where: { $0.keycode == keycode }) {
-                    keyboard.spare.remove(at: index)
-                    keyboard.spare.append((keycode, .now))
-                }
+                if keyboard.spare.contains(where: { $0.keycode == keycode }) { pressedSpare(keycode) }
             case nil:
                 return nil
             }
@@ -327,9 +324,14 @@ public final class X11Display: @unchecked Sendable {
         var symbols = [keysym, keysym]
         XChangeKeyboardMapping(display, Int32(keycode), 2, &symbols, 1)
         XSync(display, 0)
+        pressedSpare(keycode)
+        return .key(keycode, level: nil)
+    }
+
+    /// Puts a spare keycode last in `keyboard.spare`, as pressed now. Called with the lock held.
+    private func pressedSpare(_ keycode: KeyCode) {
         keyboard.spare.removeAll { $0.keycode == keycode }
         keyboard.spare.append((keycode, .now))
-        return .key(keycode, level: nil)
     }
 }
 
